@@ -1,0 +1,33 @@
+# make demo: create .venv, install, run the main MNIST job (offline).
+# make test: install if needed and run the test suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+MNIST := results/mnist
+
+.PHONY: install test demo bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# pytest exits 5 when it collects no test: say so, and fail (a run that tests nothing is no pass).
+test: install
+	@$(BIN)/python -m pytest; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "error: pytest collected no tests" >&2; fi; exit $$status
+
+demo: install
+	$(BIN)/uncertadv train cnn --epochs 3 --seed 0 --out $(MNIST)/models/cnn.keras
+	$(BIN)/uncertadv score --model $(MNIST)/models/cnn.keras --dataset mnist --samples 50 --seed 1 --out $(MNIST)/test_scores.csv
+	@echo "Results: $(MNIST)/models/cnn.json (accuracies, config, versions) and $(MNIST)/test_scores.csv (per-image measures)."
+
+bench: install
+	$(BIN)/python benchmarks/mc_speed.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

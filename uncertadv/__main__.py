@@ -1,0 +1,5 @@
+"""``python -m uncertadv``."""
+
+from uncertadv.cli import main
+
+main()

@@ -1,0 +1,445 @@
+"""The MC-dropout engine: T sampled networks of a Keras model, evaluated cheaply.
+
+A sample is one network (eq. 2): the dropout masks of sample t are drawn once,
+from a stateless RNG keyed by (seed, member, layer, t), and shared by every
+input. So an input's scores never depend on its batch, and the same seed gives
+the same networks.
+
+Only dropout layers are stochastic; every other layer (BatchNorm included) runs
+in inference mode. The model graph is walked node by node: tensors upstream of
+the first dropout layer stay ``[N, ...]`` and are computed once per input; a
+dropout layer folds the sample axis into the batch (``[T*N, ...]``, sample
+major) and everything downstream runs on the folded batch.
+
+Supported: Functional and Sequential Keras 3 models (nested ones too) whose
+only stochastic layers are Dropout, SpatialDropout1D/2D/3D, GaussianDropout or
+AlphaDropout, with one input and a ``[N, C]`` softmax output.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from typing import Callable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from uncertadv.progress import progress_bar
+
+_BERNOULLI = (keras.layers.Dropout,)  # SpatialDropout* subclass Dropout
+_STOCHASTIC = (keras.layers.Dropout, keras.layers.GaussianDropout, keras.layers.AlphaDropout)
+# Rows of the folded batch (T * chunk) per call; bounds memory of the sampled head.
+_ROWS_PER_CALL = 16384
+
+
+# ----------------------------------------------------------------------------- model checks
+
+
+def _as_models(models) -> list[keras.Model]:
+    models = list(models) if isinstance(models, (list, tuple)) else [models]
+    if not models:
+        raise ValueError("expected a Keras model or a non-empty list of models")
+    for m in models:
+        if not isinstance(m, keras.Model):
+            raise ValueError(f"expected a Keras model, got {type(m).__name__}")
+        if len(m.inputs) != 1 or len(m.outputs) != 1:
+            raise ValueError(f"model {m.name!r} must have one input and one output")
+        if len(m.outputs[0].shape) != 2:
+            raise ValueError(f"model {m.name!r} must output [N, C], got {m.outputs[0].shape}")
+    return models
+
+
+def _is_graph(model: keras.Model) -> bool:
+    """Sequential or Functional: a model whose graph the engine can walk."""
+    return isinstance(model, keras.Sequential) or hasattr(model, "_run_through_graph")
+
+
+def _sublayers(model: keras.Model) -> list:
+    """The layers a model runs, in graph order (Sequential: its chain)."""
+    if isinstance(model, keras.Sequential):
+        return list(model.layers)
+    return list(model.operations) if _is_graph(model) else []
+
+
+def stochastic_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """Dropout-family layers of ``model``, nested models included, in a fixed order."""
+    found = []
+    for layer in _sublayers(model):
+        if isinstance(layer, _STOCHASTIC):
+            found.append(layer)
+        elif isinstance(layer, keras.Model):
+            found.extend(stochastic_layers(layer))
+    return found
+
+
+def _output_layer(model: keras.Model):
+    if isinstance(model, keras.Sequential):
+        layer = model.layers[-1]
+    else:
+        layer = model.outputs[0]._keras_history.operation
+    return _output_layer(layer) if isinstance(layer, keras.Model) else layer
+
+
+def has_softmax_output(model: keras.Model) -> bool:
+    """True if the model's last layer is a softmax (layer, Activation or activation=)."""
+    layer = _output_layer(model)
+    softmax = keras.activations.softmax
+    if isinstance(layer, keras.layers.Softmax):
+        return True
+    return getattr(layer, "activation", None) is softmax
+
+
+def _check_models(models, from_logits: bool) -> None:
+    for m in models:
+        if not from_logits and not has_softmax_output(m):
+            raise ValueError(
+                f"model {m.name!r} has no softmax output; pass from_logits=True if it outputs logits"
+            )
+        for sub in m._flatten_layers(include_self=True):
+            if isinstance(sub, keras.Model) and not _is_graph(sub):
+                if any(isinstance(layer, _STOCHASTIC) for layer in sub._flatten_layers()):
+                    raise ValueError(
+                        f"model {sub.name!r} is subclassed and holds dropout; build it as a Functional or Sequential model"
+                    )
+
+
+def _check_input(model: keras.Model, x: np.ndarray) -> None:
+    want = tuple(model.inputs[0].shape[1:])
+    got = tuple(x.shape[1:])
+    if x.ndim != len(want) + 1 or any(w is not None and w != g for w, g in zip(want, got)):
+        raise ValueError(f"input of shape {x.shape} does not fit model input [N, {', '.join(map(str, want))}]")
+
+
+# ----------------------------------------------------------------------------- noise
+
+
+def _noise_shape(layer, feature_shape: list) -> list:
+    """Per-example noise shape of a dropout layer for inputs ``[N, *feature_shape]``."""
+    if isinstance(layer, keras.layers.GaussianDropout):
+        return list(feature_shape)
+    if hasattr(layer, "_get_noise_shape"):  # SpatialDropout1D/2D/3D
+        probe = tf.zeros([1] + [d if isinstance(d, int) else 1 for d in feature_shape])
+        shape = list(layer._get_noise_shape(probe))[1:]
+        return [1 if s == 1 else f for s, f in zip(shape, feature_shape)]
+    if layer.noise_shape is None:
+        return list(feature_shape)
+    return [f if s is None else s for s, f in zip(layer.noise_shape[1:], feature_shape)]
+
+
+def _per_sample(draw, key, samples: int):
+    """Stack ``draw(key_t)`` over samples: one independent stream per (key, t)."""
+    return tf.stack([draw(tf.random.experimental.stateless_fold_in(key, t)) for t in range(samples)])
+
+
+def _keep_mask(layer, key, samples: int, feature_shape: list):
+    """Bernoulli keep mask of a Dropout/AlphaDropout layer: bool ``[T, *noise]``."""
+    shape = _noise_shape(layer, feature_shape)
+    return _per_sample(lambda k: tf.random.stateless_uniform(shape, k) >= layer.rate, key, samples)
+
+
+def _affine_noise(layer, key, samples: int, feature_shape: list, dtype):
+    """Noise of one layer as ``(mult, add)`` of shape ``[T, 1, *noise]``, so that the
+    sampled output is ``x * mult + add`` (``add`` may be None)."""
+    rate = float(layer.rate)
+    if isinstance(layer, keras.layers.GaussianDropout):
+        stddev = math.sqrt(rate / (1.0 - rate))
+        shape = _noise_shape(layer, feature_shape)
+        mult = _per_sample(lambda k: 1.0 + stddev * tf.random.stateless_normal(shape, k, dtype=dtype), key, samples)
+        return mult[:, None], None
+    keep = tf.cast(_keep_mask(layer, key, samples, feature_shape), dtype)[:, None]
+    if isinstance(layer, keras.layers.AlphaDropout):
+        # Keras's affine alpha dropout: a * (x * keep + alpha_p * (1 - keep)) + b.
+        alpha_p = -1.6732632423543772 * 1.0507009873554805
+        a = ((1 - rate) * (1 + rate * alpha_p**2)) ** -0.5
+        b = -a * alpha_p * rate
+        return a * keep, a * alpha_p * (1.0 - keep) + b
+    if rate >= 1.0:
+        return keep * 0.0, None
+    return keep / (1.0 - rate), None
+
+
+class _Masked:
+    """Output of a Bernoulli dropout on an unsampled input, not yet multiplied out:
+    sample t is ``x * keep[t] / (1 - rate)``. x: ``[N, *F]``; keep: bool ``[T, *noise]``.
+
+    Kept lazy so that a following Dense can use ``(x W - x_dropped W_dropped)``:
+    per sample it then multiplies only the dropped features (rate * D of them)
+    instead of all D, which makes MC sampling cost little more than one pass."""
+
+    def __init__(self, x, keep, rate: float):
+        self.x, self.keep, self.rate = x, keep, rate
+
+    def flatten(self) -> "_Masked":
+        feature = [d if d is not None else tf.shape(self.x)[i] for i, d in enumerate(self.x.shape) if i > 0]
+        keep = tf.broadcast_to(self.keep, [tf.shape(self.keep)[0]] + feature)
+        return _Masked(tf.reshape(self.x, [tf.shape(self.x)[0], -1]), tf.reshape(keep, [tf.shape(keep)[0], -1]), self.rate)
+
+    def materialise(self):
+        """``[T*N, *F]`` sample-major."""
+        mult = tf.cast(self.keep, self.x.dtype)[:, None] / (1.0 - self.rate)  # [T, 1, *noise]
+        return _merge(self.x[None] * mult)
+
+    def dense(self, layer):
+        """``layer(x * keep_t / (1 - rate))`` for every t: ``[T*N, K]``."""
+        x, kernel = self.x, layer.kernel  # [N, D], [D, K]
+        drop = tf.cast(tf.logical_not(tf.broadcast_to(self.keep, [tf.shape(self.keep)[0], kernel.shape[0]])), tf.int32)
+        count = tf.reduce_sum(drop, axis=1)  # [T]
+        width = tf.reduce_max(count)
+        # Indices of the dropped features of each sample, padded to a common width.
+        idx = tf.argsort(-drop, axis=1, stable=True)[:, :width]  # [T, W]
+        valid = tf.cast(tf.range(width)[None] < count[:, None], kernel.dtype)  # [T, W]
+        w_dropped = tf.gather(kernel, idx) * valid[..., None]  # [T, W, K]
+        x_dropped = tf.gather(tf.transpose(x), idx)  # [T, W, N]
+        z = (tf.matmul(x, kernel)[None] - tf.matmul(x_dropped, w_dropped, transpose_a=True)) / (1.0 - self.rate)
+        if layer.use_bias:
+            z = z + layer.bias
+        out = layer.activation(z) if layer.activation is not None else z  # [T, N, K]
+        return _merge(out)
+
+
+def _fusable_dense(op, masked: _Masked) -> bool:
+    return (
+        type(op) is keras.layers.Dense
+        and masked.x.shape.rank == 2
+        and getattr(op, "quantization_mode", None) is None
+        and not getattr(op, "lora_enabled", False)
+    )
+
+
+# ----------------------------------------------------------------------------- graph walk
+
+
+def _split(x, samples: int):
+    """``[T*N, ...] -> [T, N, ...]`` keeping static feature dims."""
+    dims = [d if d is not None else tf.shape(x)[i] for i, d in enumerate(x.shape) if i > 0]
+    return tf.reshape(x, [samples, -1] + dims)
+
+
+def _merge(x):
+    """``[T, N, ...] -> [T*N, ...]``."""
+    dims = [d if d is not None else tf.shape(x)[i] for i, d in enumerate(x.shape) if i > 1]
+    return tf.reshape(x, [-1] + dims)
+
+
+class _SampledRun:
+    """One forward pass of T networks. Tracks which tensors carry the folded
+    sample axis (``[T*N, ...]``) so unsampled ones are tiled only when they meet."""
+
+    def __init__(self, samples: int, key, layer_ids: dict[int, int], fuse: bool = True):
+        self.samples = samples
+        self.fuse = fuse
+        self.key = key
+        self.layer_ids = layer_ids
+        self.sampled: dict[int, tf.Tensor] = {}  # id -> tensor (kept alive so ids stay unique)
+
+    def is_sampled(self, x) -> bool:
+        return id(x) in self.sampled
+
+    def mark(self, x):
+        self.sampled[id(x)] = x
+        return x
+
+    def tile(self, x):
+        if not tf.is_tensor(x) or self.is_sampled(x):
+            return x
+        return self.mark(tf.tile(x, [self.samples] + [1] * (x.shape.rank - 1)))
+
+    def call(self, op, *args, **kwargs):
+        flat = tf.nest.flatten((args, kwargs))
+        masked = [t for t in flat if isinstance(t, _Masked)]
+        if masked and len(flat) == 1:
+            if isinstance(op, keras.layers.Flatten):
+                return masked[0].flatten()
+            if _fusable_dense(op, masked[0]):
+                return self.mark(masked[0].dense(op))
+        if masked:  # any other consumer gets the samples multiplied out
+            args, kwargs = tf.nest.map_structure(
+                lambda t: self.mark(t.materialise()) if isinstance(t, _Masked) else t, (args, kwargs)
+            )
+            flat = tf.nest.flatten((args, kwargs))
+        any_sampled = any(tf.is_tensor(t) and self.is_sampled(t) for t in flat)
+        if isinstance(op, _STOCHASTIC):
+            out = self.dropout(op, args[0])
+        elif isinstance(op, keras.Model) and stochastic_layers(op):
+            out = self.model(op, args[0])
+        else:
+            if any_sampled:
+                args, kwargs = tf.nest.map_structure(self.tile, (args, kwargs))
+            if "training" in getattr(op, "_call_context_args", ()):
+                kwargs = {**kwargs, "training": False}
+            out = op(*args, **kwargs)
+            if any_sampled:
+                tf.nest.map_structure(lambda t: self.mark(t) if tf.is_tensor(t) else t, out)
+        return out
+
+    def dropout(self, layer, x):
+        if float(layer.rate) == 0.0:
+            return x
+        feature_shape = [d if d is not None else tf.shape(x)[i] for i, d in enumerate(x.shape) if i > 0]
+        key = tf.random.experimental.stateless_fold_in(self.key, self.layer_ids[id(layer)])
+        bernoulli = isinstance(layer, keras.layers.Dropout) and float(layer.rate) <= 0.5
+        if self.fuse and bernoulli and not self.is_sampled(x):
+            return _Masked(x, _keep_mask(layer, key, self.samples, feature_shape), float(layer.rate))
+        mult, add = _affine_noise(layer, key, self.samples, feature_shape, x.dtype)
+        # Unsampled x: [1, N, ...] broadcasts against the [T, 1, ...] noise.
+        xs = _split(x, self.samples) if self.is_sampled(x) else x[None]
+        out = xs * mult if add is None else xs * mult + add
+        return self.mark(_merge(out))
+
+    def model(self, model: keras.Model, x):
+        """Run a (nested) model; its output is a plain tensor, sampled or not."""
+        if isinstance(model, keras.Sequential):
+            out = x
+            for layer in model.layers:
+                out = self.call(layer, out)
+        else:
+            out = model._run_through_graph([x], call_fn=self.call)
+            out = out[0] if isinstance(out, (list, tuple)) else out
+        return self.mark(out.materialise()) if isinstance(out, _Masked) else out
+
+
+def _layer_ids(model) -> dict[int, int]:
+    return {id(layer): i for i, layer in enumerate(stochastic_layers(model))}
+
+
+def sample_probs(model: keras.Model, x, *, samples: int, key, from_logits: bool = False, fuse: bool = True):
+    """Differentiable core: probabilities of T networks, ``[N, ...] -> [T, N, C]`` (tf).
+
+    key: int64 ``[2]`` tensor, the RNG key of this call (seed, member).
+    fuse: use the Dropout->Dense shortcut (same values up to rounding; off for tests)."""
+    run = _SampledRun(samples, key, _layer_ids(model), fuse)
+    x = tf.convert_to_tensor(x)
+    out = run.model(model, x)
+    out = _split(run.tile(out), samples)  # a model with no dropout still gives T rows
+    return tf.nn.softmax(out, axis=-1) if from_logits else out
+
+
+def _key(seed, member: int = 0):
+    return tf.stack([tf.cast(seed, tf.int64), tf.constant(member, tf.int64)])
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def mc_log_predictive(models, x, *, samples: int, seed, from_logits: bool = False):
+    """log of the MC-mean predictive, ``[N, ...] -> [N, C]`` tf tensor.
+
+    Usable inside ``tf.GradientTape`` and ``tf.function``; serves as the logits an
+    attack differentiates (CleverHans ``model_fn``). ``seed`` may be a tensor, so a
+    caller draws fresh networks per call by passing a new seed. A list of models
+    is an ensemble of K*T samples."""
+    models = _as_models(models)
+    _check_samples(samples)
+    probs = tf.concat(
+        [sample_probs(m, x, samples=samples, key=_key(seed, k), from_logits=from_logits) for k, m in enumerate(models)],
+        axis=0,
+    )
+    mean = tf.reduce_mean(probs, axis=0)
+    # Clamp at the smallest normal float so log stays finite; exact for every representable p.
+    return tf.math.log(tf.maximum(mean, np.finfo(mean.dtype.as_numpy_dtype).tiny))
+
+
+def _check_samples(samples) -> None:
+    if not isinstance(samples, (int, np.integer)) or samples < 1:
+        raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
+
+
+_COMPILED: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
+
+
+def _compiled(model: keras.Model, samples: int | None, from_logits: bool) -> Callable:
+    """A tf.function per (model, T, from_logits); T=None is the deterministic pass."""
+    cache = _COMPILED.setdefault(model, {})
+    if (samples, from_logits) not in cache:
+        spec = tf.TensorSpec([None] + list(model.inputs[0].shape[1:]), model.inputs[0].dtype)
+        if samples is None:
+
+            @tf.function(input_signature=[spec])
+            def fn(x):
+                out = model(x, training=False)
+                return (tf.nn.softmax(out, -1) if from_logits else out)[None]
+
+        else:
+
+            @tf.function(input_signature=[spec, tf.TensorSpec([2], tf.int64)])
+            def fn(x, key):
+                return sample_probs(model, x, samples=samples, key=key, from_logits=from_logits)
+
+        cache[(samples, from_logits)] = fn
+    return cache[(samples, from_logits)]
+
+
+def _run_chunks(fn: Callable, x: np.ndarray, batch_size: int, desc: str | None) -> np.ndarray:
+    chunks = []
+    starts = range(0, len(x), batch_size)
+    for start in progress_bar(starts, desc=desc, total=len(starts)):
+        chunks.append(fn(x[start : start + batch_size]).numpy())
+    return np.concatenate(chunks, axis=1)
+
+
+def _prepare(models, x, from_logits):
+    models = _as_models(models)
+    _check_models(models, from_logits)
+    x = np.asarray(x, dtype=np.float32)
+    for m in models:
+        _check_input(m, x)
+    return models, x
+
+
+def mc_predict(
+    models,
+    x,
+    *,
+    samples: int,
+    seed: int,
+    batch_size: int | None = None,
+    from_logits: bool = False,
+    desc: str | None = None,
+) -> np.ndarray:
+    """Probabilities of T sampled networks: ``x [N, ...] -> [K*T, N, C]`` float32.
+
+    models: a Keras model, or a list of K models acting as one ensemble.
+    batch_size: inputs per compiled call (default keeps T * batch near 16384 rows);
+        it changes speed and memory only, never the values.
+    desc: show a progress bar with this label."""
+    _check_samples(samples)
+    models, x = _prepare(models, x, from_logits)
+    if batch_size is None:
+        batch_size = max(1, _ROWS_PER_CALL // samples)
+    out = []
+    for k, m in enumerate(models):
+        fn = _compiled(m, samples, from_logits)
+        key = _key(seed, k)
+        out.append(_run_chunks(lambda xb: fn(xb, key), x, batch_size, desc))
+    return np.concatenate(out, axis=0)
+
+
+def deterministic_predict(
+    models, x, *, batch_size: int = 512, from_logits: bool = False, desc: str | None = None
+) -> np.ndarray:
+    """Dropout off: ``x [N, ...] -> [K, N, C]`` (``[1, N, C]`` for one model)."""
+    models, x = _prepare(models, x, from_logits)
+    return np.concatenate([_run_chunks(_compiled(m, None, from_logits), x, batch_size, desc) for m in models])
+
+
+def naive_mc_predict(model: keras.Model, x, *, samples: int, batch_size: int = 512) -> np.ndarray:
+    """The common recipe, for benchmarks only: T calls of ``model(x, training=True)``.
+    Redoes the whole network T times, draws a mask per example, and puts
+    BatchNorm in training mode. ``[N, ...] -> [T, N, C]``."""
+    fn = tf.function(lambda xb: model(xb, training=True))
+    x = np.asarray(x, dtype=np.float32)
+    return np.stack(
+        [np.concatenate([fn(x[i : i + batch_size]).numpy() for i in range(0, len(x), batch_size)]) for _ in range(samples)]
+    )
+
+
+__all__: Sequence[str] = (
+    "mc_predict",
+    "mc_log_predictive",
+    "deterministic_predict",
+    "sample_probs",
+    "stochastic_layers",
+    "has_softmax_output",
+)
