@@ -100,3 +100,14 @@ def test_bad_input_is_one_line_and_exit_2(trained, tmp_path, args):
 def test_help_describes_commands():
     result = run("--help")
     assert result.exit_code == 0 and "train" in result.stdout and "score" in result.stdout
+
+
+def test_python_dash_m_and_checkout_script_run_the_same_app():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    for cmd in ([sys.executable, "-m", "uncertadv", "--help"], [sys.executable, str(root / "cli.py"), "--help"]):
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0 and "score" in out.stdout, out.stderr
