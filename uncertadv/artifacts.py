@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+
 
 @contextlib.contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
@@ -92,8 +94,8 @@ def command_line() -> str:
     return " ".join(["uncertadv"] + sys.argv[1:]) if sys.argv else "uncertadv"
 
 
-def write_csv(path: Path | str, columns: dict[str, "list | object"]) -> None:
-    """Write equal-length columns as CSV, atomically. Floats keep 8 significant
+def write_csv(path: Path | str, columns: dict[str, "list | object"], digits: int = 8) -> None:
+    """Write equal-length columns as CSV, atomically. Floats keep ``digits`` significant
     digits; None and NaN become empty cells ("not applicable")."""
     import csv
     import math
@@ -105,7 +107,7 @@ def write_csv(path: Path | str, columns: dict[str, "list | object"]) -> None:
         if v is None or (isinstance(v, float) and math.isnan(v)):
             return ""
         if isinstance(v, float):
-            return f"{v:.8g}"
+            return f"{v:.{digits}g}"
         return v
 
     with atomic_path(path) as tmp:
@@ -143,3 +145,29 @@ def file_sha256(path: Path | str) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_numeric_csv(path: Path | str) -> dict[str, np.ndarray]:
+    """Columns of an all-numeric CSV as float64 arrays (empty cells are NaN)."""
+    return {k: np.array([float(v) if v != "" else np.nan for v in col]) for k, col in read_csv(path).items()}
+
+
+def cached_table(path: Path | str, config: dict, compute, digits: int = 6) -> dict:
+    """The numeric table at ``path`` if its sidecar records the same ``config``; otherwise
+    ``compute()`` (a dict of equal-length columns), written atomically with a sidecar."""
+    import time
+
+    path = Path(path)
+    record_path = sidecar_path(path)
+    if path.is_file() and record_path.is_file():
+        try:
+            if read_json(record_path).get("config") == config:
+                return read_numeric_csv(path)
+        except ValueError:
+            pass  # an unreadable cache is recomputed
+    start = time.perf_counter()
+    columns = compute()
+    write_csv(path, columns, digits=digits)
+    write_json(record_path, {"command": command_line(), "config": config, "versions": versions(),
+                             "wall_seconds": round(time.perf_counter() - start, 2)})
+    return {k: np.asarray(v, dtype=float) for k, v in columns.items()}

@@ -16,83 +16,37 @@ from typing import Annotated, Optional
 
 import typer
 
+from uncertadv.cli_util import OneLineErrors, echo, quiet_tensorflow
+from uncertadv.cli_plot import plot_app
 from uncertadv.data import Source
 
-EXIT_BAD_INPUT = 2
-
-
-class _OneLineErrors(typer.core.TyperGroup):
-    """Turns usage errors and expected failures into one line on stderr."""
-
-    def main(self, *args, standalone_mode: bool = True, **kwargs):
-        try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
-        except typer._click.exceptions.ClickException as err:
-            _fail(err.format_message())
-        except typer.Abort:
-            _fail("aborted", code=1)
-        except (ValueError, OSError, KeyError) as err:
-            if os.environ.get("UNCERTADV_DEBUG"):
-                raise
-            _fail(_one_line(err))
-        if isinstance(code, int) and code != 0:
-            sys.exit(code)
-        return code
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    message = text[0] if text else type(err).__name__
-    if isinstance(err, FileNotFoundError) and err.filename:
-        message = f"no such file: {err.filename}"
-    return message
-
-
-def _fail(message: str, code: int = EXIT_BAD_INPUT):
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(code)
-
-
 app = typer.Typer(
-    cls=_OneLineErrors,
+    cls=OneLineErrors,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     help="Uncertainty measures and adversarial-example detection with MC dropout (Smith & Gal, UAI 2018).",
 )
-train_app = typer.Typer(cls=_OneLineErrors, no_args_is_help=True, help="Train the paper's models.")
+train_app = typer.Typer(cls=OneLineErrors, no_args_is_help=True, help="Train the paper's models.")
 app.add_typer(train_app, name="train")
+app.add_typer(plot_app, name="plot")
 
 
-def _quiet_tensorflow() -> None:
-    """Import TensorFlow with its C++ start-up chatter (oneDNN, CUDA probes) hidden.
+def _reuse(record_path: Path, config: dict, files: list[Path]) -> dict | None:
+    """The saved record if it was made with ``config`` and all its files exist."""
+    from uncertadv import artifacts
 
-    Those lines are printed before absl logging starts, so no environment
-    variable silences them; stderr is pointed at /dev/null for the import only."""
-    if "tensorflow" in sys.modules:
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # CPU-only machines: skip the cuInit probe
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()  # device probing logs here, not mid-run
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def _echo(message: str) -> None:
-    typer.echo(message, err=True)
+    if not record_path.is_file() or not all(f.is_file() for f in files):
+        return None
+    record = artifacts.read_json(record_path)
+    return record if record.get("config") == config else None
 
 
 @train_app.command("cnn")
 def train_cnn(
-    out: Annotated[Path, typer.Option(help="Where to save the model (.keras); a .json sidecar goes beside it.")],
+    out: Annotated[Path, typer.Option(help="Where to save: a .keras file, or with --members > 1 an ensemble manifest .json "
+                                           "(members are saved beside it as NAME-memberK.keras).")],
+    members: Annotated[int, typer.Option(min=1, help="Train K CNNs from seeds SEED..SEED+K-1: one ensemble of K*T samples.")] = 1,
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs (the paper used 12).")] = 3,
     seed: Annotated[int, typer.Option(help="Seed for weights, shuffling and dropout during training.")] = 0,
     batch_size: Annotated[int, typer.Option(min=1, help="Training batch size.")] = 128,
@@ -102,41 +56,98 @@ def train_cnn(
     source: Annotated[Source, typer.Option(help="auto/bundled: the copy in the package (offline); tfds: tfds.load.")] = Source.auto,
     limit_train: Annotated[Optional[int], typer.Option(min=1, help="Use only the first N training images (quick runs).")] = None,
     limit_test: Annotated[Optional[int], typer.Option(min=1, help="Evaluate on the first N test images only.")] = None,
+    first_member: Annotated[Optional[Path], typer.Option(help="With --members: an existing CNN trained by the same recipe with seed SEED, used as member 0.")] = None,
     force: Annotated[bool, typer.Option(help="Retrain even if OUT exists with the same config.")] = False,
 ) -> None:
-    """Train the paper's MNIST CNN and record deterministic and MC test accuracy."""
-    _quiet_tensorflow()
+    """Train the paper's MNIST CNN (or an ensemble of them) and record deterministic and MC test accuracy."""
+    quiet_tensorflow()
     from uncertadv import artifacts
-    from uncertadv.train import CNNConfig, save_model
-    from uncertadv.train import train_cnn as fit
+    from uncertadv import train as training
 
-    config = CNNConfig(
+    config = training.CNNConfig(
         dataset=dataset, source=source.value, epochs=epochs, seed=seed, batch_size=batch_size,
         learning_rate=learning_rate, limit_train=limit_train, limit_test=limit_test, eval_samples=samples,
     )
     config.validate()
+    if members > 1:
+        _train_ensemble(config, members, out, first_member, force)
+        return
     if out.suffix != ".keras":
         raise ValueError(f"--out must end in .keras, got {out.name}")
-    record_path = artifacts.sidecar_path(out)
-    if not force and out.is_file() and record_path.is_file():
-        record = artifacts.read_json(record_path)
-        if record.get("config") == dataclasses.asdict(config):
-            _echo(f"reusing {out} (same config; --force retrains)")
-            _print_accuracy(record["metrics"])
-            return
+    record = None if force else training.reusable(out, config)
+    if record is None:
+        start = time.perf_counter()
+        model, metrics = training.train_cnn(config)
+        record = training.cnn_record(config, metrics, time.perf_counter() - start)
+        training.save_model(model, out, record)
+        echo(f"saved {out} and {artifacts.sidecar_path(out)}")
+    else:
+        echo(f"reusing {out} (same config; --force retrains)")
+    _print_accuracy(record["metrics"])
+
+
+def _train_ensemble(config, members: int, out: Path, first_member: Path | None, force: bool) -> None:
+    from uncertadv import artifacts
+    from uncertadv import train as training
+
+    if out.suffix != ".json":
+        raise ValueError(f"with --members > 1, --out must be an ensemble manifest ending in .json, got {out.name}")
+    want = {**dataclasses.asdict(config), "members": members,
+            "first_member": str(first_member) if first_member else None}
+    paths = training.member_paths(out, members)
+    if first_member is not None:
+        paths[0] = first_member
+    record = None if force else _reuse(out, want, paths)
+    if record is not None:
+        echo(f"reusing {out} (same config; --force retrains)")
+        _print_accuracy(record["metrics"])
+        return
+    if force:  # forget our members' records so they retrain; a --first-member file is never touched
+        for path in training.member_paths(out, members)[1 if first_member else 0:]:
+            artifacts.sidecar_path(path).unlink(missing_ok=True)
     start = time.perf_counter()
-    model, metrics = fit(config, verbose=2)
-    record = {
-        "kind": "cnn",
-        "command": artifacts.command_line(),
-        "config": dataclasses.asdict(config),
-        "metrics": metrics,
-        "versions": artifacts.versions(),
-        "wall_seconds": round(time.perf_counter() - start, 2),
-    }
-    save_model(model, out, record)
-    _echo(f"saved {out} and {record_path}")
+    _, metrics, paths = training.train_ensemble(config, members, out, first_member=first_member)
+    record = {"kind": "ensemble", "command": artifacts.command_line(), "config": want, "metrics": metrics,
+              "versions": artifacts.versions(), "wall_seconds": round(time.perf_counter() - start, 2)}
+    training.save_manifest(out, paths, record)
+    echo(f"saved {out} ({members} members)")
     _print_accuracy(metrics)
+
+
+@train_app.command("vae")
+def train_vae(
+    out: Annotated[Path, typer.Option(help="VAE manifest (.json); encoder and decoder are saved beside it as NAME-encoder.keras and NAME-decoder.keras.")],
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs (the paper used 50).")] = 20,
+    seed: Annotated[int, typer.Option(help="Seed for weights, shuffling and the reparameterisation noise.")] = 0,
+    batch_size: Annotated[int, typer.Option(min=1, help="Training batch size.")] = 100,
+    learning_rate: Annotated[float, typer.Option(help="Adam learning rate (> 0).")] = 1e-3,
+    limit_train: Annotated[Optional[int], typer.Option(min=1, help="Use only the first N training images (quick runs).")] = None,
+    source: Annotated[Source, typer.Option(help="auto/bundled: the copy in the package (offline); tfds: tfds.load.")] = Source.auto,
+    force: Annotated[bool, typer.Option(help="Retrain even if OUT exists with the same config.")] = False,
+) -> None:
+    """Train the paper's MNIST VAE with a 2-D latent space (784-400-256-2, ELU, sigmoid output)."""
+    quiet_tensorflow()
+    from uncertadv import artifacts
+    from uncertadv import train as training
+
+    config = training.VAEConfig(epochs=epochs, seed=seed, batch_size=batch_size, learning_rate=learning_rate,
+                                limit_train=limit_train, source=source.value)
+    config.validate()
+    if out.suffix != ".json":
+        raise ValueError(f"--out must be a VAE manifest ending in .json, got {out.name}")
+    record = None if force else _reuse(out, dataclasses.asdict(config), list(training.vae_paths(out)))
+    if record is None:
+        start = time.perf_counter()
+        vae, metrics = training.train_vae(config)
+        record = {"kind": "vae", "command": artifacts.command_line(), "config": dataclasses.asdict(config),
+                  "metrics": metrics, "versions": artifacts.versions(),
+                  "wall_seconds": round(time.perf_counter() - start, 2)}
+        training.save_vae(vae, out, record)
+        echo(f"saved {out} with its encoder and decoder")
+    else:
+        echo(f"reusing {out} (same config; --force retrains)")
+    m = record["metrics"]
+    typer.echo(f"VAE negative ELBO: train {m['train_loss_final']:.2f}, test {m['test_loss']:.2f} nats (KL {m['test_kl']:.2f})")
 
 
 def _print_accuracy(metrics: dict) -> None:
@@ -159,14 +170,14 @@ def score(
     force: Annotated[bool, typer.Option(help="Recompute even if OUT exists with the same config.")] = False,
 ) -> None:
     """Score a test set: MC and deterministic predictions and the five uncertainty measures."""
-    _quiet_tensorflow()
+    quiet_tensorflow()
     from uncertadv import scoring
 
     config = scoring.ScoreConfig(
         model=str(model), dataset=dataset, source=source.value, samples=samples, seed=seed, limit=limit
     )
     table, reused = scoring.score_test_set(config, out, batch_size=batch_size, force=force)
-    _echo(f"{'reused' if reused else 'wrote'} {out}")
+    echo(f"{'reused' if reused else 'wrote'} {out}")
     typer.echo(scoring.summary(table, config))
 
 

@@ -26,13 +26,43 @@ class ScoreConfig:
     limit: int | None = None
 
 
+MODES = ("deterministic", "mc", "ensemble")
+
+
+def model_probs(models: list, x: np.ndarray, *, mode: str, samples: int, seed: int, batch_size: int | None = None,
+                desc: str | None = None) -> np.ndarray:
+    """``[S, N, C]`` predictions of one of three models built from ``models``:
+    deterministic (first model, dropout off, S = 1), mc (first model, S = T) or
+    ensemble (every model, S = K * T)."""
+    if mode == "deterministic":
+        return mc.deterministic_predict(models[0], x, desc=desc)
+    if mode == "mc":
+        return mc.mc_predict(models[0], x, samples=samples, seed=seed, batch_size=batch_size, desc=desc)
+    if mode == "ensemble":
+        return mc.mc_predict(models, x, samples=samples, seed=seed, batch_size=batch_size, desc=desc)
+    raise ValueError(f"unknown model {mode!r}; choose from {', '.join(MODES)}")
+
+
+def measures_of(probs: np.ndarray, *, deterministic: bool) -> dict[str, np.ndarray]:
+    """The five measures of ``probs [S, N, C]`` plus ``pred`` and ``confidence`` (max p̂).
+
+    A deterministic model has one network, so only predictive entropy is defined; the
+    sample-based measures are NaN ("not applicable", written as empty cells), never 0."""
+    mean = probs.mean(axis=0)
+    out = {"pred": mean.argmax(axis=-1), "confidence": mean.max(axis=-1)}
+    values = all_measures(probs)
+    if deterministic:
+        values = {k: (v if k == "predictive_entropy" else np.full_like(v, np.nan)) for k, v in values.items()}
+    return {**out, **values}
+
+
 def score_arrays(model, x: np.ndarray, *, samples: int, seed: int, batch_size: int | None = None) -> dict[str, np.ndarray]:
-    """Predictions and measures of ``x [N, ...]``: a dict of ``[N]`` columns."""
+    """Predictions and MC measures of ``x [N, ...]``: a dict of ``[N]`` columns."""
     probs = mc.mc_predict(model, x, samples=samples, seed=seed, batch_size=batch_size, desc=f"MC scoring (T={samples})")
     det = mc.deterministic_predict(model, x)
     return {
         "mc_pred": probs.mean(axis=0).argmax(axis=-1),
-        "det_pred": det[0].argmax(axis=-1),
+        "det_pred": det.mean(axis=0).argmax(axis=-1),  # an ensemble averages its members
         **all_measures(probs),
     }
 
@@ -42,7 +72,7 @@ def score_test_set(config: ScoreConfig, out: Path, *, batch_size: int | None = N
 
     Returns ``(columns, reused)``; a finished table with the same config and model
     file is read back instead of recomputed unless ``force``."""
-    from uncertadv.train import load_model
+    from uncertadv.train import load_classifier
 
     if config.samples < 1:
         raise ValueError(f"samples must be >= 1, got {config.samples}")
@@ -57,7 +87,7 @@ def score_test_set(config: ScoreConfig, out: Path, *, batch_size: int | None = N
         if artifacts.read_json(record_path).get("config") == want:
             return read_scores(out), True
 
-    model = load_model(model_path)
+    model = load_classifier(model_path)
     x, y = data.load(config.dataset, "test", config.source)
     x, y = x[: config.limit], y[: config.limit]
     start = time.perf_counter()

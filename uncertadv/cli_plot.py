@@ -1,0 +1,134 @@
+"""``uncertadv plot ...``: the MNIST figures (PNG) and the CSVs behind them."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from uncertadv.cli_util import OneLineErrors, echo, quiet_tensorflow
+
+plot_app = typer.Typer(cls=OneLineErrors, no_args_is_help=True,
+                       help="Draw the paper's MNIST figures; models default to RESULTS/models/.")
+
+
+class Measure(str, Enum):
+    pair = "pair"
+    mutual_information = "mutual_information"
+    predictive_entropy = "predictive_entropy"
+    expected_entropy = "expected_entropy"
+    softmax_variance = "softmax_variance"
+    variation_ratio = "variation_ratio"
+
+
+class ModelKind(str, Enum):
+    mc = "mc"
+    ensemble = "ensemble"
+    deterministic = "deterministic"
+
+
+Results = Annotated[Path, typer.Option(help="Folder for figures and CSVs (models default to its models/ folder).")]
+Cnn = Annotated[Optional[Path], typer.Option(help="Dropout CNN (.keras) [default: RESULTS/models/cnn.keras].")]
+Ensemble = Annotated[Optional[Path], typer.Option(help="Ensemble manifest [default: RESULTS/models/ensemble.json].")]
+Vae = Annotated[Optional[Path], typer.Option(help="VAE manifest [default: RESULTS/models/vae.json].")]
+Samples = Annotated[int, typer.Option(min=1, help="MC samples T per network (an ensemble of K uses K*T).")]
+Seed = Annotated[int, typer.Option(help="Seed of the sampled dropout networks.")]
+Grid = Annotated[int, typer.Option(min=2, help="Latent grid points per axis.")]
+Extent = Annotated[float, typer.Option(min=0.0, help="Latent grid covers [-EXTENT, EXTENT]^2 (the paper's code: 10).")]
+Pairs = Annotated[int, typer.Option(min=1, help="Random different-class test pairs.")]
+PairSeed = Annotated[int, typer.Option(help="Seed for drawing the pairs.")]
+DEFAULT_RESULTS = Path("results/mnist")
+
+
+def _context(results: Path, cnn, ensemble, vae, samples: int, seed: int):
+    quiet_tensorflow()
+    from uncertadv.experiments.mnist_figures import Context
+
+    models = results / "models"
+    return Context(results=results, cnn=cnn or models / "cnn.keras", ensemble=ensemble or models / "ensemble.json",
+                   vae=vae or models / "vae.json", samples=samples, seed=seed)
+
+
+def _written(paths) -> None:
+    for p in paths:
+        echo(f"wrote {p}")
+
+
+@plot_app.command("latent")
+def latent(
+    measure: Annotated[Measure, typer.Option(help="Measure drawn as background; 'pair' = MI next to entropy (Figures 1, 4).")] = Measure.pair,
+    model: Annotated[ModelKind, typer.Option(help="mc: one dropout CNN; ensemble: K dropout CNNs (Figure 6); deterministic: dropout off.")] = ModelKind.mc,
+    grid: Grid = 150, extent: Extent = 10.0, samples: Samples = 50, seed: Seed = 0,
+    results: Results = DEFAULT_RESULTS, cnn: Cnn = None, ensemble: Ensemble = None, vae: Vae = None,
+) -> None:
+    """Uncertainty over the VAE's 2-D latent space, with the encoded test set on top."""
+    from uncertadv.experiments import mnist_figures
+
+    ctx = _context(results, cnn, ensemble, vae, samples, seed)
+    _written(mnist_figures.run_latent(ctx, measure.value, model.value, grid, extent))
+
+
+@plot_app.command("interpolation")
+def interpolation(
+    steps: Annotated[int, typer.Option(min=2, help="Points along each path.")] = 15,
+    from_class: Annotated[int, typer.Option(min=0, max=9, help="Class of the first image (first such test image).")] = 6,
+    to_class: Annotated[int, typer.Option(min=0, max=9, help="Class of the second image.")] = 8,
+    samples: Samples = 50, seed: Seed = 0,
+    results: Results = DEFAULT_RESULTS, cnn: Cnn = None, vae: Vae = None,
+) -> None:
+    """Figure 2: latent- vs pixel-space interpolation between two test digits, with entropy and MI along both."""
+    from uncertadv.experiments import mnist_figures
+
+    ctx = _context(results, cnn, None, vae, samples, seed)
+    _written(mnist_figures.run_interpolation(ctx, steps, (from_class, to_class)))
+
+
+@plot_app.command("midpoints")
+def midpoints(
+    pairs: Pairs = 3000, pair_seed: PairSeed = 0, samples: Samples = 50, seed: Seed = 0,
+    results: Results = DEFAULT_RESULTS, cnn: Cnn = None, vae: Vae = None,
+) -> None:
+    """Figure 3: entropy and MI of pixel vs latent midpoints, and each measure's ROC-AUC for telling them apart."""
+    from uncertadv.experiments import mnist_figures
+
+    ctx = _context(results, cnn, None, vae, samples, seed)
+    paths, aucs = mnist_figures.run_midpoints(ctx, pairs, pair_seed)
+    _written(paths)
+    for name, auc in aucs.items():
+        typer.echo(f"pixel vs latent midpoints, ROC-AUC of {name}: {auc:.3f}")
+
+
+@plot_app.command("holes")
+def holes(
+    far_distance: Annotated[float, typer.Option(min=0.0, help="'Far from data': latent distance to the nearest encoded training image above this.")] = 1.0,
+    min_confidence: Annotated[float, typer.Option(min=0.0, max=1.0, help="A hole is confident: max probability at least this.")] = 0.9,
+    mi_quantile: Annotated[float, typer.Option(min=0.0, max=1.0, help="A hole has low MI: at most this quantile of the model's MI on clean test digits.")] = 0.95,
+    grid: Grid = 150, extent: Extent = 10.0, samples: Samples = 50, seed: Seed = 0,
+    results: Results = DEFAULT_RESULTS, cnn: Cnn = None, ensemble: Ensemble = None, vae: Vae = None,
+) -> None:
+    """Figure 5 and the Figure 6 claim: confident low-MI 'holes' far from data, single dropout model vs ensemble."""
+    from uncertadv.experiments import mnist_figures
+
+    ctx = _context(results, cnn, ensemble, vae, samples, seed)
+    paths, rows = mnist_figures.run_holes(ctx, grid, extent, far_distance, min_confidence, mi_quantile)
+    _written(paths)
+    for r in rows:
+        typer.echo(f"{r['model']}: holes cover {r['hole_share_of_far']:.1%} of the far-from-data area "
+                   f"({r['hole_points']} of {r['far_points']} grid points; MI threshold {r['mi_threshold']:.4f})")
+
+
+@plot_app.command("variance-mi")
+def variance_mi(
+    pairs: Pairs = 3000, pair_seed: PairSeed = 0, samples: Samples = 50, seed: Seed = 0,
+    results: Results = DEFAULT_RESULTS, cnn: Cnn = None, vae: Vae = None,
+) -> None:
+    """§3.2: softmax variance against MI on clean and midpoint inputs, with Spearman's rho."""
+    from uncertadv.experiments import mnist_figures
+
+    ctx = _context(results, cnn, None, vae, samples, seed)
+    paths, rhos = mnist_figures.run_variance_vs_mi(ctx, pairs, pair_seed)
+    _written(paths)
+    for name, rho in rhos.items():
+        typer.echo(f"Spearman rho(softmax variance, MI) on {name}: {rho:.3f}")

@@ -1,0 +1,1 @@
+"""The paper's MNIST experiments: latent maps, interpolations, uncertainty holes."""
