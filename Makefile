@@ -28,6 +28,7 @@ demo: install
 
 bench: install
 	$(BIN)/python benchmarks/mc_speed.py
+	$(BIN)/python benchmarks/latent_map_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

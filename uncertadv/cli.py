@@ -17,6 +17,7 @@ from typing import Annotated, Optional
 import typer
 
 from uncertadv.cli_util import OneLineErrors, echo, quiet_tensorflow
+from uncertadv import cli_adv
 from uncertadv.cli_plot import plot_app
 from uncertadv.data import Source
 
@@ -30,6 +31,8 @@ app = typer.Typer(
 train_app = typer.Typer(cls=OneLineErrors, no_args_is_help=True, help="Train the paper's models.")
 app.add_typer(train_app, name="train")
 app.add_typer(plot_app, name="plot")
+app.command("attack")(cli_adv.attack)
+app.command("report")(cli_adv.report)
 
 
 def _reuse(record_path: Path, config: dict, files: list[Path]) -> dict | None:
@@ -159,8 +162,9 @@ def _print_accuracy(metrics: dict) -> None:
 
 @app.command()
 def score(
-    model: Annotated[Path, typer.Option(help="A trained .keras classifier (from `uncertadv train`).")],
-    out: Annotated[Path, typer.Option(help="CSV to write: one row per input.")],
+    model: Annotated[Optional[Path], typer.Option(help="A trained .keras classifier or ensemble manifest (test-set scoring).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="CSV to write for test-set scoring: one row per input.")] = None,
+    attack: Annotated[Optional[Path], typer.Option(help="Instead: a saved attack set (.npz from `uncertadv attack`); its rows go to RESULTS/scores.csv.")] = None,
     dataset: Annotated[str, typer.Option(help="Data set whose test split is scored.")] = "mnist",
     samples: Annotated[int, typer.Option(min=1, help="MC samples T.")] = 50,
     seed: Annotated[int, typer.Option(help="Seed of the sampled dropout networks.")] = 0,
@@ -169,8 +173,22 @@ def score(
     limit: Annotated[Optional[int], typer.Option(min=1, help="Score only the first N test images.")] = None,
     force: Annotated[bool, typer.Option(help="Recompute even if OUT exists with the same config.")] = False,
 ) -> None:
-    """Score a test set: MC and deterministic predictions and the five uncertainty measures."""
+    """Score a test set (--model, --out) or a saved attack set (--attack): predictions and the five measures."""
     quiet_tensorflow()
+    if attack is not None:
+        from uncertadv import table1
+
+        config, rows = table1.score_set(attack)
+        scores_csv = attack.parent.parent / "scores.csv"
+        table1.merge_into_scores(scores_csv, config, rows)
+        adv = rows["kind"] == 2
+        echo(f"updated {scores_csv}")
+        typer.echo(f"{attack.stem}: {int(adv.sum())} adversarial rows, success rate {rows['success'][adv].mean():.3f}, "
+                   f"mean MI adversarial {rows['mutual_information'][adv].mean():.4f} vs "
+                   f"clean+noise {rows['mutual_information'][~adv].mean():.4f}")
+        return
+    if model is None or out is None:
+        raise ValueError("give --model and --out to score a test set, or --attack to score an attack set")
     from uncertadv import scoring
 
     config = scoring.ScoreConfig(

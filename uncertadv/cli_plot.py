@@ -132,3 +132,28 @@ def variance_mi(
     _written(paths)
     for name, rho in rhos.items():
         typer.echo(f"Spearman rho(softmax variance, MI) on {name}: {rho:.3f}")
+
+
+@plot_app.command("all")
+def all_figures(
+    samples: Samples = 50, seed: Seed = 0, grid: Grid = 150, extent: Extent = 10.0, pairs: Pairs = 3000,
+    pair_seed: PairSeed = 0, results: Results = DEFAULT_RESULTS, cnn: Cnn = None, ensemble: Ensemble = None,
+    vae: Vae = None,
+) -> None:
+    """Every MNIST figure with its defaults (latent maps for the three models, interpolation,
+    midpoints, holes, variance vs MI), then RESULTS/SUMMARY.md with the numbers."""
+    from uncertadv.experiments import mnist_figures
+    from uncertadv.experiments.summary import write_mnist_summary
+
+    ctx = _context(results, cnn, ensemble, vae, samples, seed)
+    for model in ("mc", "ensemble", "deterministic"):
+        _written(mnist_figures.run_latent(ctx, "pair", model, grid, extent))
+    _written(mnist_figures.run_latent(ctx, "mutual_information", "ensemble", grid, extent))  # Figure 6
+    _written(mnist_figures.run_interpolation(ctx, mnist_figures.STEPS, mnist_figures.CLASSES))
+    _written(mnist_figures.run_midpoints(ctx, pairs, pair_seed)[0])
+    _written(mnist_figures.run_holes(ctx, grid, extent, mnist_figures.FAR_DISTANCE, mnist_figures.MIN_CONFIDENCE,
+                                     mnist_figures.MI_QUANTILE)[0])
+    _written(mnist_figures.run_variance_vs_mi(ctx, pairs, pair_seed)[0])
+    summary = write_mnist_summary(results)
+    echo(f"wrote {summary}")
+    typer.echo(summary.read_text())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,13 @@ from uncertadv.experiments import interpolation, latent
 from uncertadv.measures import MEASURES
 from uncertadv.scoring import measures_of, model_probs
 from uncertadv.train import load_classifier, load_vae, vae_paths
+
+# Defaults shared by the CLI commands (documented in results/mnist/README.md).
+FAR_DISTANCE = 1.0  # latent units: one standard deviation of the VAE prior
+MIN_CONFIDENCE = 0.9
+MI_QUANTILE = 0.95  # "low MI": no higher than 95% of clean test digits get
+STEPS = 15
+CLASSES = (6, 8)  # the paper's Figure 2 pair
 
 MODEL_TITLES = {"mc": "MC dropout CNN", "ensemble": "ensemble of dropout CNNs", "deterministic": "deterministic CNN"}
 
@@ -78,6 +86,16 @@ class Context:
         return artifacts.cached_table(self.results / "cache" / f"{name}_{mode}.csv", config, compute)
 
 
+def record(ctx: Context, stem: str, config: dict, start: float, outputs: list[Path]) -> Path:
+    """Sidecar ``RESULTS/<stem>.json`` of one experiment: command, config, versions, wall time."""
+    path = ctx.results / f"{stem}.json"
+    artifacts.write_json(path, {"command": artifacts.command_line(),
+                                "config": {"samples": ctx.samples, "seed": ctx.seed, **config},
+                                "outputs": [p.name for p in outputs], "versions": artifacts.versions(),
+                                "wall_seconds": round(time.perf_counter() - start, 2)})
+    return path
+
+
 def test_set():
     return data.load_mnist("test")
 
@@ -103,6 +121,7 @@ def test_scores(ctx: Context, mode: str) -> dict[str, np.ndarray]:
 
 def run_latent(ctx: Context, measure: str, mode: str, size: int, extent: float) -> list[Path]:
     """Figures 1, 4, 6: one measure, or ``pair`` = MI next to entropy (the paper's figure)."""
+    start = time.perf_counter()
     if mode == "deterministic" and measure not in ("predictive_entropy", "pair"):
         raise ValueError(f"{measure} is not defined for the deterministic model (one network); use predictive_entropy")
     table = grid_scores(ctx, mode, size, extent)
@@ -118,6 +137,7 @@ def run_latent(ctx: Context, measure: str, mode: str, size: int, extent: float) 
     title = f"{MODEL_TITLES[mode]} ({samples}) on decoded VAE latent grid {size}x{size}"
     out = ctx.results / f"latent_{measure}_{mode}.png"
     plots.save_figure(plots.latent_maps(panels, extent, z_test, y, title), out)
+    record(ctx, out.stem, {"measure": measure, "model": mode, "grid": size, "extent": extent}, start, [out])
     return [out]
 
 
@@ -128,6 +148,7 @@ def pick_pair(labels: np.ndarray, classes: tuple[int, int]) -> tuple[int, int]:
 
 def run_interpolation(ctx: Context, steps: int, classes: tuple[int, int], mode: str = "mc") -> list[Path]:
     """Figure 2: latent vs pixel interpolation between one test pair."""
+    start = time.perf_counter()
     x, y = test_set()
     a, b = pick_pair(y, classes)
     encoder, decoder = ctx.encoder_decoder
@@ -142,7 +163,9 @@ def run_interpolation(ctx: Context, steps: int, classes: tuple[int, int], mode: 
              f"{steps} steps")
     out = ctx.results / "interpolation.png"
     plots.save_figure(plots.interpolation(pixel, latent_path, t, pixel_scores, latent_scores, title), out)
-    return [ctx.results / "interpolation.csv", out]
+    outputs = [ctx.results / "interpolation.csv", out]
+    record(ctx, "interpolation", {"steps": steps, "classes": list(classes), "indices": [a, b], "model": mode}, start, outputs)
+    return outputs
 
 
 def midpoint_scores(ctx: Context, n: int, pair_seed: int, mode: str = "mc") -> dict[str, dict[str, np.ndarray]]:
@@ -163,6 +186,7 @@ def midpoint_scores(ctx: Context, n: int, pair_seed: int, mode: str = "mc") -> d
 
 def run_midpoints(ctx: Context, n: int, pair_seed: int, mode: str = "mc") -> tuple[list[Path], dict[str, float]]:
     """Figure 3 and the AUC of each measure for pixel vs latent midpoints."""
+    start = time.perf_counter()
     scores = midpoint_scores(ctx, n, pair_seed, mode)
     table = {"space": ["pixel"] * n + ["latent"] * n}
     for col in ("pair", "index_a", "index_b"):
@@ -177,13 +201,16 @@ def run_midpoints(ctx: Context, n: int, pair_seed: int, mode: str = "mc") -> tup
     title = f"{MODEL_TITLES[mode]} (T = {ctx.samples}) on midpoints of {n} different-class test pairs (seed {pair_seed})"
     out = ctx.results / "midpoints.png"
     plots.save_figure(plots.midpoint_histograms(scores, aucs, title), out)
-    return [ctx.results / "interpolation_midpoints.csv", ctx.results / "midpoint_aucs.csv", out], aucs
+    outputs = [ctx.results / "interpolation_midpoints.csv", ctx.results / "midpoint_aucs.csv", out]
+    record(ctx, "midpoints", {"pairs": n, "pair_seed": pair_seed, "model": mode}, start, outputs)
+    return outputs, aucs
 
 
 def run_holes(ctx: Context, size: int, extent: float, far_distance: float, min_confidence: float,
               mi_quantile: float, gallery_size: int = 24) -> tuple[list[Path], list[dict]]:
     """Figure 5 and the Figure 6 claim: how much of the far-from-data latent area is a hole,
     for the single dropout model and the ensemble."""
+    start = time.perf_counter()
     x_train, _ = data.load_mnist("train")
     z_train = latent.encode(ctx.encoder_decoder[0], x_train)
     z_grid, _ = latent.latent_grid(extent, size)
@@ -206,7 +233,10 @@ def run_holes(ctx: Context, size: int, extent: float, far_distance: float, min_c
     title = (f"Uncertainty holes: > {far_distance} from every encoded training image, max prob >= {min_confidence}, "
              f"MI <= its {mi_quantile:.0%} quantile on test digits")
     plots.save_figure(plots.hole_maps(panels, extent, z_train, title), ctx.results / "holes_map.png")
-    return [ctx.results / "holes.csv", ctx.results / "holes_map.png", *outputs], rows
+    outputs = [ctx.results / "holes.csv", ctx.results / "holes_map.png", *outputs]
+    record(ctx, "holes", {"grid": size, "extent": extent, "far_distance": far_distance,
+                          "min_confidence": min_confidence, "mi_quantile": mi_quantile}, start, outputs)
+    return outputs, rows
 
 
 def _hole_gallery(ctx: Context, mode: str, grid: dict, hole: np.ndarray, count: int) -> Path:
@@ -226,6 +256,7 @@ def _hole_gallery(ctx: Context, mode: str, grid: dict, hole: np.ndarray, count: 
 
 def run_variance_vs_mi(ctx: Context, n: int, pair_seed: int, extra_groups: dict | None = None, mode: str = "mc"):
     """§3.2: softmax variance vs MI on clean test images and midpoints, with Spearman's rho."""
+    start = time.perf_counter()
     clean = test_scores(ctx, mode)
     mids = midpoint_scores(ctx, n, pair_seed, mode)
     groups = {"clean test": clean, "pixel midpoints": mids["pixel"], "latent midpoints": mids["latent"]}
@@ -237,4 +268,6 @@ def run_variance_vs_mi(ctx: Context, n: int, pair_seed: int, extra_groups: dict 
                          "n": [len(pairs[g][0]) for g in rhos], "model": [mode] * len(rhos)})
     title = f"Softmax variance vs MI, {MODEL_TITLES[mode]} (T = {ctx.samples})"
     plots.save_figure(plots.variance_vs_mi(pairs, rhos, title), ctx.results / "variance_vs_mi.png")
-    return [ctx.results / "variance_vs_mi.csv", ctx.results / "variance_vs_mi.png"], rhos
+    outputs = [ctx.results / "variance_vs_mi.csv", ctx.results / "variance_vs_mi.png"]
+    record(ctx, "variance_vs_mi", {"pairs": n, "pair_seed": pair_seed, "model": mode, "groups": list(groups)}, start, outputs)
+    return outputs, rhos

@@ -65,6 +65,10 @@ class VAE(keras.Model):
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
         self.kl_tracker = keras.metrics.Mean(name="kl")
 
+    def build(self, input_shape=None):
+        # encoder and decoder are built Functional models; the sampler has no weights
+        self.built = True
+
     @property
     def metrics(self):
         return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
@@ -120,4 +124,6 @@ class VAE(keras.Model):
 
 
 def build_vae(image_shape=(28, 28, 1), latent_dim: int = 2, seed: int | None = None) -> VAE:
-    return VAE(build_encoder(image_shape, latent_dim), build_decoder(image_shape, latent_dim), seed=seed, name="vae")
+    vae = VAE(build_encoder(image_shape, latent_dim), build_decoder(image_shape, latent_dim), seed=seed, name="vae")
+    vae(ops.zeros((1, *image_shape)))  # build, so that saving sees every weight
+    return vae

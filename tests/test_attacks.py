@@ -1,0 +1,67 @@
+import keras
+import numpy as np
+import pytest
+
+from uncertadv.attacks import AttackConfig, attack
+from uncertadv.models.cnn import build_cnn
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A tiny CNN fitted on 800 MNIST digits: good enough for attacks to flip labels."""
+    from uncertadv import data
+
+    keras.utils.set_random_seed(0)
+    x, y = data.load_mnist("train")
+    x, y = x[:800], y[:800]
+    model = build_cnn(filters=(8, 16), dense_units=32)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=4, batch_size=64, verbose=0)
+    x_test, y_test = data.load_mnist("test")
+    return model, x_test[:40], y_test[:40]
+
+
+@pytest.mark.parametrize("method", ["fgm", "bim", "mim", "pgd"])
+@pytest.mark.parametrize("target", ["deterministic", "mc"])
+def test_perturbation_stays_in_budget_and_range(trained, method, target):
+    model, x, y = trained
+    config = AttackConfig(method=method, eps=10, target=target, samples=3, iterations=3)
+    adv = attack([model], x, y, config)
+    assert adv.shape == x.shape and adv.dtype == np.float32
+    assert np.abs(adv - x).max() <= 10 / 255 + 1e-6
+    assert adv.min() >= 0.0 and adv.max() <= 1.0
+    moved = np.abs(adv - x).max()
+    # FGM takes one full step of eps; the iterative ones take `iterations` steps of 1.2/255
+    expected = 10 / 255 if method == "fgm" else 3 * 1.2 / 255
+    assert moved == pytest.approx(expected, abs=1e-6) or (method == "pgd" and moved > expected)
+
+
+def test_eps_zero_returns_x_and_x_is_not_modified(trained):
+    model, x, y = trained
+    before = x.copy()
+    np.testing.assert_array_equal(attack([model], x, y, AttackConfig(method="bim", eps=0, target="mc")), x)
+    attack([model], x, y, AttackConfig(method="mim", eps=5, target="mc", samples=2, iterations=2))
+    np.testing.assert_array_equal(x, before)
+
+
+def test_a_strong_attack_changes_labels(trained):
+    model, x, y = trained
+    before = model.predict(x, verbose=0).argmax(-1)
+    adv = attack([model], x, y, AttackConfig(method="bim", eps=76, target="deterministic"))
+    after = model.predict(adv, verbose=0).argmax(-1)
+    assert (after != y).mean() > (before != y).mean() + 0.3
+
+
+def test_paper_step_defaults_and_bad_configs():
+    assert AttackConfig(method="bim", eps=5).step_size == 0.5
+    assert AttackConfig(method="bim", eps=10).step_size == 1.2
+    assert AttackConfig(method="bim", eps=76).step_size == pytest.approx(7.6)
+    for bad in (dict(method="cw", eps=5), dict(method="fgm", eps=-1), dict(method="fgm", eps=5, target="bayes")):
+        with pytest.raises(ValueError):
+            AttackConfig(**bad)
+
+
+def test_out_of_range_images_are_refused(trained):
+    model, x, y = trained
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        attack([model], x * 255, y, AttackConfig(method="fgm", eps=5))

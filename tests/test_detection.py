@@ -1,0 +1,60 @@
+import numpy as np
+
+from uncertadv import detection, evalsets, report
+
+
+def test_auc_aupr_fpr_on_separable_and_reversed_scores():
+    pos, neg = np.array([2.0, 3.0, 4.0]), np.array([0.0, 1.0])
+    assert detection.roc_auc(pos, neg) == 1.0 and detection.roc_auc(neg, pos) == 0.0
+    assert detection.aupr(pos, neg) == 1.0
+    assert detection.fpr_at_tpr(pos, neg) == 0.0
+    assert detection.fpr_at_tpr(neg, pos) == 1.0
+
+
+def test_undefined_measures_give_nan_not_half():
+    nan = np.full(3, np.nan)
+    assert np.isnan(detection.roc_auc(nan, np.zeros(3)))
+    assert np.isnan(detection.aupr(nan, np.zeros(3)))
+    assert all(np.isnan(detection.bootstrap_auc(nan, np.zeros(3))))
+
+
+def test_bootstrap_interval_brackets_the_auc():
+    rng = np.random.default_rng(0)
+    pos, neg = rng.normal(1, 1, 200), rng.normal(0, 1, 400)
+    auc = detection.roc_auc(pos, neg)
+    lo, hi = detection.bootstrap_auc(pos, neg, rounds=300, seed=1)
+    assert lo < auc < hi and hi - lo < 0.2
+    assert (lo, hi) == detection.bootstrap_auc(pos, neg, rounds=300, seed=1)
+
+
+def test_indices_are_disjoint_and_seeded():
+    idx = evalsets.draw_indices(1000, 200, seed=3)
+    together = np.concatenate(list(idx.values()))
+    assert len(np.unique(together)) == 600
+    assert np.array_equal(idx["clean"], evalsets.draw_indices(1000, 200, seed=3)["clean"])
+    assert not np.array_equal(idx["clean"], evalsets.draw_indices(1000, 200, seed=4)["clean"])
+
+
+def test_noise_matches_the_paired_l2_norm_and_leaves_the_source_alone():
+    x = np.full((4, 28, 28, 1), 0.5, np.float32)
+    before = x.copy()
+    norms = np.array([0.0, 0.5, 1.0, 2.0])
+    noisy = evalsets.matched_noise(x, norms, seed=0)
+    np.testing.assert_array_equal(x, before)
+    got = np.sqrt(((noisy - x) ** 2).reshape(4, -1).sum(1))
+    np.testing.assert_allclose(got, norms, rtol=1e-5)  # no clipping happens at 0.5 +- small noise
+    assert noisy.min() >= 0 and noisy.max() <= 1
+
+
+def test_table_row_uses_successful_subset_and_nan_for_deterministic_mi():
+    # kinds: 2 adversarial (one successful), 2 negatives
+    rows = {
+        "kind": np.array([2, 2, 0, 1]), "success": np.array([1, 0, np.nan, np.nan]),
+        "predictive_entropy": np.array([0.9, 0.1, 0.2, 0.3]),
+        "mutual_information": np.full(4, np.nan), "expected_entropy": np.full(4, np.nan),
+        "softmax_variance": np.full(4, np.nan), "variation_ratio": np.full(4, np.nan),
+    }
+    row = report.table_row(rows, bootstrap_rounds=20)
+    assert row["entropy_auc"] == 0.5 and row["entropy_auc_s"] == 1.0
+    assert np.isnan(row["mi_auc"]) and np.isnan(row["mi_auc_s"])
+    assert row["success_rate"] == 0.5 and row["n_adversarial"] == 2 and row["n_negative"] == 2
