@@ -21,14 +21,19 @@ test: install
 	@$(BIN)/python -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "error: pytest collected no tests" >&2; fi; exit $$status
 
+# Each step reuses what a previous run finished (same config); see results/README.md.
 demo: install
 	$(BIN)/uncertadv train cnn --epochs 3 --seed 0 --out $(MNIST)/models/cnn.keras
 	$(BIN)/uncertadv score --model $(MNIST)/models/cnn.keras --dataset mnist --samples 50 --seed 1 --out $(MNIST)/test_scores.csv
-	@echo "Results: $(MNIST)/models/cnn.json (accuracies, config, versions) and $(MNIST)/test_scores.csv (per-image measures)."
+	$(BIN)/uncertadv train cnn --members 5 --first-member $(MNIST)/models/cnn.keras --epochs 3 --seed 0 --out $(MNIST)/models/ensemble.json
+	$(BIN)/uncertadv train vae --epochs 20 --seed 0 --out $(MNIST)/models/vae.json
+	$(BIN)/uncertadv plot all
+	@echo "Results in $(MNIST)/: SUMMARY.md (numbers), *.png (figures), *.csv (data behind them), models/*.json (accuracies)."
 
 bench: install
 	$(BIN)/python benchmarks/mc_speed.py
 	$(BIN)/python benchmarks/latent_map_speed.py
+	$(BIN)/python benchmarks/attack_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

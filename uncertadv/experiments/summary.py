@@ -10,7 +10,7 @@ from uncertadv import artifacts
 
 def _table(header: list[str], rows: list[list]) -> str:
     def cell(v):
-        return f"{v:.4f}" if isinstance(v, float) else str(v)
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
 
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
