@@ -27,8 +27,11 @@ demo: install
 	$(BIN)/uncertadv score --model $(MNIST)/models/cnn.keras --dataset mnist --samples 50 --seed 1 --out $(MNIST)/test_scores.csv
 	$(BIN)/uncertadv train cnn --members 5 --first-member $(MNIST)/models/cnn.keras --epochs 3 --seed 0 --out $(MNIST)/models/ensemble.json
 	$(BIN)/uncertadv train vae --epochs 20 --seed 0 --out $(MNIST)/models/vae.json
+	$(BIN)/uncertadv report --dataset mnist
 	$(BIN)/uncertadv plot all
-	@echo "Results in $(MNIST)/: SUMMARY.md (numbers), *.png (figures), *.csv (data behind them), models/*.json (accuracies)."
+	$(BIN)/uncertadv plot roc --dataset mnist
+	$(BIN)/uncertadv plot adversarial-examples --dataset mnist --attack mim --eps 76
+	@echo "Results in $(MNIST)/: table1.md (Table 1), SUMMARY.md (figure numbers), *.png, *.csv, models/*.json (accuracies)."
 
 bench: install
 	$(BIN)/python benchmarks/mc_speed.py

@@ -176,6 +176,8 @@ def score(
     """Score a test set (--model, --out) or a saved attack set (--attack): predictions and the five measures."""
     quiet_tensorflow()
     if attack is not None:
+        import numpy as np
+
         from uncertadv import table1
 
         config, rows = table1.score_set(attack)
@@ -183,9 +185,11 @@ def score(
         table1.merge_into_scores(scores_csv, config, rows)
         adv = rows["kind"] == 2
         echo(f"updated {scores_csv}")
+        mi = rows["mutual_information"]
+        mi_text = ("MI n/a (deterministic model)" if np.isnan(mi).all() else
+                   f"mean MI adversarial {mi[adv].mean():.4f} vs clean+noise {mi[~adv].mean():.4f}")
         typer.echo(f"{attack.stem}: {int(adv.sum())} adversarial rows, success rate {rows['success'][adv].mean():.3f}, "
-                   f"mean MI adversarial {rows['mutual_information'][adv].mean():.4f} vs "
-                   f"clean+noise {rows['mutual_information'][~adv].mean():.4f}")
+                   f"{mi_text}")
         return
     if model is None or out is None:
         raise ValueError("give --model and --out to score a test set, or --attack to score an attack set")

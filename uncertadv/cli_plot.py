@@ -128,10 +128,55 @@ def variance_mi(
     from uncertadv.experiments import mnist_figures
 
     ctx = _context(results, cnn, None, vae, samples, seed)
-    paths, rhos = mnist_figures.run_variance_vs_mi(ctx, pairs, pair_seed)
+    paths, rhos = mnist_figures.run_variance_vs_mi(ctx, pairs, pair_seed, _adversarial_group(results))
     _written(paths)
     for name, rho in rhos.items():
         typer.echo(f"Spearman rho(softmax variance, MI) on {name}: {rho:.3f}")
+
+
+def _adversarial_group(results: Path) -> dict:
+    """MC-model adversarial rows of RESULTS/scores.csv (all attacks), if `uncertadv report` has run."""
+    from uncertadv.experiments.adversarial_figures import read_long_scores
+
+    path = results / "scores.csv"
+    if not path.is_file():
+        return {}
+    scores = read_long_scores(path)
+    sel = (scores["model"] == "mc") & (scores["kind"] == "adversarial")
+    if not sel.any():
+        return {}
+    return {"adversarial (MC model, all attacks)": {"softmax_variance": scores["softmax_variance"][sel],
+                                                    "mutual_information": scores["mutual_information"][sel]}}
+
+
+@plot_app.command("roc")
+def roc(
+    dataset: Annotated[str, typer.Option(help="Data set; reads RESULTS/scores.csv from `uncertadv report`.")] = "mnist",
+    results: Annotated[Optional[Path], typer.Option(help="Results folder [default: results/DATASET].")] = None,
+) -> None:
+    """Figures 11-14: ROC and precision-recall curves per attack and eps, for each measure and model,
+    with all adversarial inputs and with the successful ones only."""
+    from uncertadv.experiments import adversarial_figures
+
+    _written(adversarial_figures.run_roc(results or Path("results") / dataset))
+
+
+@plot_app.command("adversarial-examples")
+def adversarial_examples(
+    dataset: Annotated[str, typer.Option(help="Data set of the saved attack sets.")] = "mnist",
+    attack: Annotated[str, typer.Option(help="Attack method of the sets to show.")] = "mim",
+    eps: Annotated[float, typer.Option(help="Budget of the sets to show, 0-255 units.")] = 76.0,
+    seed: Annotated[int, typer.Option(help="Seed the attack sets were made with.")] = 0,
+    count: Annotated[int, typer.Option(min=1, max=20, help="Images to show.")] = 8,
+    results: Annotated[Optional[Path], typer.Option(help="Results folder [default: results/DATASET].")] = None,
+) -> None:
+    """Figure 7: originals, adversarial images against the deterministic and MC models, amplified differences."""
+    quiet_tensorflow()
+    from uncertadv import data
+    from uncertadv.experiments import adversarial_figures
+
+    x, _ = data.load(dataset, "test")
+    _written([adversarial_figures.run_examples(results or Path("results") / dataset, x, attack, eps, count, seed)])
 
 
 @plot_app.command("all")
@@ -153,7 +198,7 @@ def all_figures(
     _written(mnist_figures.run_midpoints(ctx, pairs, pair_seed)[0])
     _written(mnist_figures.run_holes(ctx, grid, extent, mnist_figures.FAR_DISTANCE, mnist_figures.MIN_CONFIDENCE,
                                      mnist_figures.MI_QUANTILE)[0])
-    _written(mnist_figures.run_variance_vs_mi(ctx, pairs, pair_seed)[0])
+    _written(mnist_figures.run_variance_vs_mi(ctx, pairs, pair_seed, _adversarial_group(results))[0])
     summary = write_mnist_summary(results)
     echo(f"wrote {summary}")
     typer.echo(summary.read_text())

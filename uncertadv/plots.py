@@ -135,3 +135,42 @@ def variance_vs_mi(groups: dict[str, tuple[np.ndarray, np.ndarray]], rhos: dict[
     ax.set(xlabel=LABELS["softmax_variance"], ylabel=LABELS["mutual_information"], title=title)
     ax.legend(markerscale=4)
     return fig
+
+
+def roc_pr(curves: dict[str, dict[str, tuple]], title: str):
+    """Figures 11-14: ROC and precision-recall curves. ``curves[subset][label] = (fpr, tpr, recall,
+    precision, auc)`` for subsets such as "all adversarial" and "successful only"."""
+    subsets = list(curves)
+    fig, axes = plt.subplots(len(subsets), 2, figsize=(11, 4.8 * len(subsets)), squeeze=False, layout="constrained")
+    for row, subset in enumerate(subsets):
+        roc_ax, pr_ax = axes[row]
+        for label, (fpr, tpr, recall, precision, auc) in curves[subset].items():
+            style = "--" if "entropy" in label else "-"
+            line, = roc_ax.plot(fpr, tpr, style, label=f"{label} (AUC {auc:.3f})")
+            pr_ax.plot(recall, precision, style, color=line.get_color(), label=label)
+        roc_ax.plot([0, 1], [0, 1], ":", color="grey", lw=1)
+        roc_ax.set(title=f"ROC, {subset}", xlabel="false-positive rate", ylabel="true-positive rate")
+        pr_ax.set(title=f"precision-recall, {subset} (adversarial = positive)", xlabel="recall", ylabel="precision",
+                  ylim=(0, 1.02))
+        roc_ax.legend(fontsize=8, loc="lower right")
+        pr_ax.legend(fontsize=8, loc="lower left")
+    fig.suptitle(title)
+    return fig
+
+
+def adversarial_examples(rows: list[tuple[str, np.ndarray, list[str]]], title: str):
+    """Figure 7: one row per ``(row label, images [K, H, W, C], captions)``."""
+    columns = len(rows[0][1])
+    fig, axes = plt.subplots(len(rows), columns, figsize=(1.7 * columns, 2.0 * len(rows)), squeeze=False,
+                             layout="constrained")
+    for r, (label, images, captions) in enumerate(rows):
+        for c in range(columns):
+            ax = axes[r, c]
+            image = images[c]
+            ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_title(captions[c], fontsize=7)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=8)
+    fig.suptitle(title)
+    return fig

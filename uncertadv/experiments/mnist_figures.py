@@ -260,7 +260,7 @@ def run_variance_vs_mi(ctx: Context, n: int, pair_seed: int, extra_groups: dict 
     clean = test_scores(ctx, mode)
     mids = midpoint_scores(ctx, n, pair_seed, mode)
     groups = {"clean test": clean, "pixel midpoints": mids["pixel"], "latent midpoints": mids["latent"]}
-    groups.update(extra_groups or {})
+    groups.update(extra_groups or {})  # e.g. adversarial inputs, once `uncertadv report` has run
     pairs = {name: (g["softmax_variance"], g["mutual_information"]) for name, g in groups.items()}
     rhos = {name: float(spearmanr(v, m).statistic) for name, (v, m) in pairs.items()}
     artifacts.write_csv(ctx.results / "variance_vs_mi.csv",

@@ -1,0 +1,83 @@
+"""Figures of the adversarial experiments: ROC/PR curves (Figures 11-14) and example images
+(Figure 7), read from the saved scores and attack sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import precision_recall_curve, roc_curve
+
+from uncertadv import adversarial, artifacts, plots
+from uncertadv.attacks import AttackConfig
+
+CURVES = (("deterministic", "predictive_entropy"), ("mc", "predictive_entropy"), ("mc", "mutual_information"),
+          ("ensemble", "predictive_entropy"), ("ensemble", "mutual_information"))
+
+
+def read_long_scores(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise ValueError(f"no scores at {path}; run `uncertadv report` first")
+    raw = artifacts.read_csv(path)
+    out = {k: np.asarray(v) for k, v in raw.items()}
+    for k in ("eps", "success", "predictive_entropy", "mutual_information", "expected_entropy", "softmax_variance",
+              "variation_ratio"):
+        out[k] = np.array([float(v) if v != "" else np.nan for v in raw[k]])
+    return out
+
+
+def _curve(scores: np.ndarray, positive: np.ndarray):
+    fpr, tpr, _ = roc_curve(positive, scores)
+    precision, recall, _ = precision_recall_curve(positive, scores)
+    from sklearn.metrics import roc_auc_score
+
+    return fpr, tpr, recall, precision, roc_auc_score(positive, scores)
+
+
+def run_roc(results: Path) -> list[Path]:
+    """One figure per (attack, eps): every model and measure, all vs successful-only adversarials."""
+    scores = read_long_scores(results / "scores.csv")
+    outputs = []
+    settings = sorted({(a, e) for a, e in zip(scores["attack"], scores["eps"])}, key=lambda s: (s[0], s[1]))
+    for attack, eps in settings:
+        curves: dict[str, dict] = {"all adversarial": {}, "successful only": {}}
+        for model, measure in CURVES:
+            sel = (scores["attack"] == attack) & (scores["eps"] == eps) & (scores["model"] == model)
+            if not sel.any():
+                continue
+            values, kind, success = scores[measure][sel], scores["kind"][sel], scores["success"][sel]
+            adv = kind == "adversarial"
+            label = f"{model}, {plots.SHORT[measure]}"
+            curves["all adversarial"][label] = _curve(values, adv)
+            keep = ~adv | (success == 1)
+            if (adv & keep).any():
+                curves["successful only"][label] = _curve(values[keep], adv[keep])
+        title = f"{attack.upper()} eps = {eps:g}/255: adversarial vs clean + noise"
+        out = results / f"roc_{attack}_eps{eps:g}.png"
+        plots.save_figure(plots.roc_pr({k: v for k, v in curves.items() if v}, title), out)
+        outputs.append(out)
+    return outputs
+
+
+def run_examples(results: Path, x: np.ndarray, method: str, eps: float, count: int = 8, seed: int = 0) -> Path:
+    """Figure 7: originals, adversarial images against the deterministic and MC models, and
+    their differences amplified to the full range."""
+    sets = {}
+    for target in ("deterministic", "mc"):
+        config = AttackConfig(method=method, eps=eps, target=target, seed=seed)
+        sets[target] = adversarial.load(results / "attacks" / f"{adversarial.set_name(config)}.npz")[0]
+    if not np.array_equal(sets["mc"]["adversarial_index"], sets["deterministic"]["adversarial_index"]):
+        raise ValueError("the deterministic and MC attack sets were drawn from different images (other seeds)")
+    index = sets["mc"]["adversarial_index"][:count]
+    original = x[index]
+    rows = [("original", original, [f"#{i}" for i in index])]
+    for target, arrays in sets.items():
+        adv = arrays["x_adv"][:count]
+        ok = arrays["success"][:count]
+        rows.append((f"adv. vs {target}", adv, ["fooled" if s else "not fooled" for s in ok]))
+        diff = adv - original
+        scale = np.maximum(np.abs(diff).reshape(len(diff), -1).max(axis=1), 1e-12).reshape(-1, 1, 1, 1)
+        rows.append((f"diff ({target})", 0.5 + 0.5 * diff / scale, ["amplified"] * len(diff)))
+    out = results / f"adversarial_examples_{method}_eps{eps:g}.png"
+    plots.save_figure(plots.adversarial_examples(rows, f"{method.upper()} eps = {eps:g}/255 (grey = no change)"), out)
+    return out
