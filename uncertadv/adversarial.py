@@ -37,7 +37,7 @@ def fingerprint(files: list[Path]) -> list[str]:
 
 
 def build(models: list, model_files: list[Path], x: np.ndarray, y: np.ndarray, config: AttackConfig, *, n: int,
-          out: Path, dataset: str, force: bool = False) -> dict:
+          out: Path, dataset: str, data_options: dict | None = None, force: bool = False) -> dict:
     """Make (or reuse) the attack set ``out`` (.npz + .json sidecar); returns the sidecar."""
     want = {"attack": dataclasses.asdict(config), "n": n, "index_seed": config.seed,
             "eval_samples": config.samples, "eval_seed": eval_seed(config.seed), "models": fingerprint(model_files)}
@@ -60,7 +60,7 @@ def build(models: list, model_files: list[Path], x: np.ndarray, y: np.ndarray, c
                                 adversarial_index=idx["adversarial"], x_noise=x_noise, x_adv=x_adv, success=success)
     noise_l2 = evalsets.perturbation_norms(x[idx["noise"]], x_noise)[1]
     record = {
-        "command": artifacts.command_line(), "config": want, "dataset": dataset,
+        "command": artifacts.command_line(), "config": want, "dataset": dataset, "data_options": data_options or {},
         "model_files": [str(f) for f in model_files],
         "success_rate": float(success.mean()),
         "mean_linf_255": float(linf.mean() * 255 / config.pixel_max),

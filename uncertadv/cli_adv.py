@@ -49,10 +49,12 @@ def attack(
                           step=step, seed=seed)
     if dataset not in table1.MODEL_SOURCES:
         raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(table1.MODEL_SOURCES)}")
-    models, files = table1.MODEL_SOURCES[dataset](results, (model.value,))[model.value]
-    x, y = data.load(dataset, "test")
+    sources, data_options = table1.MODEL_SOURCES[dataset](results, (model.value,))
+    models, files = sources[model.value]
+    x, y = data.load(dataset, "test", **data_options)
     out = results / "attacks" / f"{adversarial.set_name(config)}.npz"
-    record = adversarial.build(models, files, x, y, config, n=n, out=out, dataset=dataset, force=force)
+    record = adversarial.build(models, files, x, y, config, n=n, out=out, dataset=dataset, data_options=data_options,
+                               force=force)
     echo(f"attack set: {out}")
     typer.echo(f"{method.value} eps={eps:g} on the {model.value} model, {n} images: success rate "
                f"{record['success_rate']:.3f}, mean L-inf {record['mean_linf_255']:.2f}/255, mean L2 {record['mean_l2']:.3f}")

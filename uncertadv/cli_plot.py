@@ -172,11 +172,9 @@ def adversarial_examples(
 ) -> None:
     """Figure 7: originals, adversarial images against the deterministic and MC models, amplified differences."""
     quiet_tensorflow()
-    from uncertadv import data
     from uncertadv.experiments import adversarial_figures
 
-    x, _ = data.load(dataset, "test")
-    _written([adversarial_figures.run_examples(results or Path("results") / dataset, x, attack, eps, count, seed)])
+    _written([adversarial_figures.run_examples(results or Path("results") / dataset, attack, eps, count, seed)])
 
 
 @plot_app.command("all")

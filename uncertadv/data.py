@@ -10,7 +10,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.resources
+import os
+import sys
 from enum import Enum
+from pathlib import Path
 
 import numpy as np
 
@@ -70,11 +73,105 @@ def load_mnist(split: Split | str = "test", source: Source | str = "auto", data_
     return _to_float_images(arrays[f"x_{split.value}"]), arrays[f"y_{split.value}"].astype(np.int64)
 
 
-DATASETS = {"mnist": load_mnist}
+# ---------------------------------------------------------------------------- cats vs dogs
+
+PETIMAGES_ENV = "UNCERTADV_PETIMAGES"
+CLASSES = ("Cat", "Dog")  # label 0, 1
+NO_DATA_HELP = (
+    "no cats-vs-dogs images found: download the Microsoft 'Kaggle Cats and Dogs Dataset' "
+    "(kagglecatsanddogs_*.zip), unzip it, and pass --data-dir PATH/PetImages or set "
+    f"{PETIMAGES_ENV}=PATH/PetImages (a folder with Cat/*.jpg and Dog/*.jpg); "
+    "on a connected machine --source tfds downloads it instead"
+)
 
 
-def load(dataset: str, split: Split | str = "test", source: Source | str = "auto"):
-    """``(x, y)`` of a named data set; see the loader of each for the layout."""
+def petimages_dir(data_dir: str | Path | None = None) -> Path:
+    """The PetImages folder: ``data_dir``, else $UNCERTADV_PETIMAGES; a clear error if neither has images."""
+    folder = data_dir or os.environ.get(PETIMAGES_ENV)
+    if not folder:
+        raise ValueError(NO_DATA_HELP)
+    folder = Path(folder)
+    if not all((folder / c).is_dir() for c in CLASSES):
+        raise ValueError(f"{folder} has no Cat/ and Dog/ folders; {NO_DATA_HELP}")
+    return folder
+
+
+def petimages_split(folder: Path, seed: int = 0, test_fraction: float = 0.2):
+    """Deterministic seeded split of the sorted file list: ``{"train": (paths, labels), "test": ...}``."""
+    paths, labels = [], []
+    for label, name in enumerate(CLASSES):
+        files = sorted(p for p in (folder / name).iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
+        paths += [str(p) for p in files]
+        labels += [label] * len(files)
+    if not paths:
+        raise ValueError(f"{folder} holds no .jpg files; {NO_DATA_HELP}")
+    order = np.random.default_rng(seed).permutation(len(paths))
+    n_test = int(round(test_fraction * len(paths)))
+    pick = lambda idx: (np.asarray(paths)[idx], np.asarray(labels, dtype=np.int64)[idx])  # noqa: E731
+    return {"test": pick(order[:n_test]), "train": pick(order[n_test:])}
+
+
+def _decode_folder(paths: np.ndarray, labels: np.ndarray, image_size: int, desc: str):
+    """Decode and resize JPEGs in a tf.data pipeline; undecodable files are skipped and counted.
+    Returns ``(x [N, S, S, 3] float32 in [0, 1], y [N], skipped)``."""
+    import tensorflow as tf
+
+    def read(path, label):
+        raw = tf.io.read_file(path)
+        image = tf.io.decode_jpeg(raw, channels=3)
+        image = tf.image.resize(image, (image_size, image_size), antialias=True)
+        return tf.clip_by_value(image / 255.0, 0.0, 1.0), label
+
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels)).map(read, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.ignore_errors().batch(512).prefetch(2)
+    from uncertadv.progress import progress_bar
+
+    xs, ys = [], []
+    for xb, yb in progress_bar(ds, desc=desc, total=int(np.ceil(len(paths) / 512))):
+        xs.append(xb.numpy().astype(np.float32))
+        ys.append(yb.numpy())
+    x = np.concatenate(xs) if xs else np.zeros((0, image_size, image_size, 3), np.float32)
+    y = np.concatenate(ys) if ys else np.zeros((0,), np.int64)
+    return x, y.astype(np.int64), len(paths) - len(y)
+
+
+@functools.lru_cache(maxsize=4)
+def _catsdogs_folder(folder: str, split: str, image_size: int, seed: int):
+    paths, labels = petimages_split(Path(folder), seed)[split]
+    x, y, skipped = _decode_folder(paths, labels, image_size, f"decoding {split} images ({image_size}px)")
+    if skipped:
+        print(f"skipped {skipped} undecodable image(s) in the {split} split of {folder}", file=sys.stderr)
+    return x, y, skipped
+
+
+def load_catsdogs(split: Split | str = "test", source: Source | str = "auto", *, data_dir=None,
+                  image_size: int = 64, seed: int = 0):
+    """Cats (0) vs dogs (1): ``(x [N, S, S, 3] float32 in [0, 1], y [N] int64)``.
+
+    source auto/bundled: the PetImages folder (``data_dir`` or $UNCERTADV_PETIMAGES) with a
+    seeded 80/20 split; tfds: ``tfds.load("cats_vs_dogs")`` (its one split, cut 80/20)."""
+    split, source = Split(split), Source(source)
+    if image_size < 8:
+        raise ValueError(f"image size must be >= 8, got {image_size}")
+    if source is Source.tfds:
+        import tensorflow as tf
+        import tensorflow_datasets as tfds
+
+        part = "train[:80%]" if split is Split.train else "train[80%:]"
+        ds = tfds.load("cats_vs_dogs", split=part, as_supervised=True, data_dir=data_dir)
+        ds = ds.map(lambda im, lab: (tf.image.resize(tf.cast(im, tf.float32), (image_size, image_size)) / 255.0, lab))
+        batches = list(tfds.as_numpy(ds.batch(1000)))
+        x = np.clip(np.concatenate([b[0] for b in batches]), 0, 1).astype(np.float32)
+        return x, np.concatenate([b[1] for b in batches]).astype(np.int64)
+    x, y, _ = _catsdogs_folder(str(petimages_dir(data_dir)), split.value, image_size, seed)
+    return x, y
+
+
+DATASETS = {"mnist": load_mnist, "catsdogs": load_catsdogs}
+
+
+def load(dataset: str, split: Split | str = "test", source: Source | str = "auto", **options):
+    """``(x, y)`` of a named data set; see the loader of each for the layout and ``options``."""
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
-    return DATASETS[dataset](split=split, source=source)
+    return DATASETS[dataset](split=split, source=source, **options)

@@ -30,8 +30,8 @@ class TableConfig:
     force: bool = False
 
 
-def mnist_models(results: Path, targets: tuple[str, ...]) -> dict[str, tuple[list, list[Path]]]:
-    """(models, files) per target, training the default recipe where a model is missing."""
+def mnist_models(results: Path, targets: tuple[str, ...]) -> tuple[dict[str, tuple[list, list[Path]]], dict]:
+    """``({target: (models, files)}, data options)``, training the default recipe where a model is missing."""
     from uncertadv import train as training
 
     models_dir = results / "models"
@@ -56,10 +56,33 @@ def mnist_models(results: Path, targets: tuple[str, ...]) -> dict[str, tuple[lis
                 "wall_seconds": round(time.perf_counter() - start, 2)})
         names = artifacts.read_json(ensemble_path)["members"]
         out["ensemble"] = (training.load_classifier(ensemble_path), [ensemble_path.with_name(n) for n in names])
-    return out
+    return out, {}
 
 
-MODEL_SOURCES = {"mnist": mnist_models}
+def catsdogs_models(results: Path, targets: tuple[str, ...]) -> tuple[dict[str, tuple[list, list[Path]]], dict]:
+    """Member 0 of ``RESULTS/models/catsdogs.json`` is the single model, all members the ensemble;
+    trains the default (small-trunk) recipe if the manifest is missing."""
+    from uncertadv import train as training
+    from uncertadv import train_catsdogs
+
+    manifest = results / "models" / "catsdogs.json"
+    if not manifest.is_file():
+        config = train_catsdogs.CatsDogsConfig()
+        print(f"training the cats-vs-dogs models ({manifest}): {config.title}", flush=True)
+        start = time.perf_counter()
+        members, metrics = train_catsdogs.train(config)
+        train_catsdogs.save(members, manifest, config, metrics, time.perf_counter() - start)
+    record = artifacts.read_json(manifest)
+    files = [manifest.with_name(n) for n in record["members"]]
+    models = training.load_classifier(manifest)
+    out = {t: (models[:1], files[:1]) for t in targets if t != "ensemble"}
+    if "ensemble" in targets:
+        out["ensemble"] = (models, files)
+    cfg = record["config"]
+    return out, {"data_dir": cfg["data_dir"], "image_size": cfg["image_size"], "seed": cfg["seed"]}
+
+
+MODEL_SOURCES = {"mnist": mnist_models, "catsdogs": catsdogs_models}
 
 
 def _settings(cfg: TableConfig):
@@ -76,8 +99,8 @@ def run(cfg: TableConfig) -> tuple[list[dict], list[Path]]:
     if cfg.dataset not in MODEL_SOURCES:
         raise ValueError(f"no Table 1 recipe for dataset {cfg.dataset!r}; choose from {', '.join(MODEL_SOURCES)}")
     start = time.perf_counter()
-    models = MODEL_SOURCES[cfg.dataset](cfg.results, cfg.targets)
-    x, y = data.load(cfg.dataset, "test")
+    models, data_options = MODEL_SOURCES[cfg.dataset](cfg.results, cfg.targets)
+    x, y = data.load(cfg.dataset, "test", **data_options)
     settings = list(_settings(cfg))
     long: dict[str, list] = {c: [] for c in LONG_COLUMNS}
     table, records = [], {}
@@ -85,7 +108,7 @@ def run(cfg: TableConfig) -> tuple[list[dict], list[Path]]:
         member_models, files = models[config.target]
         stem = adversarial.set_name(config)
         npz = cfg.results / "attacks" / f"{stem}.npz"
-        records[stem] = adversarial.build(member_models, files, x, y, config, n=cfg.n, out=npz, dataset=cfg.dataset, force=cfg.force)
+        records[stem] = adversarial.build(member_models, files, x, y, config, n=cfg.n, out=npz, dataset=cfg.dataset, data_options=data_options, force=cfg.force)
         arrays, record = adversarial.load(npz)
         rows = artifacts.cached_table(
             cfg.results / "scores" / f"{stem}.csv",
@@ -107,8 +130,7 @@ def score_set(npz: Path) -> tuple[AttackConfig, dict]:
     config = AttackConfig(**record["config"]["attack"])
     files = [Path(f) for f in record["model_files"]]
     models = [load_classifier(f)[0] for f in files]
-    dataset = record.get("dataset", "mnist")
-    x, y = data.load(dataset, "test")
+    x, y = data.load(record["dataset"], "test", **record.get("data_options", {}))
     rows = artifacts.cached_table(
         npz.parent.parent / "scores" / f"{npz.stem}.csv",
         {"attack_set": artifacts.file_sha256(npz), "eval_samples": record["config"]["eval_samples"],
@@ -146,6 +168,22 @@ def _append_long(long: dict, config: AttackConfig, rows: dict) -> None:
         long[m] += list(rows[m])
 
 
+def _models_line(cfg: TableConfig) -> str:
+    """Which models produced the table, with their test accuracies (from their records)."""
+    manifest = cfg.results / "models" / ("catsdogs.json" if cfg.dataset == "catsdogs" else "cnn.json")
+    if not manifest.is_file():
+        return ""
+    rec = artifacts.read_json(manifest)
+    m = rec["metrics"]
+    title = rec.get("title", "the paper's MNIST CNN (Conv32-Conv64-Pool-Dropout0.25-Dense128-Dropout0.5)")
+    line = (f"Models: {title}. Test accuracy of the single model: dropout off {m['test_accuracy_deterministic']:.4f}, "
+            f"MC (T={m['mc_samples']}) {m['test_accuracy_mc']:.4f}")
+    if "ensemble_test_accuracy_mc" in m:
+        line += (f"; ensemble of {len(m['members'])}: dropout off {m['ensemble_test_accuracy_deterministic']:.4f}, "
+                 f"MC {m['ensemble_test_accuracy_mc']:.4f}")
+    return line + f" (`{manifest.relative_to(cfg.results)}`)."
+
+
 def _write(cfg: TableConfig, table: list[dict], long: dict, records: dict, seconds: float) -> list[Path]:
     out = cfg.results
     artifacts.write_csv(out / "scores.csv", long)
@@ -157,7 +195,15 @@ def _write(cfg: TableConfig, table: list[dict], long: dict, records: dict, secon
               f"{adversarial.eval_seed(cfg.seed)}, index seed {cfg.seed}, bootstrap {cfg.bootstrap} rounds. "
               "eps in 0-255 pixel units, L-infinity. n/a: undefined for a deterministic model (one network), "
               "not 0.5.\n\nSuccess rate: share of adversarial inputs whose predicted label differs from the true one.")
-    artifacts.write_text(out / "table1.md", report.markdown(table, header))
+    paper = None
+    if cfg.dataset == "catsdogs":
+        import importlib.resources
+
+        paper = report.read_paper_table(importlib.resources.files("uncertadv.assets") / "paper_table1.csv")
+        header += ("\n\nIn brackets: the paper's value (Smith & Gal 2018, Table 1: ImageNet ResNet50 + dropout head, "
+                   "`assets/paper_table1.csv`); n/a where the paper has none.")
+    header += "\n\n" + _models_line(cfg)
+    artifacts.write_text(out / "table1.md", report.markdown(table, header, paper))
     artifacts.write_json(out / "table1.json", {
         "command": artifacts.command_line(), "config": {**dataclasses.asdict(cfg), "results": str(cfg.results)},
         "attack_sets": {k: {"success_rate": r["success_rate"], "mean_linf_255": r["mean_linf_255"],

@@ -59,13 +59,16 @@ def run_roc(results: Path) -> list[Path]:
     return outputs
 
 
-def run_examples(results: Path, x: np.ndarray, method: str, eps: float, count: int = 8, seed: int = 0) -> Path:
+def run_examples(results: Path, method: str, eps: float, count: int = 8, seed: int = 0) -> Path:
     """Figure 7: originals, adversarial images against the deterministic and MC models, and
     their differences amplified to the full range."""
+    from uncertadv import data
+
     sets = {}
     for target in ("deterministic", "mc"):
         config = AttackConfig(method=method, eps=eps, target=target, seed=seed)
-        sets[target] = adversarial.load(results / "attacks" / f"{adversarial.set_name(config)}.npz")[0]
+        sets[target], record = adversarial.load(results / "attacks" / f"{adversarial.set_name(config)}.npz")
+    x, _ = data.load(record["dataset"], "test", **record.get("data_options", {}))
     if not np.array_equal(sets["mc"]["adversarial_index"], sets["deterministic"]["adversarial_index"]):
         raise ValueError("the deterministic and MC attack sets were drawn from different images (other seeds)")
     index = sets["mc"]["adversarial_index"][:count]

@@ -1,0 +1,86 @@
+"""Cats-vs-dogs classifiers with the paper's structure: a deterministic, frozen trunk and a
+retrained Dropout 0.5 -> Dense 2 softmax head, the only stochastic part.
+
+Two trunks:
+- ``resnet50``: the paper's ImageNet-pretrained ResNet50 (``include_top=False``, global
+  average pooling), for machines that can download the weights or have a local copy;
+- ``small``: a CPU-friendly CNN trained from scratch on the training split as a
+  deterministic first stage (ImageNet weights cannot be had on the machines here).
+
+Every model takes images in [0, 1], ``[N, S, S, 3]``, and returns probabilities ``[N, 2]``.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+BACKBONES = ("small", "resnet50")
+
+
+@keras.saving.register_keras_serializable(package="uncertadv")
+class CaffePreprocess(keras.layers.Layer):
+    """[0, 1] RGB -> ResNet50's "caffe" input: 0-255 BGR minus the ImageNet channel means."""
+
+    MEAN_BGR = (103.939, 116.779, 123.68)
+
+    def call(self, images):
+        bgr = ops.flip(images * 255.0, axis=-1)
+        return bgr - ops.convert_to_tensor(self.MEAN_BGR, dtype=images.dtype)
+
+
+def resnet50_trunk(image_size: int = 224, weights: str | None = "imagenet") -> keras.Model:
+    """The paper's frozen trunk ``[N, S, S, 3] in [0, 1] -> [N, 2048]``.
+
+    weights: "imagenet" (Keras downloads them), a local ``.h5`` file, or None (random, for tests)."""
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    try:
+        resnet = keras.applications.ResNet50(include_top=False, weights=weights, pooling="avg",
+                                             input_shape=(image_size, image_size, 3))
+    except Exception as err:  # urllib/HTTP/SSL errors differ by platform
+        if weights == "imagenet":
+            raise ValueError(
+                "could not get the ImageNet ResNet50 weights (no network?): pass --weights FILE.h5 with a local "
+                f"copy, or use --backbone small ({type(err).__name__})") from None
+        raise ValueError(f"could not build ResNet50 with weights={weights!r}: {err}") from None
+    features = resnet(CaffePreprocess(name="caffe_preprocess")(inputs))
+    trunk = keras.Model(inputs, features, name="resnet50_trunk")
+    trunk.trainable = False
+    return trunk
+
+
+def small_trunk(image_size: int = 64, widths: tuple[int, ...] = (16, 32, 64, 128)) -> keras.Model:
+    """A small all-convolutional trunk ``[N, S, S, 3] -> [N, widths[-1]]``: per stage two 3x3
+    conv + BatchNorm + ReLU, then 2x2 max-pooling; global average pooling at the end."""
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    x = inputs
+    for stage, width in enumerate(widths):
+        for conv in range(2):
+            x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"conv{stage}_{conv}")(x)
+            x = keras.layers.BatchNormalization(name=f"bn{stage}_{conv}")(x)
+            x = keras.layers.ReLU(name=f"relu{stage}_{conv}")(x)
+        if stage < len(widths) - 1:
+            x = keras.layers.MaxPooling2D(2, name=f"pool{stage}")(x)
+    features = keras.layers.GlobalAveragePooling2D(name="features")(x)
+    return keras.Model(inputs, features, name="small_trunk")
+
+
+def pretraining_model(trunk: keras.Model, num_classes: int = 2) -> keras.Model:
+    """Stage 1 for the small trunk: trunk -> Dense softmax, no dropout (deterministic)."""
+    inputs = keras.Input(trunk.input_shape[1:], name="image")
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="pretrain_probs")(trunk(inputs))
+    return keras.Model(inputs, outputs, name=f"{trunk.name}_pretraining")
+
+
+def head(feature_dim: int, num_classes: int = 2, rate: float = 0.5, name: str = "head") -> keras.Model:
+    """The retrained head ``[N, F] -> [N, C]``: Dropout(rate) -> Dense softmax."""
+    inputs = keras.Input((feature_dim,), name="features")
+    x = keras.layers.Dropout(rate, name="dropout")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax", name="probs")(x), name=name)
+
+
+def classifier(trunk: keras.Model, trained_head: keras.Model, name: str = "catsdogs") -> keras.Model:
+    """Frozen trunk followed by the head: ``[N, S, S, 3] in [0, 1] -> [N, 2]``."""
+    trunk.trainable = False
+    inputs = keras.Input(trunk.input_shape[1:], name="image")
+    return keras.Model(inputs, trained_head(trunk(inputs)), name=name)

@@ -1,0 +1,139 @@
+"""Training the cats-vs-dogs models in the paper's two stages.
+
+1. A deterministic trunk: the ImageNet ResNet50 as is (faithful path), or the small CNN
+   trained from scratch on the training split with a plain softmax layer (path that runs here).
+2. The trunk frozen, K fresh Dropout(0.5) -> Dense(2) heads trained on its features, one per
+   seed. Member 0 is the MC/deterministic model of Table 1; all K form the ensemble.
+
+The trunk is deterministic, so its features are computed once and the heads train on them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from uncertadv import artifacts, data, mc
+from uncertadv.models import catsdogs as cd
+from uncertadv.train import accuracy, member_paths, save_manifest, save_model
+
+
+@dataclasses.dataclass(frozen=True)
+class CatsDogsConfig:
+    """Everything that determines the cats-vs-dogs models (recorded in the manifest)."""
+
+    backbone: str = "small"
+    weights: str | None = "imagenet"  # resnet50 only: "imagenet", a local .h5 file, or None
+    image_size: int = 64
+    trunk_epochs: int = 12  # small trunk only
+    head_epochs: int = 20
+    members: int = 5
+    seed: int = 0
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    source: str = "auto"
+    data_dir: str | None = None
+    limit_train: int | None = None
+    limit_test: int | None = None
+    eval_samples: int = 20
+
+    def validate(self) -> None:
+        if self.backbone not in cd.BACKBONES:
+            raise ValueError(f"unknown backbone {self.backbone!r}; choose from {', '.join(cd.BACKBONES)}")
+        if self.backbone == "resnet50" and self.image_size < 32:
+            raise ValueError("ResNet50 needs images of at least 32 pixels")
+        for name in ("trunk_epochs", "head_epochs", "members", "batch_size", "eval_samples"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning rate must be > 0, got {self.learning_rate}")
+
+    @property
+    def data_options(self) -> dict:
+        return {"data_dir": self.data_dir, "image_size": self.image_size, "seed": self.seed}
+
+    @property
+    def title(self) -> str:
+        if self.backbone == "resnet50":
+            return f"ResNet50 trunk ({self.weights or 'random'} weights, frozen) + dropout head, {self.image_size}px"
+        return f"small CNN trunk (trained here, frozen) + dropout head, {self.image_size}px"
+
+
+def _augmented(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
+    """Shuffled batches with random horizontal flips; seeded (with the global seed set by the caller)."""
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(lambda image, label: (tf.image.random_flip_left_right(image, seed=seed), label))
+    return ds.batch(batch_size).prefetch(2)
+
+
+def build_trunk(config: CatsDogsConfig, x_train, y_train, verbose: int = 2) -> tuple[keras.Model, dict]:
+    if config.backbone == "resnet50":
+        return cd.resnet50_trunk(config.image_size, config.weights), {}
+    keras.utils.set_random_seed(config.seed)
+    trunk = cd.small_trunk(config.image_size)
+    model = cd.pretraining_model(trunk)
+    model.compile(keras.optimizers.Adam(config.learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    start = time.perf_counter()
+    history = model.fit(_augmented(x_train, y_train, config.batch_size, config.seed), epochs=config.trunk_epochs,
+                        verbose=verbose)
+    return trunk, {"trunk_train_seconds": round(time.perf_counter() - start, 2),
+                   "trunk_train_accuracy_final": float(history.history["accuracy"][-1])}
+
+
+def features_of(trunk: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Deterministic trunk features ``[N, F]`` (inference mode)."""
+    fn = tf.function(lambda xb: trunk(xb, training=False))
+    return np.concatenate([fn(tf.constant(x[i : i + batch_size])).numpy() for i in range(0, len(x), batch_size)])
+
+
+def train(config: CatsDogsConfig, verbose: int = 2) -> tuple[list[keras.Model], dict]:
+    """Both stages; returns the K members (trunk + head each) and their metrics."""
+    config.validate()
+    x_train, y_train = data.load_catsdogs("train", config.source, **config.data_options)
+    x_test, y_test = data.load_catsdogs("test", config.source, **config.data_options)
+    x_train, y_train = x_train[: config.limit_train], y_train[: config.limit_train]
+    x_test, y_test = x_test[: config.limit_test], y_test[: config.limit_test]
+    trunk, metrics = build_trunk(config, x_train, y_train, verbose)
+    start = time.perf_counter()
+    f_train = features_of(trunk, x_train)
+    members, member_metrics = [], []
+    for k in range(config.members):
+        keras.utils.set_random_seed(config.seed + k)
+        h = cd.head(f_train.shape[1], name=f"head{k}")
+        h.compile(keras.optimizers.Adam(config.learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
+        h.fit(f_train, y_train, epochs=config.head_epochs, batch_size=config.batch_size, verbose=0)
+        model = cd.classifier(trunk, h, name=f"catsdogs_member{k}")
+        det = mc.deterministic_predict(model, x_test)
+        probs = mc.mc_predict(model, x_test, samples=config.eval_samples, seed=1_000_003)
+        member_metrics.append({"seed": config.seed + k, "test_accuracy_deterministic": accuracy(det, y_test),
+                               "test_accuracy_mc": accuracy(probs, y_test)})
+        print(f"head {k + 1}/{config.members}: test accuracy deterministic "
+              f"{member_metrics[-1]['test_accuracy_deterministic']:.4f}, MC {member_metrics[-1]['test_accuracy_mc']:.4f}",
+              flush=True)
+        members.append(model)
+    det = mc.deterministic_predict(members, x_test)
+    probs = mc.mc_predict(members, x_test, samples=config.eval_samples, seed=1_000_003, desc="ensemble MC pass")
+    metrics.update({
+        "head_train_seconds": round(time.perf_counter() - start, 2),
+        "n_train": int(len(y_train)), "n_test": int(len(y_test)),
+        "test_accuracy_deterministic": member_metrics[0]["test_accuracy_deterministic"],
+        "test_accuracy_mc": member_metrics[0]["test_accuracy_mc"], "mc_samples": config.eval_samples,
+        "ensemble_test_accuracy_deterministic": accuracy(det, y_test),
+        "ensemble_test_accuracy_mc": accuracy(probs, y_test), "members": member_metrics,
+    })
+    return members, metrics
+
+
+def save(members: list[keras.Model], manifest: Path, config: CatsDogsConfig, metrics: dict, seconds: float) -> None:
+    paths = member_paths(manifest, len(members))
+    record = {"kind": "catsdogs", "command": artifacts.command_line(), "config": dataclasses.asdict(config),
+              "title": config.title, "metrics": metrics, "versions": artifacts.versions(),
+              "wall_seconds": round(seconds, 2)}
+    for k, (model, path) in enumerate(zip(members, paths)):
+        save_model(model, path, {**record, "member": k})
+    save_manifest(manifest, paths, record)
