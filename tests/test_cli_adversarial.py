@@ -9,7 +9,6 @@ from uncertadv import artifacts
 from uncertadv.cli import app
 
 runner = CliRunner()
-QUICK = ["--epochs", "1", "--limit-train", "400", "--limit-test", "50", "--samples", "2"]
 REPORT = ["report", "--methods", "fgm,bim", "--eps", "5,76", "--n", "12", "--samples", "2", "--bootstrap", "20"]
 
 
@@ -18,17 +17,10 @@ def run(*args):
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    root = tmp_path_factory.mktemp("results")
-    models = root / "models"
-    for args in (["train", "cnn", "--out", models / "cnn.keras", *QUICK],
-                 ["train", "cnn", "--members", "2", "--first-member", models / "cnn.keras",
-                  "--out", models / "ensemble.json", *QUICK]):
-        result = run(*args)
-        assert result.exit_code == 0, result.output
-    result = run(*REPORT, "--results", root)
+def results(fresh_results):
+    result = run(*REPORT, "--results", fresh_results)
     assert result.exit_code == 0, result.output
-    return root
+    return fresh_results
 
 
 def test_report_writes_every_setting_and_auc_recomputes_from_scores(results):
