@@ -48,6 +48,7 @@ bench: install
 	$(BIN)/python benchmarks/mc_speed.py
 	$(BIN)/python benchmarks/latent_map_speed.py
 	$(BIN)/python benchmarks/attack_speed.py
+	$(BIN)/python benchmarks/table1_speed.py
 	$(BIN)/python benchmarks/catsdogs_mc_speed.py
 
 clean:

@@ -1,5 +1,5 @@
 """Cost of one MIM step against the MC model (T samples) and the ensemble, relative to the
-deterministic model; and the wall time of the recorded MNIST Table 1 run.
+deterministic model (the whole-table time is benchmarks/table1_speed.py).
 
     python benchmarks/attack_speed.py [--n 200] [--samples 20] [--members 5]
 
@@ -11,7 +11,6 @@ tracing and set-up. Untrained paper CNNs (weights do not change the cost). Write
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import keras  # noqa: E402
 
-from _record import BENCHMARKS_MD, provenance, write_section  # noqa: E402
+from _record import provenance, write_section  # noqa: E402
 from uncertadv import data  # noqa: E402
 from uncertadv.attacks import AttackConfig, attack  # noqa: E402
 from uncertadv.models.cnn import build_cnn  # noqa: E402
@@ -50,20 +49,13 @@ def main() -> None:
     det = step_seconds(models, x, y, "deterministic", args.samples)
     mc = step_seconds(models, x, y, "mc", args.samples)
     ens = step_seconds(models, x, y, "ensemble", args.samples)
-    table_json = BENCHMARKS_MD.parent / "mnist" / "table1.json"
-    table_line = ""
-    if table_json.is_file():
-        rec = json.loads(table_json.read_text())
-        table_line = (f"\nWhole MNIST Table 1 ({len(rec['attack_sets'])} attack settings, models already trained): "
-                      f"**{rec['wall_seconds']:.0f} s** (bar: <= 600 s), as recorded by `{rec['command']}` in "
-                      f"`results/mnist/table1.json` (git {rec['versions']['git_commit']}).\n")
     body = (
         f"## One MIM step on the paper's CNN (N = {args.n} images)\n\n"
         "| attacked model | seconds per step | relative to deterministic |\n|---|---|---|\n"
         f"| deterministic | {det:.3f} | 1.0x |\n"
         f"| MC, T = {args.samples} (fresh networks every step) | {mc:.3f} | {mc / det:.1f}x |\n"
         f"| ensemble, {args.members} x {args.samples} | {ens:.3f} | {ens / det:.1f}x |\n"
-        + table_line + "\n"
+        + "\n"
         + provenance(" ".join(["python", "benchmarks/attack_speed.py"] + sys.argv[1:]))
     )
     write_section("attack_speed", body)

@@ -45,7 +45,7 @@ def build(models: list, model_files: list[Path], x: np.ndarray, y: np.ndarray, c
     if not force and out.is_file() and record_path.is_file():
         record = artifacts.read_json(record_path)
         if record.get("config") == want:
-            return record
+            return {**record, "reused": True}
     start = time.perf_counter()
     idx = evalsets.draw_indices(len(x), n, config.seed)
     x_src, y_src = x[idx["adversarial"]], y[idx["adversarial"]]

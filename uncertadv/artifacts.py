@@ -154,7 +154,10 @@ def read_numeric_csv(path: Path | str) -> dict[str, np.ndarray]:
 
 def cached_table(path: Path | str, config: dict, compute, digits: int = 6) -> dict:
     """The numeric table at ``path`` if its sidecar records the same ``config``; otherwise
-    ``compute()`` (a dict of equal-length columns), written atomically with a sidecar."""
+    ``compute()`` (a dict of equal-length columns), written atomically with a sidecar.
+
+    Either way the columns are returned as stored (``digits`` significant digits), so
+    whatever is derived from them can be recomputed exactly from the file."""
     import time
 
     path = Path(path)
@@ -170,4 +173,4 @@ def cached_table(path: Path | str, config: dict, compute, digits: int = 6) -> di
     write_csv(path, columns, digits=digits)
     write_json(record_path, {"command": command_line(), "config": config, "versions": versions(),
                              "wall_seconds": round(time.perf_counter() - start, 2)})
-    return {k: np.asarray(v, dtype=float) for k, v in columns.items()}
+    return read_numeric_csv(path)

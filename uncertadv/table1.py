@@ -208,5 +208,7 @@ def _write(cfg: TableConfig, table: list[dict], long: dict, records: dict, secon
         "command": artifacts.command_line(), "config": {**dataclasses.asdict(cfg), "results": str(cfg.results)},
         "attack_sets": {k: {"success_rate": r["success_rate"], "mean_linf_255": r["mean_linf_255"],
                             "mean_l2": r["mean_l2"], "wall_seconds": r["wall_seconds"]} for k, r in records.items()},
+        "attack_sets_built": sum(not r.get("reused") for r in records.values()),
+        "attack_sets_reused": sum(bool(r.get("reused")) for r in records.values()),
         "versions": artifacts.versions(), "wall_seconds": round(seconds, 2)})
     return [out / "scores.csv", out / "table1.csv", out / "table1.md", out / "table1.json"]
