@@ -57,7 +57,8 @@ def build(models: list, model_files: list[Path], x: np.ndarray, y: np.ndarray, c
     with artifacts.atomic_path(out) as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, clean_index=idx["clean"], noise_index=idx["noise"],
-                                adversarial_index=idx["adversarial"], x_noise=x_noise, x_adv=x_adv, success=success)
+                                adversarial_index=idx["adversarial"], labels=y_src, x_noise=x_noise, x_adv=x_adv,
+                                success=success)
     noise_l2 = evalsets.perturbation_norms(x[idx["noise"]], x_noise)[1]
     record = {
         "command": artifacts.command_line(), "config": want, "dataset": dataset, "data_options": data_options or {},

@@ -15,6 +15,14 @@ CURVES = (("deterministic", "predictive_entropy"), ("mc", "predictive_entropy"),
           ("ensemble", "predictive_entropy"), ("ensemble", "mutual_information"))
 
 
+def model_title(results: Path) -> str:
+    """Which models produced a results folder, for figure titles."""
+    manifest = results / "models" / "catsdogs.json"
+    if manifest.is_file():
+        return artifacts.read_json(manifest).get("title", "cats-vs-dogs model")
+    return "the paper's MNIST CNN"
+
+
 def read_long_scores(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise ValueError(f"no scores at {path}; run `uncertadv report` first")
@@ -52,7 +60,7 @@ def run_roc(results: Path) -> list[Path]:
             keep = ~adv | (success == 1)
             if (adv & keep).any():
                 curves["successful only"][label] = _curve(values[keep], adv[keep])
-        title = f"{attack.upper()} eps = {eps:g}/255: adversarial vs clean + noise"
+        title = f"{attack.upper()} eps = {eps:g}/255: adversarial vs clean + noise\n{model_title(results)}"
         out = results / f"roc_{attack}_eps{eps:g}.png"
         plots.save_figure(plots.roc_pr({k: v for k, v in curves.items() if v}, title), out)
         outputs.append(out)
@@ -82,5 +90,6 @@ def run_examples(results: Path, method: str, eps: float, count: int = 8, seed: i
         scale = np.maximum(np.abs(diff).reshape(len(diff), -1).max(axis=1), 1e-12).reshape(-1, 1, 1, 1)
         rows.append((f"diff ({target})", 0.5 + 0.5 * diff / scale, ["amplified"] * len(diff)))
     out = results / f"adversarial_examples_{method}_eps{eps:g}.png"
-    plots.save_figure(plots.adversarial_examples(rows, f"{method.upper()} eps = {eps:g}/255 (grey = no change)"), out)
+    title = f"{method.upper()} eps = {eps:g}/255 (grey = no change)\n{model_title(results)}"
+    plots.save_figure(plots.adversarial_examples(rows, title), out)
     return out
