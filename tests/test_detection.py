@@ -58,3 +58,13 @@ def test_table_row_uses_successful_subset_and_nan_for_deterministic_mi():
     assert row["entropy_auc"] == 0.5 and row["entropy_auc_s"] == 1.0
     assert np.isnan(row["mi_auc"]) and np.isnan(row["mi_auc_s"])
     assert row["success_rate"] == 0.5 and row["n_adversarial"] == 2 and row["n_negative"] == 2
+
+
+def test_rank_auc_equals_sklearn_with_ties_and_batches():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(2)
+    pos, neg = rng.integers(0, 5, (3, 40)).astype(float), rng.integers(0, 5, (3, 60)).astype(float)  # many ties
+    got = detection.rank_auc(pos, neg)
+    want = [roc_auc_score(np.r_[np.ones(40), np.zeros(60)], np.r_[pos[i], neg[i]]) for i in range(3)]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
