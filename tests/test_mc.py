@@ -170,3 +170,23 @@ def test_bad_arguments_are_value_errors(tiny_cnn, images):
         mc.mc_predict(tiny_cnn, images[..., 0], samples=2, seed=0)
     with pytest.raises(ValueError, match="does not fit"):
         mc.mc_predict(tiny_cnn, np.zeros((2, 28, 28, 1), np.float32), samples=2, seed=0)
+
+
+def test_sequential_models_work_and_subclassed_dropout_is_refused():
+    seq = keras.Sequential([keras.Input((5,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dropout(0.5),
+                            keras.layers.Dense(3, activation="softmax")])
+    probs = mc.mc_predict(seq, np.ones((4, 5), np.float32), samples=3, seed=0)
+    assert probs.shape == (3, 4, 3) and np.abs(probs[0] - probs[1]).max() > 0
+
+    class Sub(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.drop, self.out = keras.layers.Dropout(0.5), keras.layers.Dense(3, activation="softmax")
+
+        def call(self, x, training=False):
+            return self.out(self.drop(x, training=training))
+
+    inputs = keras.Input((5,))
+    wrapped = keras.Model(inputs, Sub()(inputs))
+    with pytest.raises(ValueError, match="subclassed"):
+        mc.mc_predict(wrapped, np.ones((2, 5), np.float32), samples=2, seed=0)

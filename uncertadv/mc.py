@@ -75,6 +75,8 @@ def stochastic_layers(model: keras.Model) -> list[keras.layers.Layer]:
 
 
 def _output_layer(model: keras.Model):
+    if not _is_graph(model):
+        return model  # a subclassed model: its last layer cannot be read off
     if isinstance(model, keras.Sequential):
         layer = model.layers[-1]
     else:
@@ -93,16 +95,16 @@ def has_softmax_output(model: keras.Model) -> bool:
 
 def _check_models(models, from_logits: bool) -> None:
     for m in models:
-        if not from_logits and not has_softmax_output(m):
-            raise ValueError(
-                f"model {m.name!r} has no softmax output; pass from_logits=True if it outputs logits"
-            )
         for sub in m._flatten_layers(include_self=True):
             if isinstance(sub, keras.Model) and not _is_graph(sub):
                 if any(isinstance(layer, _STOCHASTIC) for layer in sub._flatten_layers()):
                     raise ValueError(
                         f"model {sub.name!r} is subclassed and holds dropout; build it as a Functional or Sequential model"
                     )
+        if not from_logits and not has_softmax_output(m):
+            raise ValueError(
+                f"model {m.name!r} has no softmax output; pass from_logits=True if it outputs logits"
+            )
 
 
 def _check_input(model: keras.Model, x: np.ndarray) -> None:
