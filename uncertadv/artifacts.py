@@ -49,10 +49,17 @@ def read_json(path: Path | str) -> dict:
     path = Path(path)
     try:
         return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not valid JSON ({err})") from None
+
+
+def reusable_record(record_path: Path, config: dict, files: list[Path]) -> dict | None:
+    """The record at ``record_path`` if it was made with ``config`` and all ``files`` exist;
+    None means: (re)compute."""
+    if not record_path.is_file() or not all(Path(f).is_file() for f in files):
+        return None
+    record = read_json(record_path)
+    return record if record.get("config") == config else None
 
 
 def sidecar_path(path: Path | str) -> Path:

@@ -36,13 +36,9 @@ app.command("report")(cli_adv.report)
 
 
 def _reuse(record_path: Path, config: dict, files: list[Path]) -> dict | None:
-    """The saved record if it was made with ``config`` and all its files exist."""
     from uncertadv import artifacts
 
-    if not record_path.is_file() or not all(f.is_file() for f in files):
-        return None
-    record = artifacts.read_json(record_path)
-    return record if record.get("config") == config else None
+    return artifacts.reusable_record(record_path, config, files)
 
 
 @train_app.command("cnn")

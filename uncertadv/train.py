@@ -91,11 +91,7 @@ def cnn_record(config: CNNConfig, metrics: dict, wall_seconds: float) -> dict:
 
 def reusable(path: Path, config: CNNConfig) -> dict | None:
     """The sidecar of the model at ``path`` if it was trained with ``config``."""
-    record_path = artifacts.sidecar_path(path)
-    if not (path.is_file() and record_path.is_file()):
-        return None
-    record = artifacts.read_json(record_path)
-    return record if record.get("config") == dataclasses.asdict(config) else None
+    return artifacts.reusable_record(artifacts.sidecar_path(path), dataclasses.asdict(config), [path])
 
 
 def train_ensemble(config: CNNConfig, members: int, manifest: Path, *, first_member: Path | None = None,
