@@ -12,7 +12,9 @@ from pathlib import Path
 from uncertadv import artifacts
 
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "results" / "benchmarks.md"
-HEADER = "# Benchmarks\n\nSpeed figures measured by the scripts in `benchmarks/`; each section is rewritten by its script.\n"
+HEADER = (
+    "# Benchmarks\n\nSpeed figures measured by the scripts in `benchmarks/`; each section is rewritten by its script.\n"
+)
 
 
 def timed(fn, repeats: int) -> float:
@@ -27,15 +29,7 @@ def timed(fn, repeats: int) -> float:
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores ({cpu}), {platform.system()}"
+    return f"{os.cpu_count()} cores ({artifacts.cpu_model()}), {platform.system()}"
 
 
 def write_section(name: str, body: str) -> None:

@@ -18,16 +18,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import keras  # noqa: E402
-
 from _record import provenance, write_section  # noqa: E402
+
 from uncertadv import data  # noqa: E402
 from uncertadv.attacks import AttackConfig, attack  # noqa: E402
 from uncertadv.models.cnn import build_cnn  # noqa: E402
 
 
-def step_seconds(models, x, y, target: str, samples: int) -> float:
+def step_seconds(models, x, y, predictor: str, samples: int) -> float:
     def run(iterations):
-        config = AttackConfig(method="mim", eps=10, target=target, samples=samples, iterations=iterations)
+        config = AttackConfig(method="mim", eps=10, predictor=predictor, samples=samples, iterations=iterations)
         attack(models, x, y, config)  # warm-up: traces this iteration count
         start = time.perf_counter()
         attack(models, x, y, config)
@@ -51,7 +51,7 @@ def main() -> None:
     ens = step_seconds(models, x, y, "ensemble", args.samples)
     body = (
         f"## One MIM step on the paper's CNN (N = {args.n} images)\n\n"
-        "| attacked model | seconds per step | relative to deterministic |\n|---|---|---|\n"
+        "| attacked predictor | seconds per step | relative to deterministic |\n|---|---|---|\n"
         f"| deterministic | {det:.3f} | 1.0x |\n"
         f"| MC, T = {args.samples} (fresh networks every step) | {mc:.3f} | {mc / det:.1f}x |\n"
         f"| ensemble, {args.members} x {args.samples} | {ens:.3f} | {ens / det:.1f}x |\n"

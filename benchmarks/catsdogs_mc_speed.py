@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-
 from _record import provenance, timed, write_section  # noqa: E402
+
 from uncertadv import mc  # noqa: E402
 from uncertadv.models import catsdogs as cd  # noqa: E402
 
@@ -38,8 +38,10 @@ def main() -> None:
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     rows = []
-    for name, trunk, n in (("small trunk, 64 px", cd.small_trunk(64), args.n),
-                           ("ResNet50 trunk, 224 px", cd.resnet50_trunk(224, weights=None), args.resnet_n)):
+    for name, trunk, n in (
+        ("small trunk, 64 px", cd.small_trunk(64), args.n),
+        ("ResNet50 trunk, 224 px", cd.resnet50_trunk(224, weights=None), args.resnet_n),
+    ):
         model = cd.classifier(trunk, cd.head(trunk.output_shape[-1]))
         x = rng.random((n, *trunk.input_shape[1:]), dtype=np.float32)
         det, fast = ratio(model, x, args.samples)
@@ -47,7 +49,8 @@ def main() -> None:
     body = (
         f"## Cats vs dogs: MC (T = {args.samples}) vs deterministic scoring\n\n"
         "| model | images | deterministic s | MC s | MC / deterministic |\n|---|---|---|---|---|\n"
-        + "\n".join(rows) + "\n\nDropout sits only in the head, so the trunk runs once per image and "
+        + "\n".join(rows)
+        + "\n\nDropout sits only in the head, so the trunk runs once per image and "
         "each extra sample costs one Dropout->Dense(2) head.\n\n"
         + provenance(" ".join(["python", "benchmarks/catsdogs_mc_speed.py"] + sys.argv[1:]))
     )

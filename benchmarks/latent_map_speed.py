@@ -16,8 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import keras  # noqa: E402
-
 from _record import provenance, write_section  # noqa: E402
+
 from uncertadv import mc  # noqa: E402
 from uncertadv.experiments import latent  # noqa: E402
 from uncertadv.models.cnn import build_cnn  # noqa: E402

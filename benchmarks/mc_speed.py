@@ -16,9 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
 from _record import provenance, timed, write_section  # noqa: E402
+
 from uncertadv import data, mc  # noqa: E402
 from uncertadv.models.cnn import build_cnn  # noqa: E402
 

@@ -18,7 +18,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _record import BENCHMARKS_MD, provenance, write_section  # noqa: E402
-from uncertadv import table1  # noqa: E402
+
+from uncertadv.experiments import report  # noqa: E402
+from uncertadv.experiments.layout import Layout  # noqa: E402
 
 
 def main() -> None:
@@ -28,16 +30,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp) / "mnist"
         shutil.copytree(models, results / "models")
-        cfg = table1.TableConfig(results=results, force=True)
+        cfg = report.TableConfig(layout=Layout.of("mnist", results), force=True)
         start = time.perf_counter()
-        table, _ = table1.run(cfg)
+        table, _ = report.run(cfg)
         seconds = time.perf_counter() - start
     body = (
         f"## Whole MNIST Table 1 from scratch, models already trained\n\n"
         f"{len(table)} settings ({', '.join(cfg.methods)} x eps {', '.join(f'{e:g}' for e in cfg.eps)} x "
-        f"{', '.join(cfg.targets)}), N = {cfg.n} per kind, T = {cfg.samples}, bootstrap {cfg.bootstrap}: "
-        f"**{seconds:.0f} s** (bar: <= 600 s).\n\n"
-        + provenance("python benchmarks/table1_speed.py")
+        f"{', '.join(cfg.predictors)}), N = {cfg.n} per kind, T = {cfg.samples}, bootstrap {cfg.bootstrap}: "
+        f"**{seconds:.0f} s** (bar: <= 600 s).\n\n" + provenance("python benchmarks/table1_speed.py")
     )
     write_section("table1_speed", body)
     print(body)

@@ -15,9 +15,20 @@ def tiny_models(tmp_path_factory):
     """A folder with cnn.keras and a 2-member ensemble.json (member 0 = the CNN)."""
     models = tmp_path_factory.mktemp("tiny") / "models"
     runner = CliRunner()
-    for args in (["train", "cnn", "--out", models / "cnn.keras", *QUICK],
-                 ["train", "cnn", "--members", "2", "--first-member", models / "cnn.keras",
-                  "--out", models / "ensemble.json", *QUICK]):
+    for args in (
+        ["train", "cnn", "--out", models / "cnn.keras", *QUICK],
+        [
+            "train",
+            "cnn",
+            "--members",
+            "2",
+            "--first-member",
+            models / "cnn.keras",
+            "--out",
+            models / "ensemble.json",
+            *QUICK,
+        ],
+    ):
         result = runner.invoke(app, [str(a) for a in args])
         assert result.exit_code == 0, result.output
     return models

@@ -22,10 +22,10 @@ def trained():
 
 
 @pytest.mark.parametrize("method", ["fgm", "bim", "mim", "pgd"])
-@pytest.mark.parametrize("target", ["deterministic", "mc"])
-def test_perturbation_stays_in_budget_and_range(trained, method, target):
+@pytest.mark.parametrize("predictor", ["deterministic", "mc"])
+def test_perturbation_stays_in_budget_and_range(trained, method, predictor):
     model, x, y = trained
-    config = AttackConfig(method=method, eps=10, target=target, samples=3, iterations=3)
+    config = AttackConfig(method=method, eps=10, predictor=predictor, samples=3, iterations=3)
     adv = attack([model], x, y, config)
     assert adv.shape == x.shape and adv.dtype == np.float32
     assert np.abs(adv - x).max() <= 10 / 255 + 1e-6
@@ -39,15 +39,15 @@ def test_perturbation_stays_in_budget_and_range(trained, method, target):
 def test_eps_zero_returns_x_and_x_is_not_modified(trained):
     model, x, y = trained
     before = x.copy()
-    np.testing.assert_array_equal(attack([model], x, y, AttackConfig(method="bim", eps=0, target="mc")), x)
-    attack([model], x, y, AttackConfig(method="mim", eps=5, target="mc", samples=2, iterations=2))
+    np.testing.assert_array_equal(attack([model], x, y, AttackConfig(method="bim", eps=0, predictor="mc")), x)
+    attack([model], x, y, AttackConfig(method="mim", eps=5, predictor="mc", samples=2, iterations=2))
     np.testing.assert_array_equal(x, before)
 
 
 def test_a_strong_attack_changes_labels(trained):
     model, x, y = trained
     before = model.predict(x, verbose=0).argmax(-1)
-    adv = attack([model], x, y, AttackConfig(method="bim", eps=76, target="deterministic"))
+    adv = attack([model], x, y, AttackConfig(method="bim", eps=76, predictor="deterministic"))
     after = model.predict(adv, verbose=0).argmax(-1)
     assert (after != y).mean() > (before != y).mean() + 0.3
 
@@ -56,7 +56,7 @@ def test_paper_step_defaults_and_bad_configs():
     assert AttackConfig(method="bim", eps=5).step_size == 0.5
     assert AttackConfig(method="bim", eps=10).step_size == 1.2
     assert AttackConfig(method="bim", eps=76).step_size == pytest.approx(7.6)
-    for bad in (dict(method="cw", eps=5), dict(method="fgm", eps=-1), dict(method="fgm", eps=5, target="bayes")):
+    for bad in (dict(method="cw", eps=5), dict(method="fgm", eps=-1), dict(method="fgm", eps=5, predictor="bayes")):
         with pytest.raises(ValueError):
             AttackConfig(**bad)
 

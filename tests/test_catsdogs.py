@@ -77,18 +77,54 @@ def test_caffe_preprocess_matches_keras():
 def test_train_and_report_end_to_end(petimages, tmp_path):
     results = tmp_path / "catsdogs"
     manifest = results / "models" / "catsdogs.json"
-    result = runner.invoke(app, ["train", "catsdogs", "--out", str(manifest), "--data-dir", str(petimages),
-                                 "--image-size", "16", "--trunk-epochs", "1", "--head-epochs", "2",
-                                 "--members", "2", "--samples", "3"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "catsdogs",
+            "--out",
+            str(manifest),
+            "--data-dir",
+            str(petimages),
+            "--image-size",
+            "16",
+            "--trunk-epochs",
+            "1",
+            "--head-epochs",
+            "2",
+            "--members",
+            "2",
+            "--samples",
+            "3",
+        ],
+    )
     assert result.exit_code == 0, result.output
     record = artifacts.read_json(manifest)
     assert record["members"] == ["catsdogs-member0.keras", "catsdogs-member1.keras"]
     assert "small CNN trunk" in record["title"]
-    result = runner.invoke(app, ["report", "--dataset", "catsdogs", "--results", str(results), "--methods", "fgm,mim",
-                                 "--eps", "5", "--n", "3", "--samples", "2", "--bootstrap", "10"])
+    result = runner.invoke(
+        app,
+        [
+            "report",
+            "--dataset",
+            "catsdogs",
+            "--results",
+            str(results),
+            "--methods",
+            "fgm,mim",
+            "--eps",
+            "5",
+            "--n",
+            "3",
+            "--samples",
+            "2",
+            "--bootstrap",
+            "10",
+        ],
+    )
     assert result.exit_code == 0, result.output
     md = (results / "table1.md").read_text()
     assert "(0.426)" in md  # the paper's FGM eps 5 MC entropy AUC, beside ours
     assert "small CNN trunk" in md
     table = artifacts.read_csv(results / "table1.csv")
-    assert table["model"] == ["deterministic", "mc", "ensemble"] * 2
+    assert table["predictor"] == ["deterministic", "mc", "ensemble"] * 2

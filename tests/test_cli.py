@@ -55,15 +55,27 @@ def test_score_writes_one_row_per_input_and_a_summary(trained, tmp_path):
     result = run("score", "--model", model, "--out", out, "--samples", "4", "--seed", "1", "--limit", "30")
     assert result.exit_code == 0, result.output
     table = artifacts.read_csv(out)
-    assert list(table) == ["index", "label", "mc_pred", "det_pred", "predictive_entropy", "expected_entropy",
-                           "mutual_information", "softmax_variance", "variation_ratio"]
+    assert list(table) == [
+        "index",
+        "label",
+        "mc_pred",
+        "det_pred",
+        "predictive_entropy",
+        "expected_entropy",
+        "mutual_information",
+        "softmax_variance",
+        "variation_ratio",
+    ]
     assert len(table["index"]) == 30 and table["label"][:3] == ["7", "2", "1"]
     mi = np.asarray(table["mutual_information"], float)
     pe = np.asarray(table["predictive_entropy"], float)
     assert (mi >= 0).all() and (mi <= pe + 1e-6).all()
     assert "accuracy: deterministic" in result.stdout
     # same command again reuses; another seed recomputes different numbers
-    assert "reused" in run("score", "--model", model, "--out", out, "--samples", "4", "--seed", "1", "--limit", "30").stderr
+    assert (
+        "reused"
+        in run("score", "--model", model, "--out", out, "--samples", "4", "--seed", "1", "--limit", "30").stderr
+    )
     assert run("score", "--model", model, "--out", out, "--samples", "4", "--seed", "2", "--limit", "30").exit_code == 0
     assert artifacts.read_csv(out)["mutual_information"] != table["mutual_information"]
 

@@ -26,13 +26,17 @@ def results(fresh_results):
 def test_report_writes_every_setting_and_auc_recomputes_from_scores(results):
     table = artifacts.read_csv(results / "table1.csv")
     assert len(table["attack"]) == 2 * 2 * 3
-    assert table["mi_auc"][table["model"].index("deterministic")] == ""  # n/a, never 0 or 0.5
+    assert table["mi_auc"][table["predictor"].index("deterministic")] == ""  # n/a, never 0 or 0.5
     scores = artifacts.read_csv(results / "scores.csv")
     for i in range(len(table["attack"])):
-        if table["model"][i] == "deterministic":
+        if table["predictor"][i] == "deterministic":
             continue
-        sel = [j for j in range(len(scores["attack"])) if (scores["attack"][j], scores["eps"][j], scores["model"][j])
-               == (table["attack"][i], table["eps"][i], table["model"][i])]
+        sel = [
+            j
+            for j in range(len(scores["attack"]))
+            if (scores["attack"][j], scores["eps"][j], scores["predictor"][j])
+            == (table["attack"][i], table["eps"][i], table["predictor"][i])
+        ]
         labels = [scores["kind"][j] == "adversarial" for j in sel]
         mi = [float(scores["mutual_information"][j]) for j in sel]
         assert float(table["mi_auc"][i]) == pytest.approx(roc_auc_score(labels, mi), abs=1e-7)
@@ -48,10 +52,11 @@ def test_report_rerun_reuses_attack_sets(results):
 
 
 def test_attack_sets_respect_budget_and_keep_sources_apart(results):
-    from uncertadv import adversarial, data
+    from uncertadv import data
+    from uncertadv.experiments import attack_sets
 
     x, _ = data.load_mnist("test")
-    arrays, record = adversarial.load(results / "attacks" / "bim_eps5_deterministic.npz")
+    arrays, record = attack_sets.load(results / "attacks" / "bim_eps5_deterministic.npz")
     src = x[arrays["adversarial_index"]]
     assert np.abs(arrays["x_adv"] - src).max() <= 5 / 255 + 1e-6
     assert not set(arrays["clean_index"]) & set(arrays["adversarial_index"])
@@ -59,8 +64,21 @@ def test_attack_sets_respect_budget_and_keep_sources_apart(results):
 
 
 def test_attack_command_and_score_attack_update_scores_csv(results):
-    result = run("attack", "--results", results, "--method", "mim", "--eps", "10", "--model", "mc", "--n", "8",
-                 "--samples", "2")
+    result = run(
+        "attack",
+        "--results",
+        results,
+        "--method",
+        "mim",
+        "--eps",
+        "10",
+        "--predictor",
+        "mc",
+        "--n",
+        "8",
+        "--samples",
+        "2",
+    )
     assert result.exit_code == 0, result.output
     assert "success rate" in result.stdout
     npz = results / "attacks" / "mim_eps10_mc.npz"
@@ -79,14 +97,17 @@ def test_adversarial_figures(results):
     assert result.exit_code == 0, result.output
 
 
-@pytest.mark.parametrize("args", [
-    ["attack", "--method", "cw", "--eps", "5"],
-    ["attack", "--method", "fgm", "--eps", "-5"],
-    ["report", "--methods", "fgm,zoo"],
-    ["report", "--eps", "five"],
-    ["score", "--attack", "missing.npz"],
-    ["score"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["attack", "--method", "cw", "--eps", "5"],
+        ["attack", "--method", "fgm", "--eps", "-5"],
+        ["report", "--methods", "fgm,zoo"],
+        ["report", "--eps", "five"],
+        ["score", "--attack", "missing.npz"],
+        ["score"],
+    ],
+)
 def test_bad_adversarial_input_is_one_line(results, args):
     result = run(*args, *(["--results", results] if args[0] in ("attack", "report") else []))
     assert result.exit_code == 2, result.output

@@ -17,7 +17,9 @@ def run(*args):
 
 @pytest.fixture(scope="module")
 def results(fresh_results):
-    result = run("train", "vae", "--out", fresh_results / "models" / "vae.json", "--epochs", "1", "--limit-train", "500")
+    result = run(
+        "train", "vae", "--out", fresh_results / "models" / "vae.json", "--epochs", "1", "--limit-train", "500"
+    )
     assert result.exit_code == 0, result.output
     return fresh_results
 
@@ -29,20 +31,30 @@ def test_ensemble_reuses_the_first_member_and_lists_both(results):
     assert not (results / "models" / "ensemble-member0.keras").exists()
 
 
-def test_latent_maps_for_each_model(results):
-    for model in ("mc", "ensemble", "deterministic"):
-        result = run("plot", "latent", "--results", results, "--model", model, "--grid", "12", "--samples", "3")
+def test_latent_maps_for_each_predictor(results):
+    for predictor in ("mc", "ensemble", "deterministic"):
+        result = run("plot", "latent", "--results", results, "--predictor", predictor, "--grid", "12", "--samples", "3")
         assert result.exit_code == 0, result.output
-        assert (results / f"latent_pair_{model}.png").stat().st_size > 10_000
-    grid = artifacts.read_numeric_csv(results / "cache" / "latent_grid_deterministic.csv")
+        assert (results / f"latent_pair_{predictor}.png").stat().st_size > 10_000
+    grid = artifacts.read_table(results / "cache" / "latent_grid_deterministic.csv")
     assert len(grid["z1"]) == 144 and np.isnan(grid["mutual_information"]).all()  # not applicable, not 0
-    mc_grid = artifacts.read_numeric_csv(results / "cache" / "latent_grid_mc.csv")
+    mc_grid = artifacts.read_table(results / "cache" / "latent_grid_mc.csv")
     assert (mc_grid["mutual_information"] >= 0).all() and not np.isnan(mc_grid["mutual_information"]).any()
 
 
-def test_mi_of_the_deterministic_model_is_refused(results):
-    result = run("plot", "latent", "--results", results, "--model", "deterministic", "--measure", "mutual_information",
-                 "--grid", "12")
+def test_mi_of_the_deterministic_predictor_is_refused(results):
+    result = run(
+        "plot",
+        "latent",
+        "--results",
+        results,
+        "--predictor",
+        "deterministic",
+        "--measure",
+        "mutual_information",
+        "--grid",
+        "12",
+    )
     assert result.exit_code == 2 and "not defined for the deterministic model" in result.stderr
 
 
@@ -62,7 +74,7 @@ def test_interpolation_midpoints_holes_and_variance(results):
     result = run("plot", "holes", "--results", results, "--samples", "3", "--grid", "12")
     assert result.exit_code == 0, result.output
     holes = artifacts.read_csv(results / "holes.csv")
-    assert holes["model"] == ["mc", "ensemble"]
+    assert holes["predictor"] == ["mc", "ensemble"]
     for far, hole in zip(holes["far_points"], holes["hole_points"]):
         assert 0 <= int(hole) <= int(far) <= 144
 
@@ -83,6 +95,7 @@ def test_cached_grid_is_reused_and_invalidated_by_other_settings(results):
 
 
 def test_missing_vae_is_a_one_line_error(tmp_path):
-    result = run("plot", "midpoints", "--results", tmp_path, "--vae", tmp_path / "none.json",
-                 "--cnn", tmp_path / "none.keras")
+    result = run(
+        "plot", "midpoints", "--results", tmp_path, "--vae", tmp_path / "none.json", "--cnn", tmp_path / "none.keras"
+    )
     assert result.exit_code == 2 and result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1

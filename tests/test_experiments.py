@@ -63,7 +63,13 @@ def test_distance_and_hole_mask():
     z = np.array([[0.5, 0.0], [3.0, 4.0], [6.0, 8.0], [0.0, 9.0]])
     distance = latent.distance_to_data(z, data_z)
     np.testing.assert_allclose(distance, [0.5, 5.0, 10.0, 9.0])
-    far, hole = latent.hole_mask(distance, np.array([0.99, 0.95, 0.5, 0.99]), np.array([0.0, 0.01, 0.0, 0.5]),
-                                 far_distance=1.0, min_confidence=0.9, mi_threshold=0.1)
+    far, hole = latent.hole_mask(
+        distance,
+        np.array([0.99, 0.95, 0.5, 0.99]),
+        np.array([0.0, 0.01, 0.0, 0.5]),
+        far_distance=1.0,
+        min_confidence=0.9,
+        mi_threshold=0.1,
+    )
     assert far.tolist() == [False, True, True, True]
     assert hole.tolist() == [False, True, False, False]  # far, confident and low MI

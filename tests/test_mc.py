@@ -58,7 +58,9 @@ def test_sample_t_is_the_same_network_whatever_T(tiny_cnn, images):
 
 
 def test_masks_are_shared_by_every_input_of_a_sample():
-    probs = mc.sample_probs(passthrough(keras.layers.Dropout(0.5), (200,)), np.ones((3, 200), np.float32), samples=4, key=key())
+    probs = mc.sample_probs(
+        passthrough(keras.layers.Dropout(0.5), (200,)), np.ones((3, 200), np.float32), samples=4, key=key()
+    )
     values = probs.numpy()  # [T, N, D]
     np.testing.assert_array_equal(values[:, 0], values[:, 1])
     np.testing.assert_array_equal(values[:, 0], values[:, 2])
@@ -173,8 +175,14 @@ def test_bad_arguments_are_value_errors(tiny_cnn, images):
 
 
 def test_sequential_models_work_and_subclassed_dropout_is_refused():
-    seq = keras.Sequential([keras.Input((5,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dropout(0.5),
-                            keras.layers.Dense(3, activation="softmax")])
+    seq = keras.Sequential(
+        [
+            keras.Input((5,)),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
     probs = mc.mc_predict(seq, np.ones((4, 5), np.float32), samples=3, seed=0)
     assert probs.shape == (3, 4, 3) and np.abs(probs[0] - probs[1]).max() > 0
 
@@ -190,3 +198,40 @@ def test_sequential_models_work_and_subclassed_dropout_is_refused():
     wrapped = keras.Model(inputs, Sub()(inputs))
     with pytest.raises(ValueError, match="subclassed"):
         mc.mc_predict(wrapped, np.ones((2, 5), np.float32), samples=2, seed=0)
+
+
+def test_log_predictive_runs_the_same_model_checks():
+    """Defect: a logits model without from_logits gave 'log-probabilities' whose rows did not sum to 1."""
+    inputs = keras.Input((3,))
+    logits = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.Dropout(0.5)(inputs)))
+    x = tf.ones((2, 3))
+    with pytest.raises(ValueError, match="no softmax output"):
+        mc.mc_log_predictive(logits, x, samples=2, seed=0)
+    logp = mc.mc_log_predictive(logits, x, samples=2, seed=0, from_logits=True)
+    np.testing.assert_allclose(tf.reduce_sum(tf.exp(logp), -1).numpy(), 1.0, rtol=1e-5)
+
+
+def test_bare_subclassed_and_unbuilt_sequential_models_are_refused_in_one_line():
+    """Defect: both ended in AttributeError: ... has no attribute 'inputs'."""
+
+    class Bare(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.out = keras.layers.Dense(3, activation="softmax")
+
+        def call(self, x):
+            return self.out(x)
+
+    bare = Bare()
+    bare(np.ones((1, 5), np.float32))  # called, so built: still no .inputs in Keras 3
+    unbuilt = keras.Sequential([keras.layers.Dense(3, activation="softmax")])
+    x = np.ones((2, 5), np.float32)
+    for model, hint in ((bare, "Functional"), (unbuilt, "keras.Input")):
+        for call in (
+            lambda m: mc.mc_predict(m, x, samples=2, seed=0),
+            lambda m: mc.deterministic_predict(m, x),
+            lambda m: mc.mc_log_predictive(m, tf.constant(x), samples=2, seed=0),
+        ):
+            with pytest.raises(ValueError, match=hint) as err:
+                call(model)
+            assert "\n" not in str(err.value)

@@ -2,7 +2,9 @@
 
 Every file goes to a temporary name in the same folder and is renamed into
 place, so an interrupted run never leaves a half-written result. A sidecar JSON
-beside each artefact records the config, seed, versions and wall time.
+beside each artefact is built by ``record`` (command, config, versions with the
+CPU and git commit, wall time), and ``reusable_record`` is the one rule for
+reusing a finished artefact: its recorded config matches and its files exist.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import platform
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -37,15 +39,18 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
 
 
 def write_text(path: Path | str, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
 
 
 def write_json(path: Path | str, data: dict) -> None:
+    """Write ``data`` as sorted, indented JSON, atomically."""
     write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def read_json(path: Path | str) -> dict:
+    """Read a JSON file; a damaged one is a one-line ValueError."""
     path = Path(path)
     try:
         return json.loads(path.read_text())
@@ -53,13 +58,30 @@ def read_json(path: Path | str) -> dict:
         raise ValueError(f"{path} is not valid JSON ({err})") from None
 
 
-def reusable_record(record_path: Path, config: dict, files: list[Path]) -> dict | None:
+def reusable_record(record_path: Path, config: dict, files: list[Path] = ()) -> dict | None:
     """The record at ``record_path`` if it was made with ``config`` and all ``files`` exist;
-    None means: (re)compute."""
-    if not record_path.is_file() or not all(Path(f).is_file() for f in files):
+    None means: (re)compute. An unreadable record is recomputed, never trusted."""
+    if not Path(record_path).is_file() or not all(Path(f).is_file() for f in files):
         return None
-    record = read_json(record_path)
+    try:
+        record = read_json(record_path)
+    except ValueError:
+        return None
     return record if record.get("config") == config else None
+
+
+def record(config: dict, started: float, **extra) -> dict:
+    """The provenance record of an artefact: the command that made it, its ``config``, the
+    versions, CPU and git commit, and the wall time since ``started`` (``time.perf_counter()``)."""
+    import time
+
+    return {
+        "command": command_line(),
+        "config": config,
+        **extra,
+        "versions": versions(),
+        "wall_seconds": round(time.perf_counter() - started, 2),
+    }
 
 
 def sidecar_path(path: Path | str) -> Path:
@@ -77,7 +99,31 @@ def versions() -> dict[str, str]:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
             out[pkg] = "not installed"
+    out["cpu"] = cpu_model()
+    out["threads"] = _threads()
     out["git_commit"] = _git_commit()
+    return out
+
+
+def cpu_model() -> str:
+    """The CPU's model name (float results can differ between CPU families)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _threads() -> dict:
+    """CPU cores available and the TensorFlow thread pools (0 = TensorFlow's own choice)."""
+    out = {"cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
+    if "tensorflow" in sys.modules:
+        import tensorflow as tf
+
+        out["intra_op"] = tf.config.threading.get_intra_op_parallelism_threads()
+        out["inter_op"] = tf.config.threading.get_inter_op_parallelism_threads()
     return out
 
 
@@ -89,8 +135,12 @@ def _git_commit() -> str:
         )
         if res.returncode != 0:
             return "unknown"
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return res.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -101,7 +151,7 @@ def command_line() -> str:
     return " ".join(["uncertadv"] + sys.argv[1:]) if sys.argv else "uncertadv"
 
 
-def write_csv(path: Path | str, columns: dict[str, "list | object"], digits: int = 8) -> None:
+def write_csv(path: Path | str, columns: dict[str, list | object], digits: int = 8) -> None:
     """Write equal-length columns as CSV, atomically. Floats keep ``digits`` significant
     digits; None and NaN become empty cells ("not applicable")."""
     import csv
@@ -145,6 +195,7 @@ def read_csv(path: Path | str) -> dict[str, list[str]]:
 
 
 def file_sha256(path: Path | str) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
     import hashlib
 
     digest = hashlib.sha256()
@@ -154,13 +205,21 @@ def file_sha256(path: Path | str) -> str:
     return digest.hexdigest()
 
 
-def read_numeric_csv(path: Path | str) -> dict[str, np.ndarray]:
-    """Columns of an all-numeric CSV as float64 arrays (empty cells are NaN)."""
-    return {k: np.array([float(v) if v != "" else np.nan for v in col]) for k, col in read_csv(path).items()}
+def read_table(path: Path | str) -> dict[str, np.ndarray]:
+    """Columns of a CSV as arrays: float64 where every cell is a number or empty (NaN),
+    strings otherwise."""
+
+    def column(cells: list[str]) -> np.ndarray:
+        try:
+            return np.array([float(v) if v != "" else np.nan for v in cells])
+        except ValueError:
+            return np.array(cells)
+
+    return {k: column(col) for k, col in read_csv(path).items()}
 
 
 def cached_table(path: Path | str, config: dict, compute, digits: int = 6) -> dict:
-    """The numeric table at ``path`` if its sidecar records the same ``config``; otherwise
+    """The table at ``path`` if its sidecar records the same ``config``; otherwise
     ``compute()`` (a dict of equal-length columns), written atomically with a sidecar.
 
     Either way the columns are returned as stored (``digits`` significant digits), so
@@ -168,16 +227,10 @@ def cached_table(path: Path | str, config: dict, compute, digits: int = 6) -> di
     import time
 
     path = Path(path)
-    record_path = sidecar_path(path)
-    if path.is_file() and record_path.is_file():
-        try:
-            if read_json(record_path).get("config") == config:
-                return read_numeric_csv(path)
-        except ValueError:
-            pass  # an unreadable cache is recomputed
+    if reusable_record(sidecar_path(path), config, [path]) is not None:
+        return read_table(path)
     start = time.perf_counter()
     columns = compute()
     write_csv(path, columns, digits=digits)
-    write_json(record_path, {"command": command_line(), "config": config, "versions": versions(),
-                             "wall_seconds": round(time.perf_counter() - start, 2)})
-    return read_numeric_csv(path)
+    write_json(sidecar_path(path), record(config, start))
+    return read_table(path)

@@ -1,26 +1,34 @@
-"""L-infinity attacks from ``cleverhans.tf2.attacks`` against deterministic, MC and ensemble models.
+"""L-infinity attacks built from ``cleverhans.tf2`` against a predictor (deterministic, mc, ensemble).
 
 Budgets are in 0-255 pixel units, as in the paper, and converted to the model's input
 scale here. Defaults follow the paper's code: 10 iterations with step 0.5 (eps 5) and
 1.2 (eps 10), eps / 10 otherwise. Images are clipped to the valid range.
+
+FGM is CleverHans's ``fast_gradient_method``; BIM and PGD are loops over it with
+``clip_eta`` (as CleverHans builds them); MIM is CleverHans's momentum loop. They are
+written out here so that one compiled step serves every batch and budget of a
+(model, predictor, method, shape): CleverHans's own functions retrace its gradient for
+every attack set. PGD's random start comes from a stateless RNG keyed by the seed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import weakref
 
 import numpy as np
 import tensorflow as tf
-from cleverhans.tf2.attacks.basic_iterative_method import basic_iterative_method
 from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
-from cleverhans.tf2.attacks.momentum_iterative_method import momentum_iterative_method
-from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent
+from cleverhans.tf2.utils import clip_eta, compute_gradient, optimize_linear
 
 from uncertadv import mc
+from uncertadv.predictors import PREDICTORS, check_predictor, members
 
 METHODS = ("fgm", "bim", "mim", "pgd")
-TARGETS = ("deterministic", "mc", "ensemble")
 PAPER_STEPS = {5.0: 0.5, 10.0: 1.2}  # eps -> step, 0-255 units (the paper's code)
+MIM_DECAY = 1.0  # CleverHans's default momentum decay
+# Seed s draws the attacker's networks from keys s * stride + step: streams of two seeds never meet.
+_SEED_STRIDE = 1_000_003
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,8 +37,8 @@ class AttackConfig:
 
     method: str
     eps: float
-    target: str = "mc"
-    samples: int = 20  # T per network for the mc/ensemble targets
+    predictor: str = "mc"
+    samples: int = 20  # T per network for the mc/ensemble predictors
     iterations: int = 10
     step: float | None = None  # None: the paper's default for this eps
     seed: int = 0
@@ -39,8 +47,7 @@ class AttackConfig:
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"unknown attack method {self.method!r}; choose from {', '.join(METHODS)}")
-        if self.target not in TARGETS:
-            raise ValueError(f"unknown target model {self.target!r}; choose from {', '.join(TARGETS)}")
+        check_predictor(self.predictor)
         if not np.isfinite(self.eps) or self.eps < 0:
             raise ValueError(f"eps must be >= 0 (0-255 pixel units), got {self.eps}")
         if self.iterations < 1 or self.samples < 1:
@@ -60,57 +67,123 @@ class AttackConfig:
         return value / 255.0 * self.pixel_max
 
 
-def model_fn(models: list, target: str, *, samples: int, seed: int):
-    """The logits CleverHans differentiates: ``x [N, ...] -> [N, C]``.
+class _Target:
+    """The log-probabilities an attack differentiates: ``x [N, ...] -> [N, C]``.
 
-    deterministic: log p of the first model with dropout off; mc: log of the MC-mean
-    predictive of the first model; ensemble: over every model. The MC targets draw fresh
-    networks at every call (expectation over the dropout distribution): a counter in a
-    tf.Variable advances the RNG key each time the graph runs."""
-    if target == "deterministic":
-        model = models[0]
-        tiny = np.finfo(np.float32).tiny
-        return lambda x: tf.math.log(tf.maximum(model(x, training=False), tiny))
-    members = models[:1] if target == "mc" else models
-    calls = tf.Variable(0, dtype=tf.int64, trainable=False)
-    base = tf.constant(seed, tf.int64) * 1_000_003
+    deterministic: log p of the first model with dropout off; mc: log of the first model's
+    MC-mean predictive; ensemble: over every model. The MC predictors draw fresh networks
+    at every call (an expectation over the dropout distribution): a call counter in a
+    tf.Variable, reset at the start of each attack, advances the RNG key."""
 
-    def fn(x):
-        step = calls.assign_add(1)
-        return mc.mc_log_predictive(members, x, samples=samples, seed=base + step)
+    def __init__(self, models: list, predictor: str, samples: int, from_logits: bool):
+        self.models, self.predictor, self.samples, self.from_logits = models, predictor, samples, from_logits
+        self.calls = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.base = tf.Variable(0, dtype=tf.int64, trainable=False)
 
-    return fn
+    def __call__(self, x):
+        if self.predictor == "deterministic":
+            out = self.models[0](x, training=False)
+            probs = tf.nn.softmax(out, -1) if self.from_logits else out
+            return tf.math.log(tf.maximum(probs, np.finfo(np.float32).tiny))
+        step = self.calls.assign_add(1)
+        return mc.mc_log_predictive(
+            self.models, x, samples=self.samples, seed=self.base + step, from_logits=self.from_logits
+        )
+
+
+def _loss(labels, logits):
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+
+
+def _build_step(target: _Target, method: str, iterations: int, pixel_max: float):
+    """One compiled attack ``(x, y, eps, step, key) -> x_adv`` for every batch and budget."""
+    clip = dict(clip_min=0.0, clip_max=pixel_max)
+
+    def project(x, adv, eps):
+        return tf.clip_by_value(x + clip_eta(adv - x, np.inf, eps), 0.0, pixel_max)
+
+    @tf.function(reduce_retracing=True)
+    def run(x, y, eps, step, key):
+        if method == "fgm":
+            return fast_gradient_method(target, x, eps, np.inf, y=y, sanity_checks=False, **clip)
+        adv = x
+        if method == "pgd":  # random start inside the ball, from the stateless key
+            adv = project(x, x + tf.random.stateless_uniform(tf.shape(x), key, -eps, eps), eps)
+        momentum = tf.zeros_like(x)
+        for _ in range(iterations):
+            if method == "mim":
+                grad = compute_gradient(target, _loss, adv, y, False)
+                scale = tf.reduce_mean(tf.abs(grad), axis=list(range(1, len(grad.shape))), keepdims=True)
+                momentum = MIM_DECAY * momentum + grad / tf.maximum(tf.cast(1e-12, grad.dtype), scale)
+                adv = adv + optimize_linear(momentum, step, np.inf)
+            else:  # bim, pgd: a loop over FGM
+                adv = fast_gradient_method(target, adv, step, np.inf, y=y, sanity_checks=False, **clip)
+            adv = project(x, adv, eps)
+        return adv
+
+    return run
+
+
+# (first model) -> {(member ids, predictor, method, samples, iterations, pixel_max, from_logits): (target, step)}
+_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _step(models: list, config: AttackConfig, from_logits: bool):
+    key = (
+        tuple(id(m) for m in models),
+        config.predictor,
+        config.method,
+        config.samples,
+        config.iterations,
+        config.pixel_max,
+        from_logits,
+    )
+    cache = _STEPS.setdefault(models[0], {})
+    if key not in cache:
+        target = _Target(models, config.predictor, config.samples, from_logits)
+        cache[key] = (target, _build_step(target, config.method, config.iterations, config.pixel_max))
+    return cache[key]
 
 
 def check_images(x: np.ndarray, pixel_max: float = 1.0) -> None:
     if not np.isfinite(x).all() or x.min() < 0 or x.max() > pixel_max:
-        raise ValueError(f"images must be finite and in [0, {pixel_max:g}], got [{np.nanmin(x):.3g}, {np.nanmax(x):.3g}]")
+        raise ValueError(
+            f"images must be finite and in [0, {pixel_max:g}], got [{np.nanmin(x):.3g}, {np.nanmax(x):.3g}]"
+        )
 
 
-def attack(models: list, x: np.ndarray, y: np.ndarray, config: AttackConfig, batch_size: int = 200) -> np.ndarray:
-    """Adversarial versions of ``x [N, ...]`` (untargeted, true labels ``y [N]``). ``x`` is not modified."""
+def attack(
+    models: list,
+    x: np.ndarray,
+    y: np.ndarray,
+    config: AttackConfig,
+    *,
+    batch_size: int = 200,
+    from_logits: bool = False,
+) -> np.ndarray:
+    """Untargeted adversarial versions of ``x [N, ...]`` against true labels ``y [N]``.
+
+    models: the model file's models (a list; the predictor picks which it uses). ``x`` is
+    not modified. The same config and seed give the same images."""
     check_images(x, config.pixel_max)
+    chosen = mc.check_models(members(models, config.predictor), from_logits)
     if config.eps == 0:
         return x.copy()
-    tf.random.set_seed(config.seed)  # PGD's random start
-    fn = model_fn(models, config.target, samples=config.samples, seed=config.seed)
-    eps, step = config.scale(config.eps), config.scale(config.step_size)
-    common = dict(norm=np.inf, clip_min=0.0, clip_max=config.pixel_max, sanity_checks=False)
+    target, run = _step(chosen, config, from_logits)
+    target.calls.assign(0)
+    target.base.assign(config.seed * _SEED_STRIDE)
+    eps = tf.constant(config.scale(config.eps), tf.float32)
+    step = tf.constant(config.scale(config.step_size), tf.float32)
     out = []
-    for start in range(0, len(x), batch_size):
+    for i, start in enumerate(range(0, len(x), batch_size)):
         xb = tf.constant(x[start : start + batch_size], tf.float32)
         yb = tf.constant(y[start : start + batch_size], tf.int64)
-        if config.method == "fgm":
-            adv = fast_gradient_method(fn, xb, eps, y=yb, **common)
-        elif config.method == "bim":
-            adv = basic_iterative_method(fn, xb, eps, step, config.iterations, y=yb, **common)
-        elif config.method == "mim":
-            adv = momentum_iterative_method(fn, xb, eps, step, config.iterations, y=yb, **common)
-        else:  # pgd: random start inside the ball
-            adv = projected_gradient_descent(fn, xb, eps, step, config.iterations, y=yb, rand_init=True,
-                                             rand_minmax=eps, **common)
-        out.append(adv.numpy())
+        key = tf.constant([config.seed, i], tf.int64)  # PGD's random start for this batch
+        out.append(run(xb, yb, eps, step, key).numpy())
     # Clip again: float rounding can put x + eta a hair outside the ball or the range.
     adv = np.concatenate(out)
     eps = config.scale(config.eps)
     return np.clip(np.clip(adv, x - eps, x + eps), 0.0, config.pixel_max).astype(np.float32)
+
+
+__all__ = ("AttackConfig", "attack", "METHODS", "PREDICTORS")

@@ -144,8 +144,9 @@ def _catsdogs_folder(folder: str, split: str, image_size: int, seed: int):
     return x, y, skipped
 
 
-def load_catsdogs(split: Split | str = "test", source: Source | str = "auto", *, data_dir=None,
-                  image_size: int = 64, seed: int = 0):
+def load_catsdogs(
+    split: Split | str = "test", source: Source | str = "auto", *, data_dir=None, image_size: int = 64, seed: int = 0
+):
     """Cats (0) vs dogs (1): ``(x [N, S, S, 3] float32 in [0, 1], y [N] int64)``.
 
     source auto/bundled: the PetImages folder (``data_dir`` or $UNCERTADV_PETIMAGES) with a

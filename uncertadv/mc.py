@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import math
 import weakref
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from uncertadv import _keras_compat as compat
 from uncertadv.progress import progress_bar
+
+compat.check_version()
 
 _BERNOULLI = (keras.layers.Dropout,)  # SpatialDropout* subclass Dropout
 _STOCHASTIC = (keras.layers.Dropout, keras.layers.GaussianDropout, keras.layers.AlphaDropout)
@@ -44,6 +47,7 @@ def _as_models(models) -> list[keras.Model]:
     for m in models:
         if not isinstance(m, keras.Model):
             raise ValueError(f"expected a Keras model, got {type(m).__name__}")
+        _check_graph(m)
         if len(m.inputs) != 1 or len(m.outputs) != 1:
             raise ValueError(f"model {m.name!r} must have one input and one output")
         if len(m.outputs[0].shape) != 2:
@@ -51,16 +55,26 @@ def _as_models(models) -> list[keras.Model]:
     return models
 
 
-def _is_graph(model: keras.Model) -> bool:
-    """Sequential or Functional: a model whose graph the engine can walk."""
-    return isinstance(model, keras.Sequential) or hasattr(model, "_run_through_graph")
+def _check_graph(model: keras.Model) -> None:
+    """Refuse, in one line, the models whose graph and input shape cannot be read."""
+    if not compat.is_graph_model(model):
+        raise ValueError(
+            f"model {model.name!r} is a subclassed Keras model, whose graph cannot be walked; "
+            "build it as a Functional model: keras.Model(inputs, outputs)"
+        )
+    try:
+        _ = model.inputs  # an unbuilt Sequential (no Input) raises here
+    except AttributeError:
+        raise ValueError(
+            f"Sequential model {model.name!r} has no defined input; start it with keras.Input(shape)"
+        ) from None
 
 
 def _sublayers(model: keras.Model) -> list:
     """The layers a model runs, in graph order (Sequential: its chain)."""
     if isinstance(model, keras.Sequential):
         return list(model.layers)
-    return list(model.operations) if _is_graph(model) else []
+    return list(model.operations) if compat.is_graph_model(model) else []
 
 
 def stochastic_layers(model: keras.Model) -> list[keras.layers.Layer]:
@@ -75,12 +89,12 @@ def stochastic_layers(model: keras.Model) -> list[keras.layers.Layer]:
 
 
 def _output_layer(model: keras.Model):
-    if not _is_graph(model):
+    if not compat.is_graph_model(model):
         return model  # a subclassed model: its last layer cannot be read off
     if isinstance(model, keras.Sequential):
         layer = model.layers[-1]
     else:
-        layer = model.outputs[0]._keras_history.operation
+        layer = compat.producing_layer(model.outputs[0])
     return _output_layer(layer) if isinstance(layer, keras.Model) else layer
 
 
@@ -95,16 +109,23 @@ def has_softmax_output(model: keras.Model) -> bool:
 
 def _check_models(models, from_logits: bool) -> None:
     for m in models:
-        for sub in m._flatten_layers(include_self=True):
-            if isinstance(sub, keras.Model) and not _is_graph(sub):
-                if any(isinstance(layer, _STOCHASTIC) for layer in sub._flatten_layers()):
+        for sub in compat.all_layers(m):
+            if isinstance(sub, keras.Model) and not compat.is_graph_model(sub):
+                if any(isinstance(layer, _STOCHASTIC) for layer in compat.all_layers(sub, include_self=False)):
                     raise ValueError(
-                        f"model {sub.name!r} is subclassed and holds dropout; build it as a Functional or Sequential model"
+                        f"model {sub.name!r} is subclassed and holds dropout; "
+                        "build it as a Functional or Sequential model"
                     )
         if not from_logits and not has_softmax_output(m):
-            raise ValueError(
-                f"model {m.name!r} has no softmax output; pass from_logits=True if it outputs logits"
-            )
+            raise ValueError(f"model {m.name!r} has no softmax output; pass from_logits=True if it outputs logits")
+
+
+def check_models(models, from_logits: bool = False) -> list[keras.Model]:
+    """The checks every entry point runs: graph models with one input and an ``[N, C]``
+    output, softmax unless ``from_logits``. Returns the models as a list."""
+    models = _as_models(models)
+    _check_models(models, from_logits)
+    return models
 
 
 def _check_input(model: keras.Model, x: np.ndarray) -> None:
@@ -121,9 +142,9 @@ def _noise_shape(layer, feature_shape: list) -> list:
     """Per-example noise shape of a dropout layer for inputs ``[N, *feature_shape]``."""
     if isinstance(layer, keras.layers.GaussianDropout):
         return list(feature_shape)
-    if hasattr(layer, "_get_noise_shape"):  # SpatialDropout1D/2D/3D
+    if compat.is_spatial_dropout(layer):  # SpatialDropout1D/2D/3D
         probe = tf.zeros([1] + [d if isinstance(d, int) else 1 for d in feature_shape])
-        shape = list(layer._get_noise_shape(probe))[1:]
+        shape = compat.spatial_noise_shape(layer, probe)[1:]
         return [1 if s == 1 else f for s, f in zip(shape, feature_shape)]
     if layer.noise_shape is None:
         return list(feature_shape)
@@ -173,10 +194,12 @@ class _Masked:
     def __init__(self, x, keep, rate: float):
         self.x, self.keep, self.rate = x, keep, rate
 
-    def flatten(self) -> "_Masked":
+    def flatten(self) -> _Masked:
         feature = [d if d is not None else tf.shape(self.x)[i] for i, d in enumerate(self.x.shape) if i > 0]
         keep = tf.broadcast_to(self.keep, [tf.shape(self.keep)[0]] + feature)
-        return _Masked(tf.reshape(self.x, [tf.shape(self.x)[0], -1]), tf.reshape(keep, [tf.shape(keep)[0], -1]), self.rate)
+        return _Masked(
+            tf.reshape(self.x, [tf.shape(self.x)[0], -1]), tf.reshape(keep, [tf.shape(keep)[0], -1]), self.rate
+        )
 
     def materialise(self):
         """``[T*N, *F]`` sample-major."""
@@ -269,7 +292,7 @@ class _SampledRun:
         else:
             if any_sampled:
                 args, kwargs = tf.nest.map_structure(self.tile, (args, kwargs))
-            if "training" in getattr(op, "_call_context_args", ()):
+            if compat.takes_training(op):
                 kwargs = {**kwargs, "training": False}
             out = op(*args, **kwargs)
             if any_sampled:
@@ -297,7 +320,7 @@ class _SampledRun:
             for layer in model.layers:
                 out = self.call(layer, out)
         else:
-            out = model._run_through_graph([x], call_fn=self.call)
+            out = compat.run_graph(model, [x], self.call)
             out = out[0] if isinstance(out, (list, tuple)) else out
         return self.mark(out.materialise()) if isinstance(out, _Masked) else out
 
@@ -331,8 +354,9 @@ def mc_log_predictive(models, x, *, samples: int, seed, from_logits: bool = Fals
     Usable inside ``tf.GradientTape`` and ``tf.function``; serves as the logits an
     attack differentiates (CleverHans ``model_fn``). ``seed`` may be a tensor, so a
     caller draws fresh networks per call by passing a new seed. A list of models
-    is an ensemble of K*T samples."""
-    models = _as_models(models)
+    is an ensemble of K*T samples. Runs the same model checks as ``mc_predict``, so a
+    logits model without ``from_logits=True`` is refused rather than differentiated."""
+    models = check_models(models, from_logits)
     _check_samples(samples)
     probs = tf.concat(
         [sample_probs(m, x, samples=samples, key=_key(seed, k), from_logits=from_logits) for k, m in enumerate(models)],
@@ -348,7 +372,7 @@ def _check_samples(samples) -> None:
         raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
 
 
-_COMPILED: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
+_COMPILED: weakref.WeakKeyDictionary[keras.Model, dict] = weakref.WeakKeyDictionary()
 
 
 def _compiled(model: keras.Model, samples: int | None, from_logits: bool) -> Callable:
@@ -382,8 +406,7 @@ def _run_chunks(fn: Callable, x: np.ndarray, batch_size: int, desc: str | None) 
 
 
 def _prepare(models, x, from_logits):
-    models = _as_models(models)
-    _check_models(models, from_logits)
+    models = check_models(models, from_logits)
     x = np.asarray(x, dtype=np.float32)
     for m in models:
         _check_input(m, x)
@@ -404,7 +427,7 @@ def mc_predict(
 
     models: a Keras model, or a list of K models acting as one ensemble.
     batch_size: inputs per compiled call (default keeps T * batch near 16384 rows);
-        it changes speed and memory only, never the values.
+        it changes speed and memory, and the values only by float32 rounding (~1e-6).
     desc: show a progress bar with this label."""
     _check_samples(samples)
     models, x = _prepare(models, x, from_logits)
@@ -412,9 +435,8 @@ def mc_predict(
         batch_size = max(1, _ROWS_PER_CALL // samples)
     out = []
     for k, m in enumerate(models):
-        fn = _compiled(m, samples, from_logits)
-        key = _key(seed, k)
-        out.append(_run_chunks(lambda xb: fn(xb, key), x, batch_size, desc))
+        fn, key = _compiled(m, samples, from_logits), _key(seed, k)
+        out.append(_run_chunks(lambda xb, fn=fn, key=key: fn(xb, key), x, batch_size, desc))
     return np.concatenate(out, axis=0)
 
 
@@ -433,7 +455,10 @@ def naive_mc_predict(model: keras.Model, x, *, samples: int, batch_size: int = 5
     fn = tf.function(lambda xb: model(xb, training=True))
     x = np.asarray(x, dtype=np.float32)
     return np.stack(
-        [np.concatenate([fn(x[i : i + batch_size]).numpy() for i in range(0, len(x), batch_size)]) for _ in range(samples)]
+        [
+            np.concatenate([fn(x[i : i + batch_size]).numpy() for i in range(0, len(x), batch_size)])
+            for _ in range(samples)
+        ]
     )
 
 
@@ -442,6 +467,7 @@ __all__: Sequence[str] = (
     "mc_log_predictive",
     "deterministic_predict",
     "sample_probs",
+    "check_models",
     "stochastic_layers",
     "has_softmax_output",
 )

@@ -8,11 +8,17 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from uncertadv import adversarial, artifacts, plots
-from uncertadv.attacks import AttackConfig
+from uncertadv import artifacts
+from uncertadv.experiments import attack_sets, plots
+from uncertadv.experiments.layout import Layout, set_name
 
-CURVES = (("deterministic", "predictive_entropy"), ("mc", "predictive_entropy"), ("mc", "mutual_information"),
-          ("ensemble", "predictive_entropy"), ("ensemble", "mutual_information"))
+CURVES = (
+    ("deterministic", "predictive_entropy"),
+    ("mc", "predictive_entropy"),
+    ("mc", "mutual_information"),
+    ("ensemble", "predictive_entropy"),
+    ("ensemble", "mutual_information"),
+)
 
 
 def model_title(results: Path) -> str:
@@ -24,12 +30,20 @@ def model_title(results: Path) -> str:
 
 
 def read_long_scores(path: Path) -> dict[str, np.ndarray]:
+    """The long ``scores.csv`` of ``uncertadv report``: strings, and floats where numeric."""
     if not path.is_file():
         raise ValueError(f"no scores at {path}; run `uncertadv report` first")
     raw = artifacts.read_csv(path)
     out = {k: np.asarray(v) for k, v in raw.items()}
-    for k in ("eps", "success", "predictive_entropy", "mutual_information", "expected_entropy", "softmax_variance",
-              "variation_ratio"):
+    for k in (
+        "eps",
+        "success",
+        "predictive_entropy",
+        "mutual_information",
+        "expected_entropy",
+        "softmax_variance",
+        "variation_ratio",
+    ):
         out[k] = np.array([float(v) if v != "" else np.nan for v in raw[k]])
     return out
 
@@ -43,19 +57,19 @@ def _curve(scores: np.ndarray, positive: np.ndarray):
 
 
 def run_roc(results: Path) -> list[Path]:
-    """One figure per (attack, eps): every model and measure, all vs successful-only adversarials."""
+    """One figure per (attack, eps): every predictor and measure, all vs successful-only adversarials."""
     scores = read_long_scores(results / "scores.csv")
     outputs = []
     settings = sorted({(a, e) for a, e in zip(scores["attack"], scores["eps"])}, key=lambda s: (s[0], s[1]))
     for attack, eps in settings:
         curves: dict[str, dict] = {"all adversarial": {}, "successful only": {}}
-        for model, measure in CURVES:
-            sel = (scores["attack"] == attack) & (scores["eps"] == eps) & (scores["model"] == model)
+        for predictor, measure in CURVES:
+            sel = (scores["attack"] == attack) & (scores["eps"] == eps) & (scores["predictor"] == predictor)
             if not sel.any():
                 continue
             values, kind, success = scores[measure][sel], scores["kind"][sel], scores["success"][sel]
             adv = kind == "adversarial"
-            label = f"{model}, {plots.SHORT[measure]}"
+            label = f"{predictor}, {plots.SHORT[measure]}"
             curves["all adversarial"][label] = _curve(values, adv)
             keep = ~adv | (success == 1)
             if (adv & keep).any():
@@ -67,28 +81,28 @@ def run_roc(results: Path) -> list[Path]:
     return outputs
 
 
-def run_examples(results: Path, method: str, eps: float, count: int = 8, seed: int = 0) -> Path:
+def run_examples(results: Path, method: str, eps: float, count: int = 8) -> Path:
     """Figure 7: originals, adversarial images against the deterministic and MC models, and
     their differences amplified to the full range."""
     from uncertadv import data
 
     sets = {}
-    for target in ("deterministic", "mc"):
-        config = AttackConfig(method=method, eps=eps, target=target, seed=seed)
-        sets[target], record = adversarial.load(results / "attacks" / f"{adversarial.set_name(config)}.npz")
+    layout = Layout(results.name, results)
+    for predictor in ("deterministic", "mc"):
+        sets[predictor], record = attack_sets.load(layout.attack_set(set_name(method, eps, predictor)))
     x, _ = data.load(record["dataset"], "test", **record.get("data_options", {}))
     if not np.array_equal(sets["mc"]["adversarial_index"], sets["deterministic"]["adversarial_index"]):
         raise ValueError("the deterministic and MC attack sets were drawn from different images (other seeds)")
     index = sets["mc"]["adversarial_index"][:count]
     original = x[index]
     rows = [("original", original, [f"#{i}" for i in index])]
-    for target, arrays in sets.items():
+    for predictor, arrays in sets.items():
         adv = arrays["x_adv"][:count]
         ok = arrays["success"][:count]
-        rows.append((f"adv. vs {target}", adv, ["fooled" if s else "not fooled" for s in ok]))
+        rows.append((f"adv. vs {predictor}", adv, ["fooled" if s else "not fooled" for s in ok]))
         diff = adv - original
         scale = np.maximum(np.abs(diff).reshape(len(diff), -1).max(axis=1), 1e-12).reshape(-1, 1, 1, 1)
-        rows.append((f"diff ({target})", 0.5 + 0.5 * diff / scale, ["amplified"] * len(diff)))
+        rows.append((f"diff ({predictor})", 0.5 + 0.5 * diff / scale, ["amplified"] * len(diff)))
     out = results / f"adversarial_examples_{method}_eps{eps:g}.png"
     title = f"{method.upper()} eps = {eps:g}/255 (grey = no change)\n{model_title(results)}"
     plots.save_figure(plots.adversarial_examples(rows, title), out)

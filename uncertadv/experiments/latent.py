@@ -24,13 +24,17 @@ def latent_grid(extent: float = 10.0, size: int = 150) -> tuple[np.ndarray, np.n
 
 def encode(encoder, x: np.ndarray, batch_size: int = 2000) -> np.ndarray:
     """``x [N, 28, 28, 1] -> z_mean [N, 2]``."""
-    return np.concatenate([encoder(x[i : i + batch_size], training=False)[0].numpy() for i in range(0, len(x), batch_size)])
+    return np.concatenate(
+        [encoder(x[i : i + batch_size], training=False)[0].numpy() for i in range(0, len(x), batch_size)]
+    )
 
 
 def decode(decoder, z: np.ndarray, batch_size: int = 2000) -> np.ndarray:
     """``z [M, 2] -> images [M, 28, 28, 1]`` in (0, 1)."""
     z = np.asarray(z, dtype=np.float32)
-    return np.concatenate([decoder(z[i : i + batch_size], training=False).numpy() for i in range(0, len(z), batch_size)])
+    return np.concatenate(
+        [decoder(z[i : i + batch_size], training=False).numpy() for i in range(0, len(z), batch_size)]
+    )
 
 
 def distance_to_data(z: np.ndarray, data_z: np.ndarray) -> np.ndarray:
@@ -39,8 +43,15 @@ def distance_to_data(z: np.ndarray, data_z: np.ndarray) -> np.ndarray:
     return tree.kneighbors(z)[0][:, 0]
 
 
-def hole_mask(distance: np.ndarray, confidence: np.ndarray, mi: np.ndarray, *, far_distance: float,
-              min_confidence: float, mi_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def hole_mask(
+    distance: np.ndarray,
+    confidence: np.ndarray,
+    mi: np.ndarray,
+    *,
+    far_distance: float,
+    min_confidence: float,
+    mi_threshold: float,
+) -> tuple[np.ndarray, np.ndarray]:
     """``(far [M], hole [M])`` booleans.
 
     far: farther than ``far_distance`` from every encoded training image.

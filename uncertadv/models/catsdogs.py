@@ -35,13 +35,15 @@ def resnet50_trunk(image_size: int = 224, weights: str | None = "imagenet") -> k
     weights: "imagenet" (Keras downloads them), a local ``.h5`` file, or None (random, for tests)."""
     inputs = keras.Input((image_size, image_size, 3), name="image")
     try:
-        resnet = keras.applications.ResNet50(include_top=False, weights=weights, pooling="avg",
-                                             input_shape=(image_size, image_size, 3))
+        resnet = keras.applications.ResNet50(
+            include_top=False, weights=weights, pooling="avg", input_shape=(image_size, image_size, 3)
+        )
     except Exception as err:  # urllib/HTTP/SSL errors differ by platform
         if weights == "imagenet":
             raise ValueError(
                 "could not get the ImageNet ResNet50 weights (no network?): pass --weights FILE.h5 with a local "
-                f"copy, or use --backbone small ({type(err).__name__})") from None
+                f"copy, or use --backbone small ({type(err).__name__})"
+            ) from None
         raise ValueError(f"could not build ResNet50 with weights={weights!r}: {err}") from None
     features = resnet(CaffePreprocess(name="caffe_preprocess")(inputs))
     trunk = keras.Model(inputs, features, name="resnet50_trunk")

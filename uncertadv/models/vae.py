@@ -124,6 +124,7 @@ class VAE(keras.Model):
 
 
 def build_vae(image_shape=(28, 28, 1), latent_dim: int = 2, seed: int | None = None) -> VAE:
+    """The paper's VAE, built (so that saving sees every weight)."""
     vae = VAE(build_encoder(image_shape, latent_dim), build_decoder(image_shape, latent_dim), seed=seed, name="vae")
     vae(ops.zeros((1, *image_shape)))  # build, so that saving sees every weight
     return vae

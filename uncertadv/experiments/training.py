@@ -1,17 +1,17 @@
-"""Training the paper's classifiers, with seeds and a record of the run."""
+"""Training recipes for the paper's MNIST models (CNN, ensemble of CNNs, VAE), seeded, each
+saved with a record of the run. ``make_*`` reuse a finished model whose record matches."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
-import zipfile
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from uncertadv import artifacts, data, mc
+from uncertadv import artifacts, data, io, mc
+from uncertadv.experiments.layout import ACCURACY_SEED
 from uncertadv.models.cnn import build_cnn
 
 
@@ -28,7 +28,7 @@ class CNNConfig:
     limit_train: int | None = None  # first n training images (quick runs and tests)
     limit_test: int | None = None
     eval_samples: int = 50  # T for the MC test accuracy
-    eval_seed: int = 1_000_003  # differs from the training seed on purpose
+    eval_seed: int = ACCURACY_SEED  # differs from the training seed on purpose
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -83,19 +83,29 @@ def train_cnn(config: CNNConfig, *, verbose: int = 2) -> tuple[keras.Model, dict
     return model, metrics
 
 
-def cnn_record(config: CNNConfig, metrics: dict, wall_seconds: float) -> dict:
-    """The sidecar of a trained CNN: how to remake it and what it scored."""
-    return {"kind": "cnn", "command": artifacts.command_line(), "config": dataclasses.asdict(config),
-            "metrics": metrics, "versions": artifacts.versions(), "wall_seconds": round(wall_seconds, 2)}
-
-
 def reusable(path: Path, config: CNNConfig) -> dict | None:
-    """The sidecar of the model at ``path`` if it was trained with ``config``."""
+    """The record of the model at ``path`` if it was trained with ``config``."""
     return artifacts.reusable_record(artifacts.sidecar_path(path), dataclasses.asdict(config), [path])
 
 
-def train_ensemble(config: CNNConfig, members: int, manifest: Path, *, first_member: Path | None = None,
-                   verbose: int = 2) -> tuple[list[keras.Model], dict, list[Path]]:
+def make_cnn(out: Path, config: CNNConfig, *, force: bool = False) -> tuple[dict, bool]:
+    """Train a CNN into ``out`` (.keras + record) unless one with this config exists.
+    Returns ``(record, reused)``."""
+    if out.suffix != ".keras":
+        raise ValueError(f"--out must end in .keras, got {out.name}")
+    found = None if force else reusable(out, config)
+    if found is not None:
+        return found, True
+    start = time.perf_counter()
+    model, metrics = train_cnn(config)
+    record = artifacts.record(dataclasses.asdict(config), start, kind="cnn", metrics=metrics)
+    io.save_model(model, out, record)
+    return record, False
+
+
+def train_ensemble(
+    config: CNNConfig, members: int, manifest: Path, *, first_member: Path | None = None, verbose: int = 2
+) -> tuple[list[keras.Model], dict, list[Path]]:
     """K CNNs from seeds ``seed, seed + 1, ...``; together one MC model of K*T samples (Figure 6).
 
     Each member is saved as it finishes (with its own sidecar), so an interrupted run
@@ -103,11 +113,12 @@ def train_ensemble(config: CNNConfig, members: int, manifest: Path, *, first_mem
     recipe, used as member 0 instead of training it again."""
     if members < 2:
         raise ValueError(f"an ensemble needs at least 2 members, got {members}")
-    paths = member_paths(manifest, members)
+    paths = io.member_paths(manifest, members)
     if first_member is not None:
         if reusable(first_member, config) is None:
-            raise ValueError(f"{first_member} was not trained with this recipe and seed {config.seed}; "
-                             "it cannot be member 0")
+            raise ValueError(
+                f"{first_member} was not trained with this recipe and seed {config.seed}; it cannot be member 0"
+            )
         paths[0] = first_member
     models, member_metrics = [], []
     for k, path in enumerate(paths):
@@ -117,11 +128,11 @@ def train_ensemble(config: CNNConfig, members: int, manifest: Path, *, first_mem
             print(f"ensemble member {k + 1}/{members} (seed {member_config.seed})", flush=True)
             start = time.perf_counter()
             model, metrics = train_cnn(member_config, verbose=verbose)
-            record = cnn_record(member_config, metrics, time.perf_counter() - start)
-            save_model(model, path, record)
+            record = artifacts.record(dataclasses.asdict(member_config), start, kind="cnn", metrics=metrics)
+            io.save_model(model, path, record)
         else:
             print(f"ensemble member {k + 1}/{members}: reusing {path}", flush=True)
-            model = load_model(path)
+            model = io.load_model(path)
         models.append(model)
         member_metrics.append(record["metrics"])
     x_test, y_test = data.load(config.dataset, "test", config.source)
@@ -139,52 +150,37 @@ def train_ensemble(config: CNNConfig, members: int, manifest: Path, *, first_mem
     return models, metrics, paths
 
 
-def member_paths(manifest: Path, members: int) -> list[Path]:
-    """``ensemble.json -> [ensemble-member0.keras, ...]``."""
-    return [manifest.with_name(f"{manifest.stem}-member{k}.keras") for k in range(members)]
+def ensemble_config(config: CNNConfig, members: int, first_member: Path | None) -> dict:
+    """The recorded config of an ensemble: the members' recipe plus how many and member 0."""
+    return {
+        **dataclasses.asdict(config),
+        "members": members,
+        "first_member": str(first_member) if first_member else None,
+    }
 
 
-def save_manifest(manifest: Path | str, paths: list[Path], record: dict) -> None:
-    """The ensemble manifest: member files relative to its folder (written last)."""
-    manifest = Path(manifest)
-    names = [os.path.relpath(p, manifest.parent) for p in paths]
-    artifacts.write_json(manifest, {**record, "members": names})
-
-
-def load_classifier(path: Path | str) -> list[keras.Model]:
-    """A ``.keras`` model, or an ensemble manifest ``.json``: always a list of models."""
-    path = Path(path)
-    if path.suffix == ".json":
-        if not path.is_file():
-            raise ValueError(f"no ensemble manifest at {path}")
-        names = artifacts.read_json(path).get("members")
-        if not names:
-            raise ValueError(f"{path} is not an ensemble manifest (no 'members')")
-        return [load_model(path.with_name(name)) for name in names]
-    return [load_model(path)]
-
-
-def save_model(model: keras.Model, path: Path | str, record: dict) -> None:
-    """Save ``model`` to a ``.keras`` file and ``record`` to its JSON sidecar, atomically."""
-    path = Path(path)
-    if path.suffix != ".keras":
-        raise ValueError(f"model path must end in .keras, got {path.name}")
-    with artifacts.atomic_path(path) as tmp:
-        model.save(tmp)
-    artifacts.write_json(artifacts.sidecar_path(path), record)
-
-
-def load_model(path: Path | str) -> keras.Model:
-    """Load a ``.keras`` model; a missing or unreadable file is a ValueError with one line."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"no model file at {path}")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"cannot load model {path}: not a .keras archive (corrupt or another format)")
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception as err:  # Keras raises many types for a damaged archive
-        raise ValueError(f"cannot load model {path}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
+def make_ensemble(
+    out: Path, config: CNNConfig, members: int, *, first_member: Path | None = None, force: bool = False
+) -> tuple[dict, bool]:
+    """Train an ensemble of ``members`` CNNs into the manifest ``out`` unless one with this
+    config exists. Returns ``(record, reused)``."""
+    if out.suffix != ".json":
+        raise ValueError(f"with --members > 1, --out must be an ensemble manifest ending in .json, got {out.name}")
+    want = ensemble_config(config, members, first_member)
+    paths = io.member_paths(out, members)
+    if first_member is not None:
+        paths[0] = first_member
+    found = None if force else artifacts.reusable_record(out, want, paths)
+    if found is not None:
+        return found, True
+    if force:  # forget our members' records so they retrain; a --first-member file is never touched
+        for path in io.member_paths(out, members)[1 if first_member else 0 :]:
+            artifacts.sidecar_path(path).unlink(missing_ok=True)
+    start = time.perf_counter()
+    _, metrics, paths = train_ensemble(config, members, out, first_member=first_member)
+    record = artifacts.record(want, start, kind="ensemble", metrics=metrics)
+    io.save_manifest(out, paths, record)
+    return record, False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,26 +226,16 @@ def train_vae(config: VAEConfig, *, verbose: int = 2):
     return vae, metrics
 
 
-def vae_paths(manifest: Path) -> tuple[Path, Path]:
-    """``vae.json -> (vae-encoder.keras, vae-decoder.keras)``."""
-    return manifest.with_name(f"{manifest.stem}-encoder.keras"), manifest.with_name(f"{manifest.stem}-decoder.keras")
-
-
-def save_vae(vae, manifest: Path | str, record: dict) -> None:
-    manifest = Path(manifest)
-    enc_path, dec_path = vae_paths(manifest)
-    for model, path in ((vae.encoder, enc_path), (vae.decoder, dec_path)):
-        with artifacts.atomic_path(path) as tmp:
-            model.save(tmp)
-    artifacts.write_json(manifest, {**record, "encoder": enc_path.name, "decoder": dec_path.name})
-
-
-def load_vae(manifest: Path | str) -> tuple[keras.Model, keras.Model]:
-    """(encoder, decoder) from a VAE manifest written by ``save_vae``."""
-    manifest = Path(manifest)
-    if not manifest.is_file():
-        raise ValueError(f"no VAE manifest at {manifest}; train one with `uncertadv train vae --out {manifest}`")
-    record = artifacts.read_json(manifest)
-    if "encoder" not in record or "decoder" not in record:
-        raise ValueError(f"{manifest} is not a VAE manifest")
-    return load_model(manifest.with_name(record["encoder"])), load_model(manifest.with_name(record["decoder"]))
+def make_vae(out: Path, config: VAEConfig, *, force: bool = False) -> tuple[dict, bool]:
+    """Train the VAE into the manifest ``out`` unless one with this config exists.
+    Returns ``(record, reused)``."""
+    if out.suffix != ".json":
+        raise ValueError(f"--out must be a VAE manifest ending in .json, got {out.name}")
+    found = None if force else artifacts.reusable_record(out, dataclasses.asdict(config), list(io.vae_paths(out)))
+    if found is not None:
+        return found, True
+    start = time.perf_counter()
+    vae, metrics = train_vae(config)
+    record = artifacts.record(dataclasses.asdict(config), start, kind="vae", metrics=metrics)
+    io.save_vae(vae, out, record)
+    return record, False

@@ -18,9 +18,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from uncertadv import artifacts, data, mc
+from uncertadv import artifacts, data, io, mc
+from uncertadv.experiments.layout import ACCURACY_SEED
+from uncertadv.experiments.training import accuracy
 from uncertadv.models import catsdogs as cd
-from uncertadv.train import accuracy, member_paths, save_manifest, save_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +73,7 @@ def _augmented(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> tf.d
 
 
 def build_trunk(config: CatsDogsConfig, x_train, y_train, verbose: int = 2) -> tuple[keras.Model, dict]:
+    """Stage 1: the frozen trunk (ResNet50 as is, or the small CNN trained here) and its metrics."""
     if config.backbone == "resnet50":
         return cd.resnet50_trunk(config.image_size, config.weights), {}
     keras.utils.set_random_seed(config.seed)
@@ -79,10 +81,16 @@ def build_trunk(config: CatsDogsConfig, x_train, y_train, verbose: int = 2) -> t
     model = cd.pretraining_model(trunk)
     model.compile(keras.optimizers.Adam(config.learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
     start = time.perf_counter()
-    history = model.fit(_augmented(x_train, y_train, config.batch_size, config.seed), epochs=config.trunk_epochs,
-                        shuffle=False, verbose=verbose)  # the dataset shuffles itself
-    return trunk, {"trunk_train_seconds": round(time.perf_counter() - start, 2),
-                   "trunk_train_accuracy_final": float(history.history["accuracy"][-1])}
+    history = model.fit(
+        _augmented(x_train, y_train, config.batch_size, config.seed),
+        epochs=config.trunk_epochs,
+        shuffle=False,
+        verbose=verbose,
+    )  # the dataset shuffles itself
+    return trunk, {
+        "trunk_train_seconds": round(time.perf_counter() - start, 2),
+        "trunk_train_accuracy_final": float(history.history["accuracy"][-1]),
+    }
 
 
 def features_of(trunk: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -109,31 +117,53 @@ def train(config: CatsDogsConfig, verbose: int = 2) -> tuple[list[keras.Model], 
         h.fit(f_train, y_train, epochs=config.head_epochs, batch_size=config.batch_size, verbose=0)
         model = cd.classifier(trunk, h, name=f"catsdogs_member{k}")
         det = mc.deterministic_predict(model, x_test)
-        probs = mc.mc_predict(model, x_test, samples=config.eval_samples, seed=1_000_003)
-        member_metrics.append({"seed": config.seed + k, "test_accuracy_deterministic": accuracy(det, y_test),
-                               "test_accuracy_mc": accuracy(probs, y_test)})
-        print(f"head {k + 1}/{config.members}: test accuracy deterministic "
-              f"{member_metrics[-1]['test_accuracy_deterministic']:.4f}, MC {member_metrics[-1]['test_accuracy_mc']:.4f}",
-              flush=True)
+        probs = mc.mc_predict(model, x_test, samples=config.eval_samples, seed=ACCURACY_SEED)
+        member_metrics.append(
+            {
+                "seed": config.seed + k,
+                "test_accuracy_deterministic": accuracy(det, y_test),
+                "test_accuracy_mc": accuracy(probs, y_test),
+            }
+        )
+        print(
+            f"head {k + 1}/{config.members}: test accuracy deterministic "
+            f"{member_metrics[-1]['test_accuracy_deterministic']:.4f}, MC {member_metrics[-1]['test_accuracy_mc']:.4f}",
+            flush=True,
+        )
         members.append(model)
     det = mc.deterministic_predict(members, x_test)
-    probs = mc.mc_predict(members, x_test, samples=config.eval_samples, seed=1_000_003, desc="ensemble MC pass")
-    metrics.update({
-        "head_train_seconds": round(time.perf_counter() - start, 2),
-        "n_train": int(len(y_train)), "n_test": int(len(y_test)),
-        "test_accuracy_deterministic": member_metrics[0]["test_accuracy_deterministic"],
-        "test_accuracy_mc": member_metrics[0]["test_accuracy_mc"], "mc_samples": config.eval_samples,
-        "ensemble_test_accuracy_deterministic": accuracy(det, y_test),
-        "ensemble_test_accuracy_mc": accuracy(probs, y_test), "members": member_metrics,
-    })
+    probs = mc.mc_predict(members, x_test, samples=config.eval_samples, seed=ACCURACY_SEED, desc="ensemble MC pass")
+    metrics.update(
+        {
+            "head_train_seconds": round(time.perf_counter() - start, 2),
+            "n_train": int(len(y_train)),
+            "n_test": int(len(y_test)),
+            "test_accuracy_deterministic": member_metrics[0]["test_accuracy_deterministic"],
+            "test_accuracy_mc": member_metrics[0]["test_accuracy_mc"],
+            "mc_samples": config.eval_samples,
+            "ensemble_test_accuracy_deterministic": accuracy(det, y_test),
+            "ensemble_test_accuracy_mc": accuracy(probs, y_test),
+            "members": member_metrics,
+        }
+    )
     return members, metrics
 
 
-def save(members: list[keras.Model], manifest: Path, config: CatsDogsConfig, metrics: dict, seconds: float) -> None:
-    paths = member_paths(manifest, len(members))
-    record = {"kind": "catsdogs", "command": artifacts.command_line(), "config": dataclasses.asdict(config),
-              "title": config.title, "metrics": metrics, "versions": artifacts.versions(),
-              "wall_seconds": round(seconds, 2)}
+def make(out: Path, config: CatsDogsConfig, *, force: bool = False) -> tuple[dict, bool]:
+    """Train both stages into the manifest ``out`` (members beside it) unless a manifest
+    with this config exists. Returns ``(record, reused)``."""
+    if out.suffix != ".json":
+        raise ValueError(f"--out must be a manifest ending in .json, got {out.name}")
+    config.validate()
+    want = dataclasses.asdict(config)
+    found = None if force else artifacts.reusable_record(out, want, io.member_paths(out, config.members))
+    if found is not None:
+        return found, True
+    start = time.perf_counter()
+    members, metrics = train(config)
+    record = artifacts.record(want, start, kind="catsdogs", title=config.title, metrics=metrics)
+    paths = io.member_paths(out, len(members))
     for k, (model, path) in enumerate(zip(members, paths)):
-        save_model(model, path, {**record, "member": k})
-    save_manifest(manifest, paths, record)
+        io.save_model(model, path, {**record, "member": k})
+    io.save_manifest(out, paths, record)
+    return record, False

@@ -20,26 +20,44 @@ LABELS = {
     "variation_ratio": "variation ratio",
     "confidence": "max probability",
 }
-SHORT = {"predictive_entropy": "entropy", "mutual_information": "MI", "expected_entropy": "expected entropy",
-         "softmax_variance": "softmax variance", "variation_ratio": "variation ratio"}
+SHORT = {
+    "predictive_entropy": "entropy",
+    "mutual_information": "MI",
+    "expected_entropy": "expected entropy",
+    "softmax_variance": "softmax variance",
+    "variation_ratio": "variation ratio",
+}
 
 
 def save_figure(fig, path: Path | str, dpi: int = 130) -> None:
+    """Write ``fig`` as PNG atomically and close it."""
     with artifacts.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
 
 
-def latent_maps(panels: list[tuple[np.ndarray, str, str]], extent: float, z_test: np.ndarray, y_test: np.ndarray,
-                suptitle: str):
+def latent_maps(
+    panels: list[tuple[np.ndarray, str, str]], extent: float, z_test: np.ndarray, y_test: np.ndarray, suptitle: str
+):
     """One panel per ``(values [size, size], title, colour-bar label)``: the measure as the
     background, the encoded test set on top coloured by class."""
     fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 6.4), squeeze=False, layout="constrained")
     for ax, (values, title, label) in zip(axes[0], panels):
-        image = ax.imshow(values, origin="lower", extent=(-extent, extent, -extent, extent), cmap="Greys", aspect="equal")
+        image = ax.imshow(
+            values, origin="lower", extent=(-extent, extent, -extent, extent), cmap="Greys", aspect="equal"
+        )
         inside = (np.abs(z_test) <= extent).all(axis=1)
-        points = ax.scatter(z_test[inside, 0], z_test[inside, 1], c=y_test[inside], cmap="tab10", vmin=-0.5, vmax=9.5,
-                            s=1.5, alpha=0.5, linewidths=0)
+        points = ax.scatter(
+            z_test[inside, 0],
+            z_test[inside, 1],
+            c=y_test[inside],
+            cmap="tab10",
+            vmin=-0.5,
+            vmax=9.5,
+            s=1.5,
+            alpha=0.5,
+            linewidths=0,
+        )
         fig.colorbar(image, ax=ax, shrink=0.8, label=label)
         ax.set(title=title, xlabel="$z_1$", ylabel="$z_2$")
     legend = fig.colorbar(points, ax=axes[0].tolist(), location="bottom", shrink=0.5, aspect=40, ticks=range(10))
@@ -49,8 +67,14 @@ def latent_maps(panels: list[tuple[np.ndarray, str, str]], extent: float, z_test
     return fig
 
 
-def interpolation(pixel_images: np.ndarray, latent_images: np.ndarray, t: np.ndarray,
-                  pixel_scores: dict, latent_scores: dict, title: str):
+def interpolation(
+    pixel_images: np.ndarray,
+    latent_images: np.ndarray,
+    t: np.ndarray,
+    pixel_scores: dict,
+    latent_scores: dict,
+    title: str,
+):
     """Figure 2: image strips for both paths, and entropy and MI along them."""
     steps = len(t)
     fig = plt.figure(figsize=(max(10, steps * 0.8), 6.5), layout="constrained")
@@ -77,7 +101,12 @@ def midpoint_histograms(values: dict[str, dict[str, np.ndarray]], aucs: dict[str
     measure comparing the spaces, with the pixel-vs-latent AUC."""
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
     measures = ("predictive_entropy", "mutual_information")
-    colours = {"predictive_entropy": "tab:blue", "mutual_information": "tab:red", "pixel": "tab:orange", "latent": "tab:green"}
+    colours = {
+        "predictive_entropy": "tab:blue",
+        "mutual_information": "tab:red",
+        "pixel": "tab:orange",
+        "latent": "tab:green",
+    }
     top = max(np.nanmax(values[s][m]) for s in values for m in measures)
     bins = np.linspace(0, top, 40)
     for ax, space in zip(axes[0], ("pixel", "latent")):
@@ -120,8 +149,14 @@ def hole_maps(panels: list[tuple[np.ndarray, np.ndarray, str]], extent: float, z
         inside = (np.abs(z_train) <= extent).all(axis=1)
         ax.scatter(z_train[inside, 0], z_train[inside, 1], s=0.2, c="black", alpha=0.3, linewidths=0)
         ax.set(title=name, xlabel="$z_1$", ylabel="$z_2$")
-    handles = [matplotlib.patches.Patch(color=c, label=l) for c, l in
-               (("#d9d9d9", "far from data"), ("#d62728", "hole: far, confident, low MI"), ("black", "encoded training images"))]
+    handles = [
+        matplotlib.patches.Patch(color=colour, label=label)
+        for colour, label in (
+            ("#d9d9d9", "far from data"),
+            ("#d62728", "hole: far, confident, low MI"),
+            ("black", "encoded training images"),
+        )
+    ]
     fig.legend(handles=handles, loc="lower center", ncol=3, bbox_to_anchor=(0.5, -0.04))
     fig.suptitle(title)
     return fig
@@ -146,12 +181,16 @@ def roc_pr(curves: dict[str, dict[str, tuple]], title: str):
         roc_ax, pr_ax = axes[row]
         for label, (fpr, tpr, recall, precision, auc) in curves[subset].items():
             style = "--" if "entropy" in label else "-"
-            line, = roc_ax.plot(fpr, tpr, style, label=f"{label} (AUC {auc:.3f})")
+            (line,) = roc_ax.plot(fpr, tpr, style, label=f"{label} (AUC {auc:.3f})")
             pr_ax.plot(recall, precision, style, color=line.get_color(), label=label)
         roc_ax.plot([0, 1], [0, 1], ":", color="grey", lw=1)
         roc_ax.set(title=f"ROC, {subset}", xlabel="false-positive rate", ylabel="true-positive rate")
-        pr_ax.set(title=f"precision-recall, {subset} (adversarial = positive)", xlabel="recall", ylabel="precision",
-                  ylim=(0, 1.02))
+        pr_ax.set(
+            title=f"precision-recall, {subset} (adversarial = positive)",
+            xlabel="recall",
+            ylabel="precision",
+            ylim=(0, 1.02),
+        )
         roc_ax.legend(fontsize=8, loc="lower right")
         pr_ax.legend(fontsize=8, loc="lower left")
     fig.suptitle(title)
@@ -161,8 +200,9 @@ def roc_pr(curves: dict[str, dict[str, tuple]], title: str):
 def adversarial_examples(rows: list[tuple[str, np.ndarray, list[str]]], title: str):
     """Figure 7: one row per ``(row label, images [K, H, W, C], captions)``."""
     columns = len(rows[0][1])
-    fig, axes = plt.subplots(len(rows), columns, figsize=(1.7 * columns, 2.0 * len(rows)), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        len(rows), columns, figsize=(1.7 * columns, 2.0 * len(rows)), squeeze=False, layout="constrained"
+    )
     for r, (label, images, captions) in enumerate(rows):
         for c in range(columns):
             ax = axes[r, c]

@@ -27,7 +27,9 @@ def roc_auc(positive: np.ndarray, negative: np.ndarray) -> float:
 
 def aupr(positive: np.ndarray, negative: np.ndarray) -> float:
     """Area under the precision-recall curve (average precision), positives = adversarial."""
-    return float(average_precision_score(*_labelled(positive, negative))) if _defined(positive, negative) else float("nan")
+    return (
+        float(average_precision_score(*_labelled(positive, negative))) if _defined(positive, negative) else float("nan")
+    )
 
 
 def fpr_at_tpr(positive: np.ndarray, negative: np.ndarray, tpr: float = 0.95) -> float:
@@ -48,14 +50,17 @@ def rank_auc(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
     return (ranks[..., :p].sum(axis=-1) - p * (p + 1) / 2) / (p * m)
 
 
-def bootstrap_auc(positive: np.ndarray, negative: np.ndarray, *, rounds: int = 1000, seed: int = 0,
-                  level: float = 0.95) -> tuple[float, float]:
+def bootstrap_auc(
+    positive: np.ndarray, negative: np.ndarray, *, rounds: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the ROC-AUC, resampling each class separately."""
     if not _defined(positive, negative):
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    draws = [(rng.integers(0, len(positive), len(positive)), rng.integers(0, len(negative), len(negative)))
-             for _ in range(rounds)]
+    draws = [
+        (rng.integers(0, len(positive), len(positive)), rng.integers(0, len(negative), len(negative)))
+        for _ in range(rounds)
+    ]
     values = rank_auc(positive[np.stack([d[0] for d in draws])], negative[np.stack([d[1] for d in draws])])
     tail = (1 - level) / 2 * 100
     lo, hi = np.percentile(values, [tail, 100 - tail])

@@ -8,10 +8,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from uncertadv.cli_util import OneLineErrors, echo, quiet_tensorflow
+from uncertadv.cli._common import OneLineErrors, PredictorName, echo, quiet_tensorflow
 
-plot_app = typer.Typer(cls=OneLineErrors, no_args_is_help=True,
-                       help="Draw the paper's MNIST figures; models default to RESULTS/models/.")
+plot_app = typer.Typer(
+    cls=OneLineErrors, no_args_is_help=True, help="Draw the paper's figures; models default to RESULTS/models/."
+)
 
 
 class Measure(str, Enum):
@@ -23,13 +24,14 @@ class Measure(str, Enum):
     variation_ratio = "variation_ratio"
 
 
-class ModelKind(str, Enum):
-    mc = "mc"
-    ensemble = "ensemble"
-    deterministic = "deterministic"
-
-
-Results = Annotated[Path, typer.Option(help="Folder for figures and CSVs (models default to its models/ folder).")]
+Results = Annotated[
+    Optional[Path],
+    typer.Option(
+        help="Folder for figures and CSVs; models default to its models/ folder "
+        "[default: results/mnist; $UNCERTADV_RESULTS replaces 'results'].",
+        show_default=False,
+    ),
+]
 Cnn = Annotated[Optional[Path], typer.Option(help="Dropout CNN (.keras) [default: RESULTS/models/cnn.keras].")]
 Ensemble = Annotated[Optional[Path], typer.Option(help="Ensemble manifest [default: RESULTS/models/ensemble.json].")]
 Vae = Annotated[Optional[Path], typer.Option(help="VAE manifest [default: RESULTS/models/vae.json].")]
@@ -39,16 +41,27 @@ Grid = Annotated[int, typer.Option(min=2, help="Latent grid points per axis.")]
 Extent = Annotated[float, typer.Option(min=0.0, help="Latent grid covers [-EXTENT, EXTENT]^2 (the paper's code: 10).")]
 Pairs = Annotated[int, typer.Option(min=1, help="Random different-class test pairs.")]
 PairSeed = Annotated[int, typer.Option(help="Seed for drawing the pairs.")]
-DEFAULT_RESULTS = Path("results/mnist")
 
 
-def _context(results: Path, cnn, ensemble, vae, samples: int, seed: int):
+def _mnist(results: Optional[Path]):
+    from uncertadv.experiments.layout import Layout
+
+    return Layout.of("mnist", results)
+
+
+def _context(results: Optional[Path], cnn, ensemble, vae, samples: int, seed: int):
     quiet_tensorflow()
     from uncertadv.experiments.mnist_figures import Context
 
-    models = results / "models"
-    return Context(results=results, cnn=cnn or models / "cnn.keras", ensemble=ensemble or models / "ensemble.json",
-                   vae=vae or models / "vae.json", samples=samples, seed=seed)
+    layout = _mnist(results)
+    return Context(
+        results=layout.folder,
+        cnn=cnn or layout.cnn,
+        ensemble=ensemble or layout.ensemble,
+        vae=vae or layout.vae,
+        samples=samples,
+        seed=seed,
+    )
 
 
 def _written(paths) -> None:
@@ -58,25 +71,41 @@ def _written(paths) -> None:
 
 @plot_app.command("latent")
 def latent(
-    measure: Annotated[Measure, typer.Option(help="Measure drawn as background; 'pair' = MI next to entropy (Figures 1, 4).")] = Measure.pair,
-    model: Annotated[ModelKind, typer.Option(help="mc: one dropout CNN; ensemble: K dropout CNNs (Figure 6); deterministic: dropout off.")] = ModelKind.mc,
-    grid: Grid = 150, extent: Extent = 10.0, samples: Samples = 50, seed: Seed = 0,
-    results: Results = DEFAULT_RESULTS, cnn: Cnn = None, ensemble: Ensemble = None, vae: Vae = None,
+    measure: Annotated[
+        Measure, typer.Option(help="Measure drawn as background; 'pair' = MI next to entropy (Figures 1, 4).")
+    ] = Measure.pair,
+    predictor: Annotated[
+        PredictorName,
+        typer.Option(help="mc: one dropout CNN; ensemble: K dropout CNNs (Figure 6); deterministic: dropout off."),
+    ] = PredictorName.mc,
+    grid: Grid = 150,
+    extent: Extent = 10.0,
+    samples: Samples = 50,
+    seed: Seed = 0,
+    results: Results = None,
+    cnn: Cnn = None,
+    ensemble: Ensemble = None,
+    vae: Vae = None,
 ) -> None:
     """Uncertainty over the VAE's 2-D latent space, with the encoded test set on top."""
     from uncertadv.experiments import mnist_figures
 
     ctx = _context(results, cnn, ensemble, vae, samples, seed)
-    _written(mnist_figures.run_latent(ctx, measure.value, model.value, grid, extent))
+    _written(mnist_figures.run_latent(ctx, measure.value, predictor.value, grid, extent))
 
 
 @plot_app.command("interpolation")
 def interpolation(
     steps: Annotated[int, typer.Option(min=2, help="Points along each path.")] = 15,
-    from_class: Annotated[int, typer.Option(min=0, max=9, help="Class of the first image (first such test image).")] = 6,
+    from_class: Annotated[
+        int, typer.Option(min=0, max=9, help="Class of the first image (first such test image).")
+    ] = 6,
     to_class: Annotated[int, typer.Option(min=0, max=9, help="Class of the second image.")] = 8,
-    samples: Samples = 50, seed: Seed = 0,
-    results: Results = DEFAULT_RESULTS, cnn: Cnn = None, vae: Vae = None,
+    samples: Samples = 50,
+    seed: Seed = 0,
+    results: Results = None,
+    cnn: Cnn = None,
+    vae: Vae = None,
 ) -> None:
     """Figure 2: latent- vs pixel-space interpolation between two test digits, with entropy and MI along both."""
     from uncertadv.experiments import mnist_figures
@@ -87,8 +116,13 @@ def interpolation(
 
 @plot_app.command("midpoints")
 def midpoints(
-    pairs: Pairs = 3000, pair_seed: PairSeed = 0, samples: Samples = 50, seed: Seed = 0,
-    results: Results = DEFAULT_RESULTS, cnn: Cnn = None, vae: Vae = None,
+    pairs: Pairs = 3000,
+    pair_seed: PairSeed = 0,
+    samples: Samples = 50,
+    seed: Seed = 0,
+    results: Results = None,
+    cnn: Cnn = None,
+    vae: Vae = None,
 ) -> None:
     """Figure 3: entropy and MI of pixel vs latent midpoints, and each measure's ROC-AUC for telling them apart."""
     from uncertadv.experiments import mnist_figures
@@ -102,11 +136,29 @@ def midpoints(
 
 @plot_app.command("holes")
 def holes(
-    far_distance: Annotated[float, typer.Option(min=0.0, help="'Far from data': latent distance to the nearest encoded training image above this.")] = 1.0,
-    min_confidence: Annotated[float, typer.Option(min=0.0, max=1.0, help="A hole is confident: max probability at least this.")] = 0.9,
-    mi_quantile: Annotated[float, typer.Option(min=0.0, max=1.0, help="A hole has low MI: at most this quantile of the model's MI on clean test digits.")] = 0.95,
-    grid: Grid = 150, extent: Extent = 10.0, samples: Samples = 50, seed: Seed = 0,
-    results: Results = DEFAULT_RESULTS, cnn: Cnn = None, ensemble: Ensemble = None, vae: Vae = None,
+    far_distance: Annotated[
+        float,
+        typer.Option(
+            min=0.0, help="'Far from data': latent distance to the nearest encoded training image above this."
+        ),
+    ] = 1.0,
+    min_confidence: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="A hole is confident: max probability at least this.")
+    ] = 0.9,
+    mi_quantile: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="A hole has low MI: at most this quantile of the model's MI on clean test digits."
+        ),
+    ] = 0.95,
+    grid: Grid = 150,
+    extent: Extent = 10.0,
+    samples: Samples = 50,
+    seed: Seed = 0,
+    results: Results = None,
+    cnn: Cnn = None,
+    ensemble: Ensemble = None,
+    vae: Vae = None,
 ) -> None:
     """Figure 5 and the Figure 6 claim: confident low-MI 'holes' far from data, single dropout model vs ensemble."""
     from uncertadv.experiments import mnist_figures
@@ -115,50 +167,66 @@ def holes(
     paths, rows = mnist_figures.run_holes(ctx, grid, extent, far_distance, min_confidence, mi_quantile)
     _written(paths)
     for r in rows:
-        typer.echo(f"{r['model']}: holes cover {r['hole_share_of_far']:.1%} of the far-from-data area "
-                   f"({r['hole_points']} of {r['far_points']} grid points; MI threshold {r['mi_threshold']:.4f})")
+        typer.echo(
+            f"{r['predictor']}: holes cover {r['hole_share_of_far']:.1%} of the far-from-data area "
+            f"({r['hole_points']} of {r['far_points']} grid points; MI threshold {r['mi_threshold']:.4f})"
+        )
 
 
 @plot_app.command("variance-mi")
 def variance_mi(
-    pairs: Pairs = 3000, pair_seed: PairSeed = 0, samples: Samples = 50, seed: Seed = 0,
-    results: Results = DEFAULT_RESULTS, cnn: Cnn = None, vae: Vae = None,
+    pairs: Pairs = 3000,
+    pair_seed: PairSeed = 0,
+    samples: Samples = 50,
+    seed: Seed = 0,
+    results: Results = None,
+    cnn: Cnn = None,
+    vae: Vae = None,
 ) -> None:
     """§3.2: softmax variance against MI on clean and midpoint inputs, with Spearman's rho."""
     from uncertadv.experiments import mnist_figures
 
     ctx = _context(results, cnn, None, vae, samples, seed)
-    paths, rhos = mnist_figures.run_variance_vs_mi(ctx, pairs, pair_seed, _adversarial_group(results))
+    paths, rhos = mnist_figures.run_variance_vs_mi(ctx, pairs, pair_seed, _adversarial_group(ctx.results))
     _written(paths)
     for name, rho in rhos.items():
         typer.echo(f"Spearman rho(softmax variance, MI) on {name}: {rho:.3f}")
 
 
 def _adversarial_group(results: Path) -> dict:
-    """MC-model adversarial rows of RESULTS/scores.csv (all attacks), if `uncertadv report` has run."""
+    """MC-predictor adversarial rows of RESULTS/scores.csv (all attacks), if `uncertadv report` has run."""
     from uncertadv.experiments.adversarial_figures import read_long_scores
 
     path = results / "scores.csv"
     if not path.is_file():
         return {}
     scores = read_long_scores(path)
-    sel = (scores["model"] == "mc") & (scores["kind"] == "adversarial")
+    if "predictor" not in scores:
+        return {}  # a scores.csv of an older uncertadv
+    sel = (scores["predictor"] == "mc") & (scores["kind"] == "adversarial")
     if not sel.any():
         return {}
-    return {"adversarial (MC model, all attacks)": {"softmax_variance": scores["softmax_variance"][sel],
-                                                    "mutual_information": scores["mutual_information"][sel]}}
+    return {
+        "adversarial (MC predictor, all attacks)": {
+            "softmax_variance": scores["softmax_variance"][sel],
+            "mutual_information": scores["mutual_information"][sel],
+        }
+    }
 
 
 @plot_app.command("roc")
 def roc(
     dataset: Annotated[str, typer.Option(help="Data set; reads RESULTS/scores.csv from `uncertadv report`.")] = "mnist",
-    results: Annotated[Optional[Path], typer.Option(help="Results folder [default: results/DATASET].")] = None,
+    results: Annotated[
+        Optional[Path], typer.Option(help="Results folder [default: results/DATASET].", show_default=False)
+    ] = None,
 ) -> None:
-    """Figures 11-14: ROC and precision-recall curves per attack and eps, for each measure and model,
+    """Figures 11-14: ROC and precision-recall curves per attack and eps, for each measure and predictor,
     with all adversarial inputs and with the successful ones only."""
     from uncertadv.experiments import adversarial_figures
+    from uncertadv.experiments.layout import Layout
 
-    _written(adversarial_figures.run_roc(results or Path("results") / dataset))
+    _written(adversarial_figures.run_roc(Layout.of(dataset, results).folder))
 
 
 @plot_app.command("adversarial-examples")
@@ -166,21 +234,31 @@ def adversarial_examples(
     dataset: Annotated[str, typer.Option(help="Data set of the saved attack sets.")] = "mnist",
     attack: Annotated[str, typer.Option(help="Attack method of the sets to show.")] = "mim",
     eps: Annotated[float, typer.Option(help="Budget of the sets to show, 0-255 units.")] = 76.0,
-    seed: Annotated[int, typer.Option(help="Seed the attack sets were made with.")] = 0,
     count: Annotated[int, typer.Option(min=1, max=20, help="Images to show.")] = 8,
-    results: Annotated[Optional[Path], typer.Option(help="Results folder [default: results/DATASET].")] = None,
+    results: Annotated[
+        Optional[Path], typer.Option(help="Results folder [default: results/DATASET].", show_default=False)
+    ] = None,
 ) -> None:
-    """Figure 7: originals, adversarial images against the deterministic and MC models, amplified differences."""
+    """Figure 7: originals, adversarial images against the deterministic and MC predictors, amplified differences."""
     quiet_tensorflow()
     from uncertadv.experiments import adversarial_figures
+    from uncertadv.experiments.layout import Layout
 
-    _written([adversarial_figures.run_examples(results or Path("results") / dataset, attack, eps, count, seed)])
+    folder = Layout.of(dataset, results).folder
+    _written([adversarial_figures.run_examples(folder, attack, eps, count)])
 
 
 @plot_app.command("all")
 def all_figures(
-    samples: Samples = 50, seed: Seed = 0, grid: Grid = 150, extent: Extent = 10.0, pairs: Pairs = 3000,
-    pair_seed: PairSeed = 0, results: Results = DEFAULT_RESULTS, cnn: Cnn = None, ensemble: Ensemble = None,
+    samples: Samples = 50,
+    seed: Seed = 0,
+    grid: Grid = 150,
+    extent: Extent = 10.0,
+    pairs: Pairs = 3000,
+    pair_seed: PairSeed = 0,
+    results: Results = None,
+    cnn: Cnn = None,
+    ensemble: Ensemble = None,
     vae: Vae = None,
 ) -> None:
     """Every MNIST figure with its defaults (latent maps for the three models, interpolation,
@@ -189,14 +267,17 @@ def all_figures(
     from uncertadv.experiments.summary import write_mnist_summary
 
     ctx = _context(results, cnn, ensemble, vae, samples, seed)
-    for model in ("mc", "ensemble", "deterministic"):
-        _written(mnist_figures.run_latent(ctx, "pair", model, grid, extent))
+    for predictor in ("mc", "ensemble", "deterministic"):
+        _written(mnist_figures.run_latent(ctx, "pair", predictor, grid, extent))
     _written(mnist_figures.run_latent(ctx, "mutual_information", "ensemble", grid, extent))  # Figure 6
     _written(mnist_figures.run_interpolation(ctx, mnist_figures.STEPS, mnist_figures.CLASSES))
     _written(mnist_figures.run_midpoints(ctx, pairs, pair_seed)[0])
-    _written(mnist_figures.run_holes(ctx, grid, extent, mnist_figures.FAR_DISTANCE, mnist_figures.MIN_CONFIDENCE,
-                                     mnist_figures.MI_QUANTILE)[0])
-    _written(mnist_figures.run_variance_vs_mi(ctx, pairs, pair_seed, _adversarial_group(results))[0])
-    summary = write_mnist_summary(results)
+    _written(
+        mnist_figures.run_holes(
+            ctx, grid, extent, mnist_figures.FAR_DISTANCE, mnist_figures.MIN_CONFIDENCE, mnist_figures.MI_QUANTILE
+        )[0]
+    )
+    _written(mnist_figures.run_variance_vs_mi(ctx, pairs, pair_seed, _adversarial_group(ctx.results))[0])
+    summary = write_mnist_summary(ctx.results)
     echo(f"wrote {summary}")
     typer.echo(summary.read_text())

@@ -1,0 +1,36 @@
+"""The ``uncertadv`` command line: thin Typer commands, one module per group.
+
+Bad input ends in one line on stderr and exit code 2, never a traceback
+(set UNCERTADV_DEBUG=1 to see one). Results are written atomically, and a
+re-run whose recorded config matches reuses the finished artefact.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from uncertadv.cli._common import OneLineErrors, silence_native_logs
+from uncertadv.cli.attack import attack
+from uncertadv.cli.plot import plot_app
+from uncertadv.cli.report import report
+from uncertadv.cli.score import score
+from uncertadv.cli.train import train_app
+
+app = typer.Typer(
+    cls=OneLineErrors,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Uncertainty measures and adversarial-example detection with MC dropout (Smith & Gal, UAI 2018).",
+)
+app.add_typer(train_app, name="train")
+app.command("score")(score)
+app.command("attack")(attack)
+app.command("report")(report)
+app.add_typer(plot_app, name="plot")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    silence_native_logs()
+    app()

@@ -1,0 +1,72 @@
+"""``uncertadv score``: predictions and the five measures of a test set or a saved attack set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from uncertadv.cli._common import echo, quiet_tensorflow
+from uncertadv.data import Source
+
+
+def score(
+    model: Annotated[
+        Optional[Path], typer.Option(help="A trained .keras classifier or ensemble manifest (test-set scoring).")
+    ] = None,
+    out: Annotated[Optional[Path], typer.Option(help="CSV to write for test-set scoring: one row per input.")] = None,
+    attack: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Instead: a saved attack set (.npz from `uncertadv attack`); its rows go to RESULTS/scores.csv."
+        ),
+    ] = None,
+    dataset: Annotated[str, typer.Option(help="Data set whose test split is scored.")] = "mnist",
+    samples: Annotated[int, typer.Option(min=1, help="MC samples T.")] = 50,
+    seed: Annotated[int, typer.Option(help="Seed of the sampled dropout networks.")] = 0,
+    batch_size: Annotated[
+        Optional[int], typer.Option(min=1, help="Inputs per compiled call (speed and memory only).")
+    ] = None,
+    source: Annotated[
+        Source, typer.Option(help="auto/bundled: the copy in the package (offline); tfds: tfds.load.")
+    ] = Source.auto,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Score only the first N test images.")] = None,
+    force: Annotated[bool, typer.Option(help="Recompute even if OUT exists with the same config.")] = False,
+) -> None:
+    """Score a test set (--model, --out) or a saved attack set (--attack): predictions and the five measures."""
+    quiet_tensorflow()
+    if attack is not None:
+        _score_attack_set(attack)
+        return
+    if model is None or out is None:
+        raise ValueError("give --model and --out to score a test set, or --attack to score an attack set")
+    from uncertadv.experiments import scores
+
+    config = scores.ScoreConfig(
+        model=str(model), dataset=dataset, source=source.value, samples=samples, seed=seed, limit=limit
+    )
+    table, reused = scores.score_test_set(config, out, batch_size=batch_size, force=force)
+    echo(f"{'reused' if reused else 'wrote'} {out}")
+    typer.echo(scores.summary(table, config))
+
+
+def _score_attack_set(attack: Path) -> None:
+    import numpy as np
+
+    from uncertadv.experiments import report
+
+    config, rows = report.score_set(attack)
+    scores_csv = attack.parent.parent / "scores.csv"
+    report.merge_into_scores(scores_csv, config, rows)
+    adv = rows["kind"] == "adversarial"
+    echo(f"updated {scores_csv}")
+    mi = rows["mutual_information"]
+    mi_text = (
+        "MI n/a (deterministic predictor)"
+        if np.isnan(mi).all()
+        else f"mean MI adversarial {mi[adv].mean():.4f} vs clean+noise {mi[~adv].mean():.4f}"
+    )
+    typer.echo(
+        f"{attack.stem}: {int(adv.sum())} adversarial rows, success rate {rows['success'][adv].mean():.3f}, {mi_text}"
+    )

@@ -1,0 +1,140 @@
+"""The one place that knows where the paper's results live, which seeds they use, and how
+to make sure that the models an experiment needs exist.
+
+A results folder ``RESULTS`` (default ``results/DATASET``; ``$UNCERTADV_RESULTS`` moves the
+root) holds::
+
+    models/        cnn.keras, ensemble.json (+ members), vae.json (+ encoder, decoder),
+                   catsdogs.json (+ members); each with a JSON record
+    attacks/       METHOD_epsEPS_PREDICTOR.npz + .json: one attack set each
+    scores/        per-attack-set score caches
+    scores.csv     every scored row of Table 1; table1.{csv,md,json}; figures and their CSVs
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from uncertadv import io
+
+RESULTS_ENV = "UNCERTADV_RESULTS"
+DATASETS = ("mnist", "catsdogs")
+DEFAULT_EPS = {"mnist": (5.0, 10.0, 76.0), "catsdogs": (5.0, 10.0)}
+
+# Seeds. The evaluator's dropout networks never equal the attacker's: an attack set made
+# with seed s is scored with seed s + EVAL_SEED_OFFSET. Recorded test accuracies use
+# ACCURACY_SEED, which differs from every training seed on purpose.
+EVAL_SEED_OFFSET = 1_000_000
+ACCURACY_SEED = 1_000_003
+
+
+def eval_seed(seed: int) -> int:
+    """The evaluator's seed for an attack set made with ``seed``."""
+    return seed + EVAL_SEED_OFFSET
+
+
+def results_root() -> Path:
+    """``$UNCERTADV_RESULTS``, else ``results`` (relative to the working folder)."""
+    return Path(os.environ.get(RESULTS_ENV) or "results")
+
+
+def check_dataset(dataset: str) -> str:
+    """``dataset`` if the paper's experiments know it, else a one-line ValueError."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+    return dataset
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Paths inside one data set's results folder."""
+
+    dataset: str
+    folder: Path
+
+    @classmethod
+    def of(cls, dataset: str, folder: Path | None = None) -> Layout:
+        check_dataset(dataset)
+        return cls(dataset, Path(folder) if folder is not None else results_root() / dataset)
+
+    @property
+    def models(self) -> Path:
+        return self.folder / "models"
+
+    @property
+    def cnn(self) -> Path:
+        return self.models / "cnn.keras"
+
+    @property
+    def ensemble(self) -> Path:
+        return self.models / "ensemble.json"
+
+    @property
+    def vae(self) -> Path:
+        return self.models / "vae.json"
+
+    @property
+    def catsdogs(self) -> Path:
+        return self.models / "catsdogs.json"
+
+    def classifier(self, predictor: str) -> Path:
+        """The model file a predictor of the paper's recipe reads."""
+        if self.dataset == "catsdogs":
+            return self.catsdogs
+        return self.ensemble if predictor == "ensemble" else self.cnn
+
+    def attack_set(self, stem: str) -> Path:
+        return self.folder / "attacks" / f"{stem}.npz"
+
+    def score_cache(self, stem: str) -> Path:
+        return self.folder / "scores" / f"{stem}.csv"
+
+    @property
+    def scores(self) -> Path:
+        return self.folder / "scores.csv"
+
+
+def set_name(method: str, eps: float, predictor: str) -> str:
+    """``mim_eps5_mc``: the file stem of an attack set."""
+    return f"{method}_eps{eps:g}_{predictor}"
+
+
+def ensure_classifiers(layout: Layout, predictors: tuple[str, ...]) -> tuple[dict[str, tuple[list, list[Path]]], dict]:
+    """``({predictor: (models, model files)}, data options)`` for the paper's recipe, training
+    the default recipe (and saying so) where a model file is missing. Existing files are used
+    as they are, whatever recipe made them; their records say which."""
+    if layout.dataset == "catsdogs":
+        return _catsdogs(layout, predictors)
+    from uncertadv.experiments import training
+
+    if not layout.cnn.is_file():
+        print(f"training the CNN with the default recipe ({layout.cnn})", flush=True)
+        training.make_cnn(layout.cnn, training.CNNConfig())
+    out = {p: ([io.load_model(layout.cnn)], [layout.cnn]) for p in predictors if p != "ensemble"}
+    if "ensemble" in predictors:
+        if not layout.ensemble.is_file():
+            print(f"training a 5-member ensemble with the default recipe ({layout.ensemble})", flush=True)
+            training.make_ensemble(layout.ensemble, training.CNNConfig(), 5, first_member=layout.cnn)
+        files = io.model_files(layout.ensemble)
+        out["ensemble"] = ([io.load_model(f) for f in files], files)
+    return out, {}
+
+
+def _catsdogs(layout: Layout, predictors: tuple[str, ...]):
+    """Member 0 of ``catsdogs.json`` is the single model; all members are the ensemble."""
+    from uncertadv import artifacts
+    from uncertadv.experiments import catsdogs_training
+
+    if not layout.catsdogs.is_file():
+        config = catsdogs_training.CatsDogsConfig()
+        print(f"training the cats-vs-dogs models ({layout.catsdogs}): {config.title}", flush=True)
+        catsdogs_training.make(layout.catsdogs, config)
+    files = io.model_files(layout.catsdogs)
+    models = [io.load_model(f) for f in files]
+    out = {p: (models[:1], files[:1]) for p in predictors if p != "ensemble"}
+    if "ensemble" in predictors:
+        out["ensemble"] = (models, files)
+    cfg = artifacts.read_json(layout.catsdogs)["config"]
+    return out, {"data_dir": cfg["data_dir"], "image_size": cfg["image_size"], "seed": cfg["seed"]}

@@ -1,0 +1,207 @@
+"""``uncertadv report``: Table 1 end to end - models, attack sets, scores, table - reusing
+every finished step and recomputing only what is missing or stale."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import time
+from pathlib import Path
+
+import numpy as np
+
+from uncertadv import artifacts, data
+from uncertadv.attacks import AttackConfig
+from uncertadv.experiments import attack_sets, table1
+from uncertadv.experiments.layout import Layout, ensure_classifiers, eval_seed, set_name
+from uncertadv.measures import MEASURES
+from uncertadv.progress import progress_bar
+
+LONG_COLUMNS = ["attack", "eps", "predictor", "kind", "index", "label", "pred", "success", *MEASURES]
+
+
+@dataclasses.dataclass(frozen=True)
+class TableConfig:
+    layout: Layout
+    methods: tuple[str, ...] = ("fgm", "bim", "mim", "pgd")
+    eps: tuple[float, ...] = (5.0, 10.0, 76.0)
+    predictors: tuple[str, ...] = ("deterministic", "mc", "ensemble")
+    n: int = 200
+    samples: int = 20
+    seed: int = 0
+    bootstrap: int = 1000
+    force: bool = False
+
+    def recorded(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["layout"] = {"dataset": self.layout.dataset, "folder": str(self.layout.folder)}
+        return out
+
+
+def _settings(cfg: TableConfig):
+    for method in cfg.methods:
+        for eps in cfg.eps:
+            for predictor in cfg.predictors:
+                yield AttackConfig(method=method, eps=eps, predictor=predictor, samples=cfg.samples, seed=cfg.seed)
+
+
+def _scored(layout: Layout, stem: str, models: list, x: np.ndarray, y: np.ndarray) -> dict:
+    """The score rows of one attack set, cached beside it (keyed by the set's sha256)."""
+    npz = layout.attack_set(stem)
+    arrays, record = attack_sets.load(npz)
+    config = {
+        "attack_set": artifacts.file_sha256(npz),
+        "eval_samples": record["config"]["eval_samples"],
+        "eval_seed": record["config"]["eval_seed"],
+    }
+    return artifacts.cached_table(
+        layout.score_cache(stem), config, lambda: attack_sets.score(models, arrays, record, x, y)
+    )
+
+
+def run(cfg: TableConfig) -> tuple[list[dict], list[Path]]:
+    """Build every attack set and score, then write scores.csv, table1.csv and table1.md."""
+    start = time.perf_counter()
+    layout = cfg.layout
+    models, data_options = ensure_classifiers(layout, cfg.predictors)
+    x, y = data.load(layout.dataset, "test", **data_options)
+    settings = list(_settings(cfg))
+    long: dict[str, list] = {c: [] for c in LONG_COLUMNS}
+    table, records = [], {}
+    for config in progress_bar(settings, desc=f"Table 1 ({len(settings)} settings)", total=len(settings)):
+        member_models, files = models[config.predictor]
+        stem = set_name(config.method, config.eps, config.predictor)
+        records[stem] = attack_sets.build(
+            member_models,
+            files,
+            x,
+            y,
+            config,
+            n=cfg.n,
+            out=layout.attack_set(stem),
+            dataset=layout.dataset,
+            data_options=data_options,
+            force=cfg.force,
+        )
+        rows = _scored(layout, stem, member_models, x, y)
+        table.append(
+            {
+                "attack": config.method,
+                "eps": config.eps,
+                "predictor": config.predictor,
+                **table1.table_row(rows, bootstrap_rounds=cfg.bootstrap, seed=cfg.seed),
+            }
+        )
+        _append_long(long, config, rows)
+    outputs = _write(cfg, table, long, records, start)
+    return table, outputs
+
+
+def score_set(npz: Path) -> tuple[AttackConfig, dict]:
+    """Score one saved attack set with the models it was made against (cached beside it)."""
+    from uncertadv import io
+
+    _, record = attack_sets.load(npz)
+    config = AttackConfig(**record["config"]["attack"])
+    models = [io.load_model(f) for f in record["model_files"]]
+    x, y = data.load(record["dataset"], "test", **record.get("data_options", {}))
+    layout = Layout(record["dataset"], npz.parent.parent)
+    return config, _scored(layout, npz.stem, models, x, y)
+
+
+def merge_into_scores(scores_csv: Path, config: AttackConfig, rows: dict) -> None:
+    """Replace the rows of one (attack, eps, predictor) in the long scores.csv, keeping the others."""
+    long: dict[str, list] = {c: [] for c in LONG_COLUMNS}
+    if scores_csv.is_file():
+        old = artifacts.read_csv(scores_csv)
+        if "predictor" not in old:
+            raise ValueError(
+                f"{scores_csv} is from an older uncertadv (no 'predictor' column); run `uncertadv report` to rebuild it"
+            )
+        mine = (config.method, config.eps, config.predictor)
+        keep = [
+            i
+            for i in range(len(old["attack"]))
+            if (old["attack"][i], float(old["eps"][i]), old["predictor"][i]) != mine
+        ]
+        for c in LONG_COLUMNS:
+            long[c] = [old[c][i] for i in keep]
+    _append_long(long, config, rows)
+    artifacts.write_csv(scores_csv, long)
+
+
+def _append_long(long: dict, config: AttackConfig, rows: dict) -> None:
+    n = len(rows["kind"])
+    long["attack"] += [config.method] * n
+    long["eps"] += [config.eps] * n
+    long["predictor"] += [config.predictor] * n
+    long["kind"] += [str(k) for k in rows["kind"]]
+    for col in ("index", "label", "pred"):
+        long[col] += [int(v) for v in rows[col]]
+    long["success"] += [None if np.isnan(v) else int(v) for v in rows["success"]]
+    for m in MEASURES:
+        long[m] += list(rows[m])
+
+
+def _models_line(layout: Layout) -> str:
+    """Which models produced the table, with their test accuracies (from their records)."""
+    manifest = layout.catsdogs if layout.dataset == "catsdogs" else layout.cnn.with_suffix(".json")
+    if not manifest.is_file():
+        return ""
+    rec = artifacts.read_json(manifest)
+    m = rec["metrics"]
+    title = rec.get("title", "the paper's MNIST CNN (Conv32-Conv64-Pool-Dropout0.25-Dense128-Dropout0.5)")
+    line = (
+        f"Models: {title}. Test accuracy of the single model: dropout off {m['test_accuracy_deterministic']:.4f}, "
+        f"MC (T={m['mc_samples']}) {m['test_accuracy_mc']:.4f}"
+    )
+    if "ensemble_test_accuracy_mc" in m:
+        line += (
+            f"; ensemble of {len(m['members'])}: dropout off {m['ensemble_test_accuracy_deterministic']:.4f}, "
+            f"MC {m['ensemble_test_accuracy_mc']:.4f}"
+        )
+    return line + f" (`{manifest.relative_to(layout.folder)}`)."
+
+
+def _write(cfg: TableConfig, table: list[dict], long: dict, records: dict, start: float) -> list[Path]:
+    out = cfg.layout.folder
+    artifacts.write_csv(out / "scores.csv", long)
+    columns = table1.PAPER_COLUMNS + table1.EXTRA_COLUMNS
+    artifacts.write_csv(out / "table1.csv", {c: [r[c] for r in table] for c in columns})
+    header = (
+        f"# Table 1 on {cfg.layout.dataset}: detecting adversarial inputs by uncertainty (ROC-AUC)\n\n"
+        f"N = {cfg.n} images per kind (clean, noise, adversarial); MC predictors use T = {cfg.samples} samples "
+        f"per network (ensemble: {cfg.samples} x members); attacker seed {cfg.seed}, evaluator seed "
+        f"{eval_seed(cfg.seed)}, index seed {cfg.seed}, bootstrap {cfg.bootstrap} rounds. "
+        "eps in 0-255 pixel units, L-infinity. n/a: undefined for the deterministic predictor (one network), "
+        "not 0.5.\n\nSuccess rate: share of adversarial inputs whose predicted label differs from the true one."
+    )
+    paper = None
+    if cfg.layout.dataset == "catsdogs":
+        paper = table1.read_paper_table(importlib.resources.files("uncertadv.assets") / "paper_table1.csv")
+        header += (
+            "\n\nIn brackets: the paper's value (Smith & Gal 2018, Table 1: ImageNet ResNet50 + dropout head, "
+            "`assets/paper_table1.csv`); n/a where the paper has none."
+        )
+    header += "\n\n" + _models_line(cfg.layout)
+    artifacts.write_text(out / "table1.md", table1.markdown(table, header, paper))
+    sets = {
+        k: {
+            "success_rate": r["success_rate"],
+            "mean_linf_255": r["mean_linf_255"],
+            "mean_l2": r["mean_l2"],
+            "wall_seconds": r["wall_seconds"],
+        }
+        for k, r in records.items()
+    }
+    artifacts.write_json(
+        out / "table1.json",
+        artifacts.record(
+            cfg.recorded(),
+            start,
+            attack_sets=sets,
+            attack_sets_built=sum(not r.get("reused") for r in records.values()),
+            attack_sets_reused=sum(bool(r.get("reused")) for r in records.values()),
+        ),
+    )
+    return [out / "scores.csv", out / "table1.csv", out / "table1.md", out / "table1.json"]

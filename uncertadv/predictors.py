@@ -1,0 +1,65 @@
+"""Predictors: the three ways the paper turns dropout networks into predictions.
+
+- ``deterministic``: the first model with dropout off (one network, S = 1);
+- ``mc``: the first model's T sampled dropout networks (S = T);
+- ``ensemble``: T sampled networks of every model (S = K * T).
+
+A model with one file gives ``deterministic`` and ``mc``; a list of K models adds ``ensemble``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from uncertadv import mc
+from uncertadv.measures import MEASURES, all_measures
+
+PREDICTORS = ("deterministic", "mc", "ensemble")
+
+
+def check_predictor(predictor: str) -> str:
+    """``predictor`` if it is one of PREDICTORS, else a one-line ValueError."""
+    if predictor not in PREDICTORS:
+        raise ValueError(f"unknown predictor {predictor!r}; choose from {', '.join(PREDICTORS)}")
+    return predictor
+
+
+def members(models: list, predictor: str) -> list:
+    """The models a predictor uses: the first one, or all of them for ``ensemble``."""
+    check_predictor(predictor)
+    if predictor == "ensemble" and len(models) < 2:
+        raise ValueError("the ensemble predictor needs an ensemble manifest (two or more models)")
+    return list(models) if predictor == "ensemble" else list(models[:1])
+
+
+def predict(
+    models: list,
+    x: np.ndarray,
+    *,
+    predictor: str,
+    samples: int,
+    seed: int,
+    batch_size: int | None = None,
+    from_logits: bool = False,
+    desc: str | None = None,
+) -> np.ndarray:
+    """Probabilities ``[S, N, C]`` of ``x [N, ...]`` under one predictor (see the module doc)."""
+    chosen = members(models, predictor)
+    if predictor == "deterministic":
+        return mc.deterministic_predict(chosen, x, from_logits=from_logits, desc=desc)
+    return mc.mc_predict(
+        chosen, x, samples=samples, seed=seed, batch_size=batch_size, from_logits=from_logits, desc=desc
+    )
+
+
+def scores(probs: np.ndarray, *, predictor: str) -> dict[str, np.ndarray]:
+    """``pred``, ``confidence`` (max p̂) and the five measures of ``probs [S, N, C]``, each ``[N]``.
+
+    A deterministic predictor has one network, so only predictive entropy is defined; the
+    sample-based measures are NaN ("not applicable", written as empty cells), never 0."""
+    check_predictor(predictor)
+    mean = probs.mean(axis=0)  # [N, C]
+    values = all_measures(probs)
+    if predictor == "deterministic":
+        values = {k: (v if k == "predictive_entropy" else np.full_like(v, np.nan)) for k, v in values.items()}
+    return {"pred": mean.argmax(axis=-1), "confidence": mean.max(axis=-1), **{m: values[m] for m in MEASURES}}
