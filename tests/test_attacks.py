@@ -65,3 +65,24 @@ def test_out_of_range_images_are_refused(trained):
     model, x, y = trained
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         attack([model], x * 255, y, AttackConfig(method="fgm", eps=5))
+
+
+def test_one_compiled_step_serves_every_budget_and_batch(trained):
+    """CleverHans's own functions retraced their gradient for every attack set; ours trace once
+    per (models, predictor, method, shape), whatever eps, step or seed."""
+    from uncertadv.attacks import _step
+
+    model, x, y = trained
+    for eps, seed in ((5, 0), (10, 1), (76, 2)):
+        attack([model], x, y, AttackConfig(method="mim", eps=eps, predictor="mc", samples=2, iterations=2, seed=seed))
+    _, run = _step([model], AttackConfig(method="mim", eps=5, predictor="mc", samples=2, iterations=2), False)
+    assert run.experimental_get_tracing_count() == 1
+
+
+def test_same_seed_same_images_and_pgd_start_depends_on_the_seed(trained):
+    model, x, y = trained
+    config = AttackConfig(method="pgd", eps=10, predictor="mc", samples=2, iterations=2, seed=3)
+    first = attack([model], x, y, config)
+    np.testing.assert_array_equal(first, attack([model], x, y, config))
+    other = attack([model], x, y, AttackConfig(method="pgd", eps=10, predictor="mc", samples=2, iterations=2, seed=4))
+    assert np.abs(first - other).max() > 0

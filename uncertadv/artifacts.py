@@ -128,20 +128,24 @@ def _threads() -> dict:
 
 
 def _git_commit() -> str:
+    """Short HEAD of the checkout this code runs from, ``-dirty`` if its code differs from HEAD.
+
+    Changes under ``results/`` do not count: a run rewrites the committed results as it
+    goes, and its later artefacts must still name the clean commit that made them."""
+    root = Path(__file__).resolve().parent.parent
     try:
-        root = Path(__file__).resolve().parent.parent
         res = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
         )
         if res.returncode != 0:
-            return "unknown"
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            return "unknown"  # an installed wheel, not a checkout
+        status = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
             capture_output=True,
             text=True,
             timeout=5,
-        ).stdout.strip()
-        return res.stdout.strip() + ("-dirty" if dirty else "")
+        )
+        return res.stdout.strip() + ("-dirty" if status.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
