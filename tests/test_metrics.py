@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from uncertadv import metrics
 from uncertadv.experiments import attack_sets, table1
@@ -48,20 +49,30 @@ def test_noise_matches_the_paired_l2_norm_and_leaves_the_source_alone():
 
 
 def test_table_row_uses_successful_subset_and_nan_for_deterministic_mi():
-    # kinds: 2 adversarial (one successful), 2 negatives
+    # kinds: 3 adversarial (one successful, one wrong before the attack), 4 negatives
+    nan = np.nan
     rows = {
-        "kind": np.array(["adversarial", "adversarial", "clean", "noise"]),
-        "success": np.array([1, 0, np.nan, np.nan]),
-        "predictive_entropy": np.array([0.9, 0.1, 0.2, 0.3]),
-        "mutual_information": np.full(4, np.nan),
-        "expected_entropy": np.full(4, np.nan),
-        "softmax_variance": np.full(4, np.nan),
-        "variation_ratio": np.full(4, np.nan),
+        "kind": np.array(["adversarial"] * 3 + ["clean"] + ["noise"] * 3),
+        "label": np.array([1, 2, 3, 4, 5, 6, 7]),
+        "pred": np.array([0, 2, 0, 4, 5, 6, 7]),
+        "clean_pred": np.array([1, 2, 7] + [nan] * 4),
+        "success": np.array([1, 0, 0] + [nan] * 4),
+        "label_changed": np.array([1, 0, 1] + [nan] * 4),
+        "l2": np.array([2.0, 0.0, 1.0, 0.0, 1.8, 0.5, 0.8]),
+        "pair": np.array([0, 1, 2, nan, 0, 1, 2]),
+        "predictive_entropy": np.array([0.9, 0.1, 0.05, 0.2, 0.3, 0.25, 0.15]),
+        "mutual_information": np.full(7, nan),
+        "expected_entropy": np.full(7, nan),
+        "softmax_variance": np.full(7, nan),
+        "variation_ratio": np.full(7, nan),
     }
     row = table1.table_row(rows, bootstrap_rounds=20)
-    assert row["entropy_auc"] == 0.5 and row["entropy_auc_s"] == 1.0
-    assert np.isnan(row["mi_auc"]) and np.isnan(row["mi_auc_s"])
-    assert row["success_rate"] == 0.5 and row["n_adversarial"] == 2 and row["n_negative"] == 2
+    assert row["entropy_auc"] == pytest.approx(1 / 3) and row["entropy_auc_s"] == 1.0
+    assert np.isnan(row["mi_auc"]) and np.isnan(row["mi_auc_s"]) and np.isnan(row["mi_minus_entropy_auc"])
+    assert row["success_rate"] == pytest.approx(1 / 3) and row["label_changed_rate"] == pytest.approx(2 / 3)
+    assert row["n_adversarial"] == 3 and row["n_negative"] == 4
+    assert row["n_clean_correct"] == 2 and row["n_successful"] == 1
+    assert row["noise_l2_ratio"] == pytest.approx(0.85)  # pairs 0 and 2: pair 1's adversarial L2 is 0
 
 
 def test_rank_auc_equals_sklearn_with_ties_and_batches():
@@ -72,3 +83,36 @@ def test_rank_auc_equals_sklearn_with_ties_and_batches():
     got = metrics.rank_auc(pos, neg)
     want = [roc_auc_score(np.r_[np.ones(40), np.zeros(60)], np.r_[pos[i], neg[i]]) for i in range(3)]
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_noise_is_matched_after_clipping_on_a_black_background():
+    """On MNIST-like images most pixels are 0, so clipping removes about a quarter of Gaussian
+    noise; the rescaling passes put the norm back within 1%."""
+    rng = np.random.default_rng(0)
+    x = np.zeros((20, 28, 28, 1), np.float32)
+    x[:, 8:20, 8:20] = rng.random((20, 12, 12, 1)) > 0.5
+    norms = rng.uniform(1.0, 5.0, 20)
+    got = attack_sets.perturbation_norms(x, attack_sets.matched_noise(x, norms, seed=1))[1]
+    np.testing.assert_allclose(got, norms, rtol=0.01)
+    one_pass = attack_sets.perturbation_norms(x, attack_sets.matched_noise(x, norms, seed=1, passes=0))[1]
+    assert np.mean(one_pass / norms) < 0.85  # what a single scaling before clipping gave
+
+
+def test_tpr_at_fpr_uses_the_in_sample_threshold():
+    negative = np.arange(1.0, 21.0)  # 20 negatives: the 19th smallest (19.0) is the threshold at 5% FPR
+    assert metrics.tpr_at_fpr(np.array([18.0, 19.0, 19.5, 30.0]), negative, 0.05) == 0.5
+    assert np.mean(negative > 19.0) <= 0.05
+    assert np.isnan(metrics.tpr_at_fpr(np.array([np.nan]), negative))
+
+
+def test_paired_difference_of_a_measure_with_itself_is_exactly_zero_and_pairs_rows():
+    rng = np.random.default_rng(3)
+    pos, neg = rng.normal(1, 1, 50), rng.normal(0, 1, 80)
+    assert metrics.paired_bootstrap_auc_difference(pos, neg, pos, neg, rounds=50) == (0.0, 0.0, 0.0)
+    noisy_pos, noisy_neg = pos + rng.normal(0, 0.1, 50), neg + rng.normal(0, 0.1, 80)
+    diff, lo, hi = metrics.paired_bootstrap_auc_difference(noisy_pos, noisy_neg, pos, neg, rounds=300)
+    separate = [metrics.bootstrap_auc(p, n, rounds=300) for p, n in ((noisy_pos, noisy_neg), (pos, neg))]
+    assert lo <= diff <= hi
+    assert hi - lo < 0.5 * min(h - low for low, h in separate)  # pairing removes the shared variation
+    with pytest.raises(ValueError, match="same rows"):
+        metrics.paired_bootstrap_auc_difference(pos, neg, pos[:10], neg)

@@ -2,8 +2,9 @@
 
 A sample is one network (eq. 2): the dropout masks of sample t are drawn once,
 from a stateless RNG keyed by (seed, member, layer, t), and shared by every
-input. So an input's scores never depend on its batch, and the same seed gives
-the same networks.
+input. So the same seed gives the same networks, and an input's scores depend on
+its batch only through float32 rounding (within 1e-5 in p; 1.7e-6 seen: TensorFlow
+picks other kernels for other batch sizes, as plain Keras does).
 
 Only dropout layers are stochastic; every other layer (BatchNorm included) runs
 in inference mode. The model graph is walked node by node: tensors upstream of
@@ -427,7 +428,7 @@ def mc_predict(
 
     models: a Keras model, or a list of K models acting as one ensemble.
     batch_size: inputs per compiled call (default keeps T * batch near 16384 rows);
-        it changes speed and memory, and the values only by float32 rounding (~1e-6).
+        it changes speed and memory, and the values only by float32 rounding (within 1e-5).
     desc: show a progress bar with this label."""
     _check_samples(samples)
     models, x = _prepare(models, x, from_logits)

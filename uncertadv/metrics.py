@@ -50,18 +50,63 @@ def rank_auc(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
     return (ranks[..., :p].sum(axis=-1) - p * (p + 1) / 2) / (p * m)
 
 
+def tpr_at_fpr(positive: np.ndarray, negative: np.ndarray, fpr: float = 0.05) -> float:
+    """True-positive rate of the in-sample threshold with false-positive rate at most ``fpr``.
+
+    The threshold is the ceil((1 - fpr) * M)-th smallest of the M negative scores, and an input
+    is flagged when its score is above it. In-sample: the threshold is fitted on the very
+    negatives it is judged on, so this is optimistic next to a detector fitted elsewhere."""
+    if not _defined(positive, negative):
+        return float("nan")
+    k = int(np.ceil((1.0 - fpr) * len(negative)))
+    threshold = np.sort(negative)[k - 1]
+    return float(np.mean(positive > threshold))
+
+
+def _draws(n_pos: int, n_neg: int, rounds: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified bootstrap indices: ``([rounds, n_pos], [rounds, n_neg])``, each class resampled apart."""
+    rng = np.random.default_rng(seed)
+    draws = [(rng.integers(0, n_pos, n_pos), rng.integers(0, n_neg, n_neg)) for _ in range(rounds)]
+    return np.stack([d[0] for d in draws]), np.stack([d[1] for d in draws])
+
+
+def _percentiles(values: np.ndarray, level: float) -> tuple[float, float]:
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(values, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
 def bootstrap_auc(
     positive: np.ndarray, negative: np.ndarray, *, rounds: int = 1000, seed: int = 0, level: float = 0.95
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of the ROC-AUC, resampling each class separately."""
     if not _defined(positive, negative):
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    draws = [
-        (rng.integers(0, len(positive), len(positive)), rng.integers(0, len(negative), len(negative)))
-        for _ in range(rounds)
-    ]
-    values = rank_auc(positive[np.stack([d[0] for d in draws])], negative[np.stack([d[1] for d in draws])])
-    tail = (1 - level) / 2 * 100
-    lo, hi = np.percentile(values, [tail, 100 - tail])
-    return float(lo), float(hi)
+    pos_idx, neg_idx = _draws(len(positive), len(negative), rounds, seed)
+    return _percentiles(rank_auc(positive[pos_idx], negative[neg_idx]), level)
+
+
+def paired_bootstrap_auc_difference(
+    positive_a: np.ndarray,
+    negative_a: np.ndarray,
+    positive_b: np.ndarray,
+    negative_b: np.ndarray,
+    *,
+    rounds: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float, float]:
+    """AUC(a) - AUC(b) for two measures on the same rows, with a paired percentile bootstrap
+    interval: ``(difference, lo, hi)``.
+
+    ``positive_a [P]`` and ``positive_b [P]`` score the same P positive rows (likewise the M
+    negatives), and every bootstrap round resamples the same rows for both measures, so the
+    interval accounts for their correlation. Separate intervals per AUC do not."""
+    if len(positive_a) != len(positive_b) or len(negative_a) != len(negative_b):
+        raise ValueError("a paired comparison needs both measures on the same rows")
+    if not (_defined(positive_a, negative_a) and _defined(positive_b, negative_b)):
+        return float("nan"), float("nan"), float("nan")
+    diff = roc_auc(positive_a, negative_a) - roc_auc(positive_b, negative_b)
+    pos_idx, neg_idx = _draws(len(positive_a), len(negative_a), rounds, seed)
+    values = rank_auc(positive_a[pos_idx], negative_a[neg_idx]) - rank_auc(positive_b[pos_idx], negative_b[neg_idx])
+    return (float(diff), *_percentiles(values, level))

@@ -72,5 +72,5 @@ def attack(
     echo(f"attack set: {out}")
     typer.echo(
         f"{method.value} eps={eps:g} on the {predictor.value} predictor, {n} images: success rate "
-        f"{record['success_rate']:.3f}, mean L-inf {record['mean_linf_255']:.2f}/255, mean L2 {record['mean_l2']:.3f}"
+        f"{record['success_rate']:.3f} (label changed {record['label_changed_rate']:.3f}), mean L-inf {record['mean_linf_255']:.2f}/255, mean L2 {record['mean_l2']:.3f}"
     )

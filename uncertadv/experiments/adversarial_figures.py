@@ -33,19 +33,7 @@ def read_long_scores(path: Path) -> dict[str, np.ndarray]:
     """The long ``scores.csv`` of ``uncertadv report``: strings, and floats where numeric."""
     if not path.is_file():
         raise ValueError(f"no scores at {path}; run `uncertadv report` first")
-    raw = artifacts.read_csv(path)
-    out = {k: np.asarray(v) for k, v in raw.items()}
-    for k in (
-        "eps",
-        "success",
-        "predictive_entropy",
-        "mutual_information",
-        "expected_entropy",
-        "softmax_variance",
-        "variation_ratio",
-    ):
-        out[k] = np.array([float(v) if v != "" else np.nan for v in raw[k]])
-    return out
+    return artifacts.read_table(path)
 
 
 def _curve(scores: np.ndarray, positive: np.ndarray):
@@ -98,8 +86,11 @@ def run_examples(results: Path, method: str, eps: float, count: int = 8) -> Path
     rows = [("original", original, [f"#{i}" for i in index])]
     for predictor, arrays in sets.items():
         adv = arrays["x_adv"][:count]
-        ok = arrays["success"][:count]
-        rows.append((f"adv. vs {predictor}", adv, ["fooled" if s else "not fooled" for s in ok]))
+        captions = [
+            "fooled" if fooled else ("wrong already" if changed else "not fooled")
+            for fooled, changed in zip(arrays["success"][:count], arrays["label_changed"][:count])
+        ]
+        rows.append((f"adv. vs {predictor}", adv, captions))
         diff = adv - original
         scale = np.maximum(np.abs(diff).reshape(len(diff), -1).max(axis=1), 1e-12).reshape(-1, 1, 1, 1)
         rows.append((f"diff ({predictor})", 0.5 + 0.5 * diff / scale, ["amplified"] * len(diff)))

@@ -2,13 +2,18 @@
 
 An attack set holds the indices of N clean, N noisy and N adversarial test images (disjoint,
 seeded), the noisy and adversarial images themselves, and a record with the config, the
-sha256 of the model files and the attack's success rate. Its scores are long-format rows,
-one per image. Source arrays are never modified.
+sha256 of the model files (named relative to the results folder) and the attack's success
+rate. Noise image i is paired with adversarial image i: its noise has the same L2 norm after
+clipping. Its scores are long-format rows, one per image. Source arrays are never modified.
+
+PROTOCOL is part of every cache key: an attack set or score table made under an older rule
+(the noise scaling, the success definition) is never reused silently.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path
 
@@ -20,6 +25,10 @@ from uncertadv.experiments.layout import eval_seed
 from uncertadv.measures import MEASURES
 
 KINDS = ("clean", "noise", "adversarial")
+# 2: noise matched in L2 after clipping; success = correct when clean and wrong after the attack;
+#    model files named relative to the results folder.
+PROTOCOL = 2
+NOISE_PASSES = 10  # rescaling passes at most; MNIST needs about three to reach 1%
 
 
 def draw_indices(n_available: int, n: int, seed: int) -> dict[str, np.ndarray]:
@@ -30,14 +39,28 @@ def draw_indices(n_available: int, n: int, seed: int) -> dict[str, np.ndarray]:
     return {"clean": order[:n], "noise": order[n : 2 * n], "adversarial": order[2 * n : 3 * n]}
 
 
-def matched_noise(x: np.ndarray, l2_norms: np.ndarray, seed: int, pixel_max: float = 1.0) -> np.ndarray:
-    """``x [N, ...]`` plus Gaussian noise whose L2 norm equals ``l2_norms [N]`` (the paired
-    adversarial perturbations), then clipped to the image range. Returns a new array."""
+def matched_noise(
+    x: np.ndarray, l2_norms: np.ndarray, seed: int, pixel_max: float = 1.0, passes: int = NOISE_PASSES
+) -> np.ndarray:
+    """``x [N, ...]`` plus Gaussian noise whose L2 norm *after clipping* to ``[0, pixel_max]``
+    equals ``l2_norms [N]`` (the paired adversarial perturbations). Returns a new array.
+
+    Clipping removes part of the noise (on MNIST's black background, about a quarter), so the
+    noise is rescaled by target / achieved until every image is within 1% of its target, or
+    ``passes`` times. An image can fall short only if even saturated noise cannot reach the
+    norm; ``perturbation_norms`` of the result tells."""
     rng = np.random.default_rng(seed)
     noise = rng.standard_normal(x.shape).astype(np.float32)
-    norms = np.sqrt((noise.reshape(len(x), -1) ** 2).sum(axis=1))
-    noise *= (l2_norms / np.maximum(norms, 1e-12)).reshape((-1,) + (1,) * (x.ndim - 1))
-    return np.clip(x + noise, 0.0, pixel_max).astype(np.float32)
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    target = np.asarray(l2_norms, dtype=np.float64)
+    scale = target / np.maximum(np.sqrt((noise.reshape(len(x), -1).astype(np.float64) ** 2).sum(axis=1)), 1e-12)
+    for _ in range(passes):
+        achieved = perturbation_norms(x, np.clip(x + noise * scale.reshape(shape).astype(np.float32), 0, pixel_max))[1]
+        short = (target > 0) & (np.abs(achieved - target) > 0.01 * target)
+        if not short.any():
+            break
+        scale[short] *= target[short] / np.maximum(achieved[short], 1e-12)
+    return np.clip(x + noise * scale.reshape(shape).astype(np.float32), 0.0, pixel_max).astype(np.float32)
 
 
 def perturbation_norms(x: np.ndarray, x_adv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -61,6 +84,7 @@ def build(
 ) -> dict:
     """Make (or reuse) the attack set ``out`` (.npz + .json record); returns the record."""
     want = {
+        "protocol": PROTOCOL,
         "attack": dataclasses.asdict(config),
         "n": n,
         "index_seed": config.seed,
@@ -77,10 +101,10 @@ def build(
     x_adv = attack(models, x_src, y_src, config)
     linf, l2 = perturbation_norms(x_src, x_adv)
     x_noise = matched_noise(x[idx["noise"]], l2, seed=config.seed + 1, pixel_max=config.pixel_max)
-    probs = predictors.predict(
-        models, x_adv, predictor=config.predictor, samples=config.samples, seed=eval_seed(config.seed)
-    )
-    success = probs.mean(axis=0).argmax(axis=-1) != y_src
+    evaluate = dict(predictor=config.predictor, samples=config.samples, seed=eval_seed(config.seed))
+    clean_pred = predictors.predict(models, x_src, **evaluate).mean(axis=0).argmax(axis=-1)
+    label_changed = predictors.predict(models, x_adv, **evaluate).mean(axis=0).argmax(axis=-1) != y_src
+    success = (clean_pred == y_src) & label_changed
     with artifacts.atomic_path(out) as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(
@@ -92,18 +116,21 @@ def build(
                 x_noise=x_noise,
                 x_adv=x_adv,
                 success=success,
+                label_changed=label_changed,
             )
     noise_l2 = perturbation_norms(x[idx["noise"]], x_noise)[1]
+    results = out.parent.parent
     record = artifacts.record(
         want,
         start,
         dataset=dataset,
         data_options=data_options or {},
-        model_files=[str(f) for f in model_files],
+        model_files=[os.path.relpath(f, results) for f in model_files],
         success_rate=float(success.mean()),
+        label_changed_rate=float(label_changed.mean()),
         mean_linf_255=float(linf.mean() * 255 / config.pixel_max),
         mean_l2=float(l2.mean()),
-        mean_noise_l2_after_clipping=float(noise_l2.mean()),
+        noise_l2_ratio=float(np.mean(noise_l2[l2 > 0] / l2[l2 > 0])) if (l2 > 0).any() else float("nan"),
     )
     artifacts.write_json(artifacts.sidecar_path(out), record)
     return record
@@ -123,30 +150,60 @@ def load(path: Path) -> tuple[dict, dict]:
     return arrays, artifacts.read_json(record_path)
 
 
+def model_files(npz: Path, record: dict) -> list[Path]:
+    """The model files an attack set names, checked against the sha256 it recorded."""
+    results = Path(npz).parent.parent
+    files = [results / f for f in record["model_files"]]
+    for path, want in zip(files, record["config"]["models"]):
+        if not path.is_file():
+            raise ValueError(f"the attack set {npz} was made against {path}, which is missing")
+        if artifacts.file_sha256(path) != want:
+            raise ValueError(
+                f"{path} changed since the attack set {npz} was made (sha256 differs); "
+                "make the set again with `uncertadv attack --force`"
+            )
+    return files
+
+
 def score(models: list, arrays: dict, record: dict, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-    """Long-format rows of one attack set: kind (clean, noise or adversarial), index, label,
-    pred, success (adversarial rows only, else NaN), confidence and the measures (NaN where
-    not applicable)."""
+    """Long-format rows of one attack set, ``[3N]`` each, in the order clean, noise, adversarial:
+
+    - kind (clean, noise or adversarial), index (test image), label, pred, confidence and the
+      measures (NaN where not applicable);
+    - l2: the L2 distance of the row's image from its source test image (0 for clean rows);
+    - pair: i on noise row i and on adversarial row i, whose perturbation norms are matched
+      (NaN on clean rows);
+    - clean_pred (adversarial rows): the same predictor's prediction on the clean source image;
+    - success (adversarial rows): correct when clean and wrong after the attack;
+    - label_changed (adversarial rows): wrong after the attack (the paper's "success")."""
     cfg = record["config"]
     predictor = cfg["attack"]["predictor"]
-    images = {"clean": x[arrays["clean_index"]], "noise": arrays["x_noise"], "adversarial": arrays["x_adv"]}
+    evaluate = dict(predictor=predictor, samples=cfg["eval_samples"], seed=cfg["eval_seed"])
+    source = {kind: x[arrays[f"{kind}_index"]] for kind in KINDS}
+    images = {"clean": source["clean"], "noise": arrays["x_noise"], "adversarial": arrays["x_adv"]}
     columns: dict[str, list] = {}
     for kind in KINDS:
         index = arrays[f"{kind}_index"]
-        probs = predictors.predict(
-            models, images[kind], predictor=predictor, samples=cfg["eval_samples"], seed=cfg["eval_seed"]
-        )
-        values = predictors.scores(probs, predictor=predictor)
-        success = (values["pred"] != y[index]).astype(float) if kind == "adversarial" else np.full(len(index), np.nan)
+        n = len(index)
+        values = predictors.scores(predictors.predict(models, images[kind], **evaluate), predictor=predictor)
+        none = np.full(n, np.nan)
         block = {
             "index": index,
             "label": y[index],
             "pred": values["pred"],
-            "success": success,
+            "clean_pred": none,
+            "success": none,
+            "label_changed": none,
+            "l2": perturbation_norms(source[kind], images[kind])[1],
+            "pair": none if kind == "clean" else np.arange(n),
             "confidence": values["confidence"],
             **{m: values[m] for m in MEASURES},
         }
-        columns.setdefault("kind", []).append(np.full(len(index), kind))
+        if kind == "adversarial":
+            clean_pred = predictors.predict(models, source[kind], **evaluate).mean(axis=0).argmax(axis=-1)
+            changed = values["pred"] != y[index]
+            block.update(clean_pred=clean_pred, label_changed=changed, success=(clean_pred == y[index]) & changed)
+        columns.setdefault("kind", []).append(np.full(n, kind))
         for k, v in block.items():
             columns.setdefault(k, []).append(np.asarray(v, dtype=float))
     return {k: np.concatenate(v) for k, v in columns.items()}

@@ -17,7 +17,11 @@ from uncertadv.experiments.layout import Layout, ensure_classifiers, eval_seed, 
 from uncertadv.measures import MEASURES
 from uncertadv.progress import progress_bar
 
-LONG_COLUMNS = ["attack", "eps", "predictor", "kind", "index", "label", "pred", "success", *MEASURES]
+LONG_COLUMNS = [
+    "attack", "eps", "predictor", "kind", "index", "label", "pred", "clean_pred", "success", "label_changed",
+    "l2", "pair", *MEASURES,
+]  # fmt: skip
+INTEGER_COLUMNS = ("index", "label", "pred", "clean_pred", "success", "label_changed", "pair")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +54,7 @@ def _scored(layout: Layout, stem: str, models: list, x: np.ndarray, y: np.ndarra
     npz = layout.attack_set(stem)
     arrays, record = attack_sets.load(npz)
     config = {
+        "protocol": attack_sets.PROTOCOL,
         "attack_set": artifacts.file_sha256(npz),
         "eval_samples": record["config"]["eval_samples"],
         "eval_seed": record["config"]["eval_seed"],
@@ -102,8 +107,10 @@ def score_set(npz: Path) -> tuple[AttackConfig, dict]:
     from uncertadv import io
 
     _, record = attack_sets.load(npz)
+    if record["config"].get("protocol") != attack_sets.PROTOCOL:
+        raise ValueError(f"{npz} was made by an older uncertadv protocol; make it again with `uncertadv attack`")
     config = AttackConfig(**record["config"]["attack"])
-    models = [io.load_model(f) for f in record["model_files"]]
+    models = [io.load_model(f) for f in attack_sets.model_files(npz, record)]
     x, y = data.load(record["dataset"], "test", **record.get("data_options", {}))
     layout = Layout(record["dataset"], npz.parent.parent)
     return config, _scored(layout, npz.stem, models, x, y)
@@ -136,11 +143,10 @@ def _append_long(long: dict, config: AttackConfig, rows: dict) -> None:
     long["eps"] += [config.eps] * n
     long["predictor"] += [config.predictor] * n
     long["kind"] += [str(k) for k in rows["kind"]]
-    for col in ("index", "label", "pred"):
-        long[col] += [int(v) for v in rows[col]]
-    long["success"] += [None if np.isnan(v) else int(v) for v in rows["success"]]
-    for m in MEASURES:
-        long[m] += list(rows[m])
+    for col in INTEGER_COLUMNS:  # NaN (not applicable) becomes an empty cell
+        long[col] += [None if np.isnan(v) else int(v) for v in rows[col]]
+    for col in ("l2", *MEASURES):
+        long[col] += list(rows[col])
 
 
 def _models_line(layout: Layout) -> str:
@@ -174,14 +180,19 @@ def _write(cfg: TableConfig, table: list[dict], long: dict, records: dict, start
         f"per network (ensemble: {cfg.samples} x members); attacker seed {cfg.seed}, evaluator seed "
         f"{eval_seed(cfg.seed)}, index seed {cfg.seed}, bootstrap {cfg.bootstrap} rounds. "
         "eps in 0-255 pixel units, L-infinity. n/a: undefined for the deterministic predictor (one network), "
-        "not 0.5.\n\nSuccess rate: share of adversarial inputs whose predicted label differs from the true one."
+        "not 0.5.\n\nSuccess rate: share of the N adversarial images that the predictor (same evaluator seed) "
+        "classified correctly when clean and wrongly after the attack; (S) columns keep those images only. "
+        "Label changed: share whose prediction differs from the true label, the paper's definition, which also "
+        "counts images that were wrong before any attack. Noise images carry Gaussian noise rescaled until its "
+        "L2 norm after clipping matches its paired adversarial perturbation's."
     )
     paper = None
     if cfg.layout.dataset == "catsdogs":
         paper = table1.read_paper_table(importlib.resources.files("uncertadv.assets") / "paper_table1.csv")
         header += (
             "\n\nIn brackets: the paper's value (Smith & Gal 2018, Table 1: ImageNet ResNet50 + dropout head, "
-            "`assets/paper_table1.csv`); n/a where the paper has none."
+            "`assets/paper_table1.csv`); n/a where the paper has none. The paper's success rate counts label "
+            "changes, so it stands beside our label-changed rate; its (S) columns drop unchanged labels."
         )
     header += "\n\n" + _models_line(cfg.layout)
     artifacts.write_text(out / "table1.md", table1.markdown(table, header, paper))

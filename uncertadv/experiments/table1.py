@@ -1,8 +1,9 @@
 """Table 1: detection of adversarial inputs by each uncertainty measure, from saved scores.
 
-Rows are (attack, eps, predictor). Positives: adversarial rows; negatives: clean plus noise
-rows; ``_s`` columns keep only the adversarial rows whose label changed. The first eight
-columns are the paper's; the rest extend it.
+Rows are (attack, eps, predictor). Positives: the N adversarial rows; negatives: the N clean
+plus N noise rows. ``_s`` columns keep only the successful adversarial rows: correct when clean
+and wrong after the attack. The first eight columns are the paper's; the rest extend it, and
+every one recomputes from ``scores.csv`` (``tests/test_table1.py`` does so).
 """
 
 from __future__ import annotations
@@ -13,6 +14,24 @@ from uncertadv import metrics
 
 PAPER_COLUMNS = ["attack", "eps", "predictor", "entropy_auc", "mi_auc", "entropy_auc_s", "mi_auc_s", "success_rate"]
 EXTRA_COLUMNS = [
+    "label_changed_rate",
+    "n_adversarial",
+    "n_clean_correct",
+    "n_successful",
+    "n_negative",
+    "entropy_auc_lo",
+    "entropy_auc_hi",
+    "mi_auc_lo",
+    "mi_auc_hi",
+    "entropy_auc_s_lo",
+    "entropy_auc_s_hi",
+    "mi_auc_s_lo",
+    "mi_auc_s_hi",
+    "mi_minus_entropy_auc",
+    "mi_minus_entropy_auc_lo",
+    "mi_minus_entropy_auc_hi",
+    "entropy_tpr_at_5fpr",
+    "mi_tpr_at_5fpr",
     "expected_entropy_auc",
     "softmax_variance_auc",
     "variation_ratio_auc",
@@ -20,14 +39,19 @@ EXTRA_COLUMNS = [
     "mi_aupr",
     "entropy_fpr95",
     "mi_fpr95",
-    "entropy_auc_lo",
-    "entropy_auc_hi",
-    "mi_auc_lo",
-    "mi_auc_hi",
-    "n_adversarial",
-    "n_negative",
+    "noise_l2_ratio",
 ]
 SHORT = {"entropy": "predictive_entropy", "mi": "mutual_information"}
+FEW_POSITIVES = 20  # an (S) AUC on fewer successful adversarials is flagged
+
+
+def noise_l2_ratio(rows: dict[str, np.ndarray]) -> float:
+    """Mean over pairs of noise L2 / paired adversarial L2 (pairs whose adversarial L2 is 0 skipped)."""
+    kind, pair, l2 = rows["kind"], rows["pair"], rows["l2"]
+    noise = dict(zip(pair[kind == "noise"].astype(int), l2[kind == "noise"]))
+    adv = kind == "adversarial"
+    ratios = [noise[int(p)] / d for p, d in zip(pair[adv], l2[adv]) if d > 0]
+    return float(np.mean(ratios)) if ratios else float("nan")
 
 
 def table_row(rows: dict[str, np.ndarray], *, bootstrap_rounds: int = 1000, seed: int = 0) -> dict[str, float]:
@@ -35,20 +59,28 @@ def table_row(rows: dict[str, np.ndarray], *, bootstrap_rounds: int = 1000, seed
     adv = rows["kind"] == "adversarial"
     neg = ~adv
     succ = adv & (rows["success"] == 1)
+    boot = dict(rounds=bootstrap_rounds, seed=seed)
     out: dict[str, float] = {}
     for short, measure in SHORT.items():
         values = rows[measure]
         out[f"{short}_auc"] = metrics.roc_auc(values[adv], values[neg])
         out[f"{short}_auc_s"] = metrics.roc_auc(values[succ], values[neg])
+        out[f"{short}_auc_lo"], out[f"{short}_auc_hi"] = metrics.bootstrap_auc(values[adv], values[neg], **boot)
+        out[f"{short}_auc_s_lo"], out[f"{short}_auc_s_hi"] = metrics.bootstrap_auc(values[succ], values[neg], **boot)
+        out[f"{short}_tpr_at_5fpr"] = metrics.tpr_at_fpr(values[adv], values[neg], 0.05)
         out[f"{short}_aupr"] = metrics.aupr(values[adv], values[neg])
         out[f"{short}_fpr95"] = metrics.fpr_at_tpr(values[adv], values[neg])
-        out[f"{short}_auc_lo"], out[f"{short}_auc_hi"] = metrics.bootstrap_auc(
-            values[adv], values[neg], rounds=bootstrap_rounds, seed=seed
-        )
+    mi, pe = rows["mutual_information"], rows["predictive_entropy"]
+    diff = metrics.paired_bootstrap_auc_difference(mi[adv], mi[neg], pe[adv], pe[neg], **boot)
+    out["mi_minus_entropy_auc"], out["mi_minus_entropy_auc_lo"], out["mi_minus_entropy_auc_hi"] = diff
     for measure in ("expected_entropy", "softmax_variance", "variation_ratio"):
         out[f"{measure}_auc"] = metrics.roc_auc(rows[measure][adv], rows[measure][neg])
-    out["success_rate"] = float(np.mean(rows["success"][adv]))
+    out["success_rate"] = float(np.mean(rows["success"][adv] == 1))
+    out["label_changed_rate"] = float(np.mean(rows["label_changed"][adv] == 1))
     out["n_adversarial"], out["n_negative"] = int(adv.sum()), int(neg.sum())
+    out["n_clean_correct"] = int(np.sum(rows["clean_pred"][adv] == rows["label"][adv]))
+    out["n_successful"] = int(succ.sum())
+    out["noise_l2_ratio"] = noise_l2_ratio(rows)
     return out
 
 
@@ -58,49 +90,96 @@ def _fmt(value, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def _signed(value) -> str:
+    return "n/a" if np.isnan(value) else f"{value:+.3f}"
+
+
+def excludes_zero(row: dict) -> bool:
+    """Whether the paired MI - entropy interval of a row excludes 0 ("significant")."""
+    lo, hi = row["mi_minus_entropy_auc_lo"], row["mi_minus_entropy_auc_hi"]
+    return bool(not np.isnan(lo) and (lo > 0 or hi < 0))
+
+
 def markdown(table: list[dict], header: str, paper: dict | None = None) -> str:
-    """Table 1 in the paper's layout, then the extended metrics. ``paper`` maps
-    (attack, eps, predictor) to the paper's row, shown in brackets beside ours."""
+    """Table 1 in the paper's layout, then the statistics behind it. ``paper`` maps
+    (attack, eps, predictor) to the paper's row, shown in brackets beside ours; the paper's
+    success rate is label-changed (its definition), so it stands beside ``label_changed_rate``."""
 
-    def ours_and_paper(row, column):
-        text = _fmt(row[column])
+    def bracket(row, ours, theirs):
+        text = _fmt(row[ours])
         ref = (paper or {}).get((row["attack"], float(row["eps"]), row["predictor"]))
-        if ref is not None:
-            text += f" ({_fmt(ref.get(column))})"
-        return text
+        return text + (f" ({_fmt(ref.get(theirs))})" if ref is not None else "")
 
-    def ci(row, short):
-        return f"{_fmt(row[f'{short}_auc'])} [{_fmt(row[f'{short}_auc_lo'], 2)}, {_fmt(row[f'{short}_auc_hi'], 2)}]"
+    def with_ci(row, column):
+        lo, hi = row[f"{column}_lo"], row[f"{column}_hi"]
+        return f"{_fmt(row[column])} [{_fmt(lo, 2)}, {_fmt(hi, 2)}]" if not np.isnan(lo) else _fmt(row[column])
+
+    def succ_auc(row, short):
+        text = bracket(row, f"{short}_auc_s", f"{short}_auc_s")
+        return text + (" †" if row["n_successful"] < FEW_POSITIVES and text != "n/a" else "")
+
+    def key(r):
+        return [r["attack"], f"{r['eps']:g}", r["predictor"]]
 
     lines = [
         header,
         "",
-        "| attack | eps | predictor | entropy AUC | MI AUC | entropy AUC (succ.) | MI AUC (succ.) | success rate |",
-        "|---|---|---|---|---|---|---|---|",
+        "| attack | eps | predictor | entropy AUC | MI AUC | entropy AUC (S) | MI AUC (S) | success rate "
+        "| label changed | n successful |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in table:
-        cells = [r["attack"], f"{r['eps']:g}", r["predictor"]] + [ours_and_paper(r, c) for c in PAPER_COLUMNS[3:]]
+        cells = key(r) + [
+            bracket(r, "entropy_auc", "entropy_auc"),
+            bracket(r, "mi_auc", "mi_auc"),
+            succ_auc(r, "entropy"),
+            succ_auc(r, "mi"),
+            _fmt(r["success_rate"]),
+            bracket(r, "label_changed_rate", "success_rate"),
+            f"{r['n_successful']} of {r['n_adversarial']}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
+    paired = [r for r in table if not np.isnan(r["mi_minus_entropy_auc"])]
+    significant = [r for r in paired if excludes_zero(r)]
     lines += [
         "",
-        "Extended metrics (AUC with bootstrap 95% interval; AUPR with adversarial as positive; FPR at 95% TPR):",
+        f"† rests on fewer than {FEW_POSITIVES} successful adversarial images: read the interval below, not the point.",
         "",
-        "| attack | eps | predictor | entropy AUC [95% CI] | MI AUC [95% CI] | exp. entropy AUC | softmax var. AUC "
-        "| var. ratio AUC | entropy AUPR | MI AUPR | entropy FPR95 | MI FPR95 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "Intervals and comparisons. AUCs with their bootstrap 95% interval (each class resampled apart); "
+        "MI − entropy: the difference of the two AUCs on the same images, with a paired bootstrap 95% "
+        "interval (the same resampled rows for both measures); * marks an interval that excludes 0. "
+        f"{len(significant)} of the {len(paired)} paired comparisons exclude 0; with {len(paired)} comparisons, "
+        f"about {len(paired) / 20:.1f} would exclude 0 by chance alone at the 95% level. Deterministic and "
+        "MC rows come from different attack sets (each attack targets its own predictor), so their "
+        "differences are not paired comparisons. TPR at 5% FPR uses an in-sample threshold: the "
+        "ceil(0.95 M)-th smallest of the M clean + noise scores, fitted on the very negatives it is judged on. "
+        "Noise L2 ratio: mean of noise L2 / paired adversarial L2, after clipping to the image range.",
+        "",
+        "| attack | eps | predictor | entropy AUC [95% CI] | MI AUC [95% CI] | entropy AUC (S) [95% CI] "
+        "| MI AUC (S) [95% CI] | MI − entropy [paired 95% CI] | entropy TPR@5%FPR | MI TPR@5%FPR "
+        "| exp. entropy AUC | softmax var. AUC | var. ratio AUC | noise L2 ratio |",
+        "|" + "---|" * 14,
     ]
     for r in table:
-        cells = [r["attack"], f"{r['eps']:g}", r["predictor"], ci(r, "entropy"), ci(r, "mi")] + [
-            _fmt(r[c])
-            for c in (
-                "expected_entropy_auc",
-                "softmax_variance_auc",
-                "variation_ratio_auc",
-                "entropy_aupr",
-                "mi_aupr",
-                "entropy_fpr95",
-                "mi_fpr95",
+        diff = r["mi_minus_entropy_auc"]
+        diff_text = "n/a"
+        if not np.isnan(diff):
+            diff_text = (
+                f"{_signed(diff)} [{_signed(r['mi_minus_entropy_auc_lo'])}, {_signed(r['mi_minus_entropy_auc_hi'])}]"
             )
+            diff_text += " *" if excludes_zero(r) else ""
+        cells = key(r) + [
+            with_ci(r, "entropy_auc"),
+            with_ci(r, "mi_auc"),
+            with_ci(r, "entropy_auc_s"),
+            with_ci(r, "mi_auc_s"),
+            diff_text,
+            _fmt(r["entropy_tpr_at_5fpr"]),
+            _fmt(r["mi_tpr_at_5fpr"]),
+            _fmt(r["expected_entropy_auc"]),
+            _fmt(r["softmax_variance_auc"]),
+            _fmt(r["variation_ratio_auc"]),
+            _fmt(r["noise_l2_ratio"]),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
