@@ -43,7 +43,7 @@ demo: install
 	$(UNCERTADV) report --dataset mnist
 	$(UNCERTADV) plot all
 	$(UNCERTADV) plot roc --dataset mnist
-	$(UNCERTADV) plot adversarial-examples --dataset mnist --attack mim --eps 76
+	$(UNCERTADV) plot adversarial-examples --dataset mnist --method mim --eps 76
 	@echo "Results in $(MNIST)/: table1.md (Table 1), SUMMARY.md (figure numbers), *.png, *.csv, models/*.json (accuracies)."
 
 # Table 1 on cats vs dogs. Until the pretrained trunk lands, this is the small trunk trained here.
@@ -54,7 +54,7 @@ catsdogs-small: install
 	UNCERTADV_PETIMAGES=$(PETIMAGES) $(UNCERTADV) train catsdogs --backbone small --seed 0 --out $(CATSDOGS_SMALL)/models/catsdogs.json
 	UNCERTADV_PETIMAGES=$(PETIMAGES) $(UNCERTADV) report --dataset catsdogs --results $(CATSDOGS_SMALL)
 	$(UNCERTADV) plot roc --dataset catsdogs --results $(CATSDOGS_SMALL)
-	UNCERTADV_PETIMAGES=$(PETIMAGES) $(UNCERTADV) plot adversarial-examples --dataset catsdogs --attack mim --eps 10 --results $(CATSDOGS_SMALL)
+	UNCERTADV_PETIMAGES=$(PETIMAGES) $(UNCERTADV) plot adversarial-examples --dataset catsdogs --method mim --eps 10 --results $(CATSDOGS_SMALL)
 
 bench: install
 	$(BIN)/python benchmarks/mc_speed.py

@@ -1,6 +1,6 @@
 """Run the uncertadv command line from a checkout: ``python cli.py --help``.
 
-The same Typer app as the installed ``uncertadv`` command (uncertadv/cli.py)."""
+The same Typer app as the installed ``uncertadv`` command (uncertadv/cli/)."""
 
 import sys
 from pathlib import Path

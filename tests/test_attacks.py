@@ -73,10 +73,24 @@ def test_one_compiled_step_serves_every_budget_and_batch(trained):
     from uncertadv.attacks import _step
 
     model, x, y = trained
-    for eps, seed in ((5, 0), (10, 1), (76, 2)):
-        attack([model], x, y, AttackConfig(method="mim", eps=eps, predictor="mc", samples=2, iterations=2, seed=seed))
+    for eps, seed in ((5, 0), (10, 1), (76, 2)):  # 40 images in batches of 15, 15 and 10
+        config = AttackConfig(method="mim", eps=eps, predictor="mc", samples=2, iterations=2, seed=seed)
+        attack([model], x, y, config, batch_size=15)
     _, run = _step([model], AttackConfig(method="mim", eps=5, predictor="mc", samples=2, iterations=2), False)
-    assert run.experimental_get_tracing_count() == 1
+    assert run.experimental_get_tracing_count() == 2  # the first shape, then one relaxed to any batch size
+
+
+def test_the_cache_of_compiled_steps_does_not_keep_a_model_alive(trained):
+    import gc
+    import weakref
+
+    _, x, y = trained
+    model = build_cnn(filters=(2, 2), dense_units=4)
+    attack([model], x[:4], y[:4], AttackConfig(method="bim", eps=5, predictor="mc", samples=2, iterations=1))
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None
 
 
 def test_same_seed_same_images_and_pgd_start_depends_on_the_seed(trained):

@@ -93,8 +93,9 @@ def test_attack_command_and_score_attack_update_scores_csv(results):
 def test_adversarial_figures(results):
     assert run("plot", "roc", "--results", results).exit_code == 0
     assert (results / "roc_bim_eps76.png").stat().st_size > 10_000
-    result = run("plot", "adversarial-examples", "--results", results, "--attack", "bim", "--eps", "76", "--count", "4")
+    result = run("plot", "adversarial-examples", "--results", results, "--method", "bim", "--eps", "76", "--count", "4")
     assert result.exit_code == 0, result.output
+    assert (results / "adversarial_examples_bim_eps76.png").stat().st_size > 10_000
 
 
 @pytest.mark.parametrize(

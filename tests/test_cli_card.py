@@ -55,3 +55,16 @@ def test_help_says_the_defaults_train_what_is_missing():
         result = runner.invoke(app, command, terminal_width=200)
         assert result.exit_code == 0
         assert "default recipe" in result.stdout or "full MNIST table" in result.stdout, command
+
+
+def test_models_missing_from_a_clone_are_retrained_by_their_recorded_recipe(tiny_models, tmp_path):
+    """A fresh clone holds the model records but not the .keras files."""
+    root = tmp_path / "results"
+    shutil.copytree(tiny_models, root / "mnist" / "models")
+    (root / "mnist" / "models" / "ensemble-member1.keras").unlink()
+    result = run(
+        root, "attack", "--method", "fgm", "--eps", "5", "--predictor", "ensemble", "--n", "4", "--samples", "2"
+    )
+    assert "training the missing members" in result.stdout
+    member = artifacts.read_json(root / "mnist" / "models" / "ensemble-member1.json")
+    assert member["config"]["limit_train"] == 400 and member["config"]["seed"] == 1  # the recorded tiny recipe

@@ -241,3 +241,16 @@ def test_bare_subclassed_and_unbuilt_sequential_models_are_refused_in_one_line()
             with pytest.raises(ValueError, match=hint) as err:
                 call(model)
             assert "\n" not in str(err.value)
+
+
+def test_compiled_functions_do_not_keep_a_model_alive():
+    import gc
+    import weakref
+
+    model = build_cnn(filters=(2, 2), dense_units=4)
+    mc.mc_predict(model, np.zeros((2, 28, 28, 1), np.float32), samples=2, seed=0)
+    mc.deterministic_predict(model, np.zeros((2, 28, 28, 1), np.float32))
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None

@@ -67,18 +67,24 @@ class AttackConfig:
         return value / 255.0 * self.pixel_max
 
 
-class _Target:
+class _LogPredictive:
     """The log-probabilities an attack differentiates: ``x [N, ...] -> [N, C]``.
 
     deterministic: log p of the first model with dropout off; mc: log of the first model's
     MC-mean predictive; ensemble: over every model. The MC predictors draw fresh networks
     at every call (an expectation over the dropout distribution): a call counter in a
-    tf.Variable, reset at the start of each attack, advances the RNG key."""
+    tf.Variable, reset at the start of each attack, advances the RNG key. The models are held
+    by weak reference, so that the per-model cache of compiled steps does not keep them alive."""
 
     def __init__(self, models: list, predictor: str, samples: int, from_logits: bool):
-        self.models, self.predictor, self.samples, self.from_logits = models, predictor, samples, from_logits
+        self._models = [weakref.ref(m) for m in models]
+        self.predictor, self.samples, self.from_logits = predictor, samples, from_logits
         self.calls = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.base = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    @property
+    def models(self) -> list:
+        return [ref() for ref in self._models]
 
     def __call__(self, x):
         if self.predictor == "deterministic":
@@ -95,7 +101,7 @@ def _loss(labels, logits):
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
 
 
-def _build_step(target: _Target, method: str, iterations: int, pixel_max: float):
+def _build_step(target: _LogPredictive, method: str, iterations: int, pixel_max: float):
     """One compiled attack ``(x, y, eps, step, key) -> x_adv`` for every batch and budget."""
     clip = dict(clip_min=0.0, clip_max=pixel_max)
 
@@ -140,7 +146,7 @@ def _step(models: list, config: AttackConfig, from_logits: bool):
     )
     cache = _STEPS.setdefault(models[0], {})
     if key not in cache:
-        target = _Target(models, config.predictor, config.samples, from_logits)
+        target = _LogPredictive(models, config.predictor, config.samples, from_logits)
         cache[key] = (target, _build_step(target, config.method, config.iterations, config.pixel_max))
     return cache[key]
 

@@ -377,22 +377,26 @@ _COMPILED: weakref.WeakKeyDictionary[keras.Model, dict] = weakref.WeakKeyDiction
 
 
 def _compiled(model: keras.Model, samples: int | None, from_logits: bool) -> Callable:
-    """A tf.function per (model, T, from_logits); T=None is the deterministic pass."""
+    """A tf.function per (model, T, from_logits); T=None is the deterministic pass.
+
+    The functions reach the model through a weak reference: a strong one, held by the cache's
+    value, would keep its own key alive and the model would never be freed."""
     cache = _COMPILED.setdefault(model, {})
     if (samples, from_logits) not in cache:
         spec = tf.TensorSpec([None] + list(model.inputs[0].shape[1:]), model.inputs[0].dtype)
+        ref = weakref.ref(model)
         if samples is None:
 
             @tf.function(input_signature=[spec])
             def fn(x):
-                out = model(x, training=False)
+                out = ref()(x, training=False)
                 return (tf.nn.softmax(out, -1) if from_logits else out)[None]
 
         else:
 
             @tf.function(input_signature=[spec, tf.TensorSpec([2], tf.int64)])
             def fn(x, key):
-                return sample_probs(model, x, samples=samples, key=key, from_logits=from_logits)
+                return sample_probs(ref(), x, samples=samples, key=key, from_logits=from_logits)
 
         cache[(samples, from_logits)] = fn
     return cache[(samples, from_logits)]

@@ -7,9 +7,11 @@ re-run whose recorded config matches reuses the finished artefact.
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
-from uncertadv.cli._common import OneLineErrors, silence_native_logs
+from uncertadv.cli._common import OneLineErrors, quiet_tensorflow
 from uncertadv.cli.attack import attack
 from uncertadv.cli.plot import plot_app
 from uncertadv.cli.report import report
@@ -32,5 +34,6 @@ app.add_typer(plot_app, name="plot")
 
 def main() -> None:
     """Console-script entry point."""
-    silence_native_logs()
+    if not any(arg in ("--help", "-h") for arg in sys.argv[1:]) and len(sys.argv) > 1:
+        quiet_tensorflow()  # before any command imports it; --help stays fast
     app()

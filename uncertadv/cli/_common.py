@@ -46,36 +46,19 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT):
     sys.exit(code)
 
 
-def silence_native_logs() -> None:
-    """Send what TensorFlow's C++ core writes to stderr (oneDNN, CUDA probes, CPU features)
-    to /dev/null for the whole run, while Python's own stderr (errors, warnings, progress
-    bars) still reaches the terminal.
-
-    Those lines are written by C++ before and after TensorFlow's logging starts, so no
-    environment variable silences them all; only the process's file descriptor 2 does.
-    Called by the console entry point before TensorFlow is imported; UNCERTADV_DEBUG=1
-    keeps everything."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # CPU-only machines: skip the cuInit probe
-    if os.environ.get(DEBUG_ENV) or "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    python_stderr = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    os.close(devnull)
-    sys.stderr = os.fdopen(python_stderr, "w", buffering=1, encoding=sys.stderr.encoding, errors="backslashreplace")
-
-
 def quiet_tensorflow() -> None:
-    """Import TensorFlow with its start-up chatter hidden, and its Python logger at ERROR.
+    """Import TensorFlow with its C++ start-up chatter hidden, and its Python logger at ERROR.
 
-    The console entry point has already silenced C++ output for the whole run; this also
-    covers in-process callers (tests, notebooks) by muting stderr for the import only."""
+    The oneDNN, CUDA-probe and CPU-feature lines are written by C++ while TensorFlow loads
+    and probes its devices, before its logging settings apply, so no environment variable
+    silences them: stderr's file descriptor is pointed at /dev/null for the import and the
+    device probe only. Everything later, C++ fatal errors included, reaches the terminal.
+    UNCERTADV_DEBUG=1 keeps everything."""
     if "tensorflow" in sys.modules:
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ INFO and WARNING after start-up
+    if os.environ.get(DEBUG_ENV):
+        return
     sys.stderr.flush()
     saved = os.dup(2)
     try:
@@ -87,8 +70,7 @@ def quiet_tensorflow() -> None:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-    if not os.environ.get(DEBUG_ENV):
-        tf.get_logger().setLevel("ERROR")
+    tf.get_logger().setLevel("ERROR")
 
 
 def echo(message: str) -> None:

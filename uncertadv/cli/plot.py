@@ -197,7 +197,7 @@ def _adversarial_group(results: Path) -> dict:
     """MC-predictor adversarial rows of RESULTS/scores.csv (all attacks), if `uncertadv report` has run."""
     from uncertadv.experiments.adversarial_figures import read_long_scores
 
-    path = results / "scores.csv"
+    path = _mnist(results).scores
     if not path.is_file():
         return {}
     scores = read_long_scores(path)
@@ -226,13 +226,13 @@ def roc(
     from uncertadv.experiments import adversarial_figures
     from uncertadv.experiments.layout import Layout
 
-    _written(adversarial_figures.run_roc(Layout.of(dataset, results).folder))
+    _written(adversarial_figures.run_roc(Layout.of(dataset, results)))
 
 
 @plot_app.command("adversarial-examples")
 def adversarial_examples(
     dataset: Annotated[str, typer.Option(help="Data set of the saved attack sets.")] = "mnist",
-    attack: Annotated[str, typer.Option(help="Attack method of the sets to show.")] = "mim",
+    method: Annotated[str, typer.Option(help="Attack method of the sets to show.")] = "mim",
     eps: Annotated[float, typer.Option(help="Budget of the sets to show, 0-255 units.")] = 76.0,
     count: Annotated[int, typer.Option(min=1, max=20, help="Images to show.")] = 8,
     results: Annotated[
@@ -244,8 +244,7 @@ def adversarial_examples(
     from uncertadv.experiments import adversarial_figures
     from uncertadv.experiments.layout import Layout
 
-    folder = Layout.of(dataset, results).folder
-    _written([adversarial_figures.run_examples(folder, attack, eps, count)])
+    _written([adversarial_figures.run_examples(Layout.of(dataset, results), method, eps, count)])
 
 
 @plot_app.command("all")

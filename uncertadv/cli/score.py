@@ -57,7 +57,9 @@ def _score_attack_set(attack: Path) -> None:
     from uncertadv.experiments import report
 
     config, rows = report.score_set(attack)
-    scores_csv = attack.parent.parent / "scores.csv"
+    from uncertadv.experiments.layout import Layout
+
+    scores_csv = Layout.containing(attack).scores
     report.merge_into_scores(scores_csv, config, rows)
     adv = rows["kind"] == "adversarial"
     echo(f"updated {scores_csv}")

@@ -21,11 +21,10 @@ CURVES = (
 )
 
 
-def model_title(results: Path) -> str:
+def model_title(layout: Layout) -> str:
     """Which models produced a results folder, for figure titles."""
-    manifest = results / "models" / "catsdogs.json"
-    if manifest.is_file():
-        return artifacts.read_json(manifest).get("title", "cats-vs-dogs model")
+    if layout.catsdogs.is_file():
+        return artifacts.read_json(layout.catsdogs).get("title", "cats-vs-dogs model")
     return "the paper's MNIST CNN"
 
 
@@ -44,9 +43,9 @@ def _curve(scores: np.ndarray, positive: np.ndarray):
     return fpr, tpr, recall, precision, roc_auc_score(positive, scores)
 
 
-def run_roc(results: Path) -> list[Path]:
+def run_roc(layout: Layout) -> list[Path]:
     """One figure per (attack, eps): every predictor and measure, all vs successful-only adversarials."""
-    scores = read_long_scores(results / "scores.csv")
+    scores = read_long_scores(layout.scores)
     outputs = []
     settings = sorted({(a, e) for a, e in zip(scores["attack"], scores["eps"])}, key=lambda s: (s[0], s[1]))
     for attack, eps in settings:
@@ -62,23 +61,22 @@ def run_roc(results: Path) -> list[Path]:
             keep = ~adv | (success == 1)
             if (adv & keep).any():
                 curves["successful only"][label] = _curve(values[keep], adv[keep])
-        title = f"{attack.upper()} eps = {eps:g}/255: adversarial vs clean + noise\n{model_title(results)}"
-        out = results / f"roc_{attack}_eps{eps:g}.png"
+        title = f"{attack.upper()} eps = {eps:g}/255: adversarial vs clean + noise\n{model_title(layout)}"
+        out = layout.folder / f"roc_{attack}_eps{eps:g}.png"
         plots.save_figure(plots.roc_pr({k: v for k, v in curves.items() if v}, title), out)
         outputs.append(out)
     return outputs
 
 
-def run_examples(results: Path, method: str, eps: float, count: int = 8) -> Path:
+def run_examples(layout: Layout, method: str, eps: float, count: int = 8) -> Path:
     """Figure 7: originals, adversarial images against the deterministic and MC models, and
     their differences amplified to the full range."""
     from uncertadv import data
 
     sets = {}
-    layout = Layout(results.name, results)
     for predictor in ("deterministic", "mc"):
         sets[predictor], record = attack_sets.load(layout.attack_set(set_name(method, eps, predictor)))
-    x, _ = data.load(record["dataset"], "test", **record.get("data_options", {}))
+    x, _ = data.load(record["config"]["dataset"], "test", **record["config"]["data_options"])
     if not np.array_equal(sets["mc"]["adversarial_index"], sets["deterministic"]["adversarial_index"]):
         raise ValueError("the deterministic and MC attack sets were drawn from different images (other seeds)")
     index = sets["mc"]["adversarial_index"][:count]
@@ -94,7 +92,7 @@ def run_examples(results: Path, method: str, eps: float, count: int = 8) -> Path
         diff = adv - original
         scale = np.maximum(np.abs(diff).reshape(len(diff), -1).max(axis=1), 1e-12).reshape(-1, 1, 1, 1)
         rows.append((f"diff ({predictor})", 0.5 + 0.5 * diff / scale, ["amplified"] * len(diff)))
-    out = results / f"adversarial_examples_{method}_eps{eps:g}.png"
-    title = f"{method.upper()} eps = {eps:g}/255 (grey = no change)\n{model_title(results)}"
+    out = layout.folder / f"adversarial_examples_{method}_eps{eps:g}.png"
+    title = f"{method.upper()} eps = {eps:g}/255 (grey = no change)\n{model_title(layout)}"
     plots.save_figure(plots.adversarial_examples(rows, title), out)
     return out

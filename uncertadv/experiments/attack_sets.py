@@ -21,7 +21,7 @@ import numpy as np
 
 from uncertadv import artifacts, predictors
 from uncertadv.attacks import AttackConfig, attack
-from uncertadv.experiments.layout import eval_seed
+from uncertadv.experiments.layout import Layout, eval_seed, set_name
 from uncertadv.measures import MEASURES
 
 KINDS = ("clean", "noise", "adversarial")
@@ -77,14 +77,16 @@ def build(
     config: AttackConfig,
     *,
     n: int,
-    out: Path,
-    dataset: str,
+    layout: Layout,
     data_options: dict | None = None,
     force: bool = False,
 ) -> dict:
-    """Make (or reuse) the attack set ``out`` (.npz + .json record); returns the record."""
+    """Make (or reuse) the attack set of ``config`` in ``layout`` (.npz + .json record); returns the record."""
+    out = layout.attack_set(set_name(config.method, config.eps, config.predictor))
     want = {
         "protocol": PROTOCOL,
+        "dataset": layout.dataset,
+        "data_options": data_options or {},
         "attack": dataclasses.asdict(config),
         "n": n,
         "index_seed": config.seed,
@@ -119,13 +121,10 @@ def build(
                 label_changed=label_changed,
             )
     noise_l2 = perturbation_norms(x[idx["noise"]], x_noise)[1]
-    results = out.parent.parent
     record = artifacts.record(
         want,
         start,
-        dataset=dataset,
-        data_options=data_options or {},
-        model_files=[os.path.relpath(f, results) for f in model_files],
+        model_files=[os.path.relpath(f, layout.folder) for f in model_files],
         success_rate=float(success.mean()),
         label_changed_rate=float(label_changed.mean()),
         mean_linf_255=float(linf.mean() * 255 / config.pixel_max),
@@ -152,8 +151,7 @@ def load(path: Path) -> tuple[dict, dict]:
 
 def model_files(npz: Path, record: dict) -> list[Path]:
     """The model files an attack set names, checked against the sha256 it recorded."""
-    results = Path(npz).parent.parent
-    files = [results / f for f in record["model_files"]]
+    files = [Layout.containing(npz).folder / f for f in record["model_files"]]
     for path, want in zip(files, record["config"]["models"]):
         if not path.is_file():
             raise ValueError(f"the attack set {npz} was made against {path}, which is missing")

@@ -161,7 +161,7 @@ def make(out: Path, config: CatsDogsConfig, *, force: bool = False) -> tuple[dic
         return found, True
     start = time.perf_counter()
     members, metrics = train(config)
-    record = artifacts.record(want, start, kind="catsdogs", title=config.title, metrics=metrics)
+    record = artifacts.record(want, start, recipe="catsdogs", title=config.title, metrics=metrics)
     paths = io.member_paths(out, len(members))
     for k, (model, path) in enumerate(zip(members, paths)):
         io.save_model(model, path, {**record, "member": k})

@@ -8,6 +8,7 @@ root) holds::
                    catsdogs.json (+ members); each with a JSON record
     attacks/       METHOD_epsEPS_PREDICTOR.npz + .json: one attack set each
     scores/        per-attack-set score caches
+    cache/         score tables behind the MNIST figures
     scores.csv     every scored row of Table 1; table1.{csv,md,json}; figures and their CSVs
 """
 
@@ -17,7 +18,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from uncertadv import io
+from uncertadv import artifacts, io
 
 RESULTS_ENV = "UNCERTADV_RESULTS"
 DATASETS = ("mnist", "catsdogs")
@@ -56,8 +57,14 @@ class Layout:
 
     @classmethod
     def of(cls, dataset: str, folder: Path | None = None) -> Layout:
+        """The results folder of ``dataset``: ``folder``, else ``$UNCERTADV_RESULTS/DATASET``."""
         check_dataset(dataset)
         return cls(dataset, Path(folder) if folder is not None else results_root() / dataset)
+
+    @classmethod
+    def containing(cls, attack_set: Path, dataset: str = "") -> Layout:
+        """The results folder that holds the attack set ``RESULTS/attacks/NAME.npz``."""
+        return cls(dataset, Path(attack_set).parent.parent)
 
     @property
     def models(self) -> Path:
@@ -95,6 +102,18 @@ class Layout:
     def scores(self) -> Path:
         return self.folder / "scores.csv"
 
+    @property
+    def cache(self) -> Path:
+        return self.folder / "cache"
+
+    def table1(self, suffix: str) -> Path:
+        return self.folder / f"table1.{suffix}"
+
+    @property
+    def model_record(self) -> Path:
+        """The record that names the models behind this folder's tables and figures."""
+        return self.catsdogs if self.dataset == "catsdogs" else self.cnn.with_suffix(".json")
+
 
 def set_name(method: str, eps: float, predictor: str) -> str:
     """``mim_eps5_mc``: the file stem of an attack set."""
@@ -102,33 +121,50 @@ def set_name(method: str, eps: float, predictor: str) -> str:
 
 
 def ensure_classifiers(layout: Layout, predictors: tuple[str, ...]) -> tuple[dict[str, tuple[list, list[Path]]], dict]:
-    """``({predictor: (models, model files)}, data options)`` for the paper's recipe, training
-    the default recipe (and saying so) where a model file is missing. Existing files are used
-    as they are, whatever recipe made them; their records say which."""
+    """``({predictor: (models, model files)}, data options)`` for the paper's recipe.
+
+    A model whose file is missing is trained (saying so) by the recipe its committed record
+    names, or by the default recipe where there is no record: a fresh clone holds the records
+    but not the ``.keras`` files. Existing files are used as they are; their records say how
+    they were made."""
     if layout.dataset == "catsdogs":
         return _catsdogs(layout, predictors)
     from uncertadv.experiments import training
 
     if not layout.cnn.is_file():
-        print(f"training the CNN with the default recipe ({layout.cnn})", flush=True)
-        training.make_cnn(layout.cnn, training.CNNConfig())
+        config = training.CNNConfig(**_recorded(layout.cnn.with_suffix(".json"), training.CNNConfig))
+        print(f"training the CNN ({layout.cnn})", flush=True)
+        training.make_cnn(layout.cnn, config)
     out = {p: ([io.load_model(layout.cnn)], [layout.cnn]) for p in predictors if p != "ensemble"}
     if "ensemble" in predictors:
-        if not layout.ensemble.is_file():
-            print(f"training a 5-member ensemble with the default recipe ({layout.ensemble})", flush=True)
-            training.make_ensemble(layout.ensemble, training.CNNConfig(), 5, first_member=layout.cnn)
+        if not _complete(layout.ensemble):
+            recorded = _recorded(layout.ensemble, training.CNNConfig)
+            members = artifacts.read_json(layout.ensemble)["config"]["members"] if recorded else 5
+            print(f"training the missing members of a {members}-member ensemble ({layout.ensemble})", flush=True)
+            training.make_ensemble(layout.ensemble, training.CNNConfig(**recorded), members, first_member=layout.cnn)
         files = io.model_files(layout.ensemble)
         out["ensemble"] = ([io.load_model(f) for f in files], files)
     return out, {}
 
 
+def _complete(manifest: Path) -> bool:
+    return manifest.is_file() and all(f.is_file() for f in io.model_files(manifest))
+
+
+def _recorded(record: Path, config_class) -> dict:
+    """The fields of ``config_class`` recorded in ``record``; {} (the defaults) without one."""
+    if not record.is_file():
+        return {}
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    return {k: v for k, v in artifacts.read_json(record)["config"].items() if k in fields}
+
+
 def _catsdogs(layout: Layout, predictors: tuple[str, ...]):
     """Member 0 of ``catsdogs.json`` is the single model; all members are the ensemble."""
-    from uncertadv import artifacts
     from uncertadv.experiments import catsdogs_training
 
-    if not layout.catsdogs.is_file():
-        config = catsdogs_training.CatsDogsConfig()
+    if not _complete(layout.catsdogs):
+        config = catsdogs_training.CatsDogsConfig(**_recorded(layout.catsdogs, catsdogs_training.CatsDogsConfig))
         print(f"training the cats-vs-dogs models ({layout.catsdogs}): {config.title}", flush=True)
         catsdogs_training.make(layout.catsdogs, config)
     files = io.model_files(layout.catsdogs)

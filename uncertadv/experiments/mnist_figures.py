@@ -17,6 +17,7 @@ from scipy.stats import spearmanr
 
 from uncertadv import artifacts, data, io, predictors
 from uncertadv.experiments import interpolation, latent, plots
+from uncertadv.experiments.layout import Layout
 from uncertadv.measures import MEASURES
 
 # Defaults shared by the CLI commands (documented in results/mnist/README.md).
@@ -89,7 +90,8 @@ class Context:
             **extra,
             "files": self.fingerprint(predictor),
         }
-        return artifacts.cached_table(self.results / "cache" / f"{name}_{predictor}.csv", config, compute)
+        cache = Layout.of("mnist", self.results).cache
+        return artifacts.cached_table(cache / f"{name}_{predictor}.csv", config, compute)
 
 
 def record(ctx: Context, stem: str, config: dict, start: float, outputs: list[Path]) -> Path:

@@ -83,8 +83,7 @@ def run(cfg: TableConfig) -> tuple[list[dict], list[Path]]:
             y,
             config,
             n=cfg.n,
-            out=layout.attack_set(stem),
-            dataset=layout.dataset,
+            layout=layout,
             data_options=data_options,
             force=cfg.force,
         )
@@ -111,8 +110,8 @@ def score_set(npz: Path) -> tuple[AttackConfig, dict]:
         raise ValueError(f"{npz} was made by an older uncertadv protocol; make it again with `uncertadv attack`")
     config = AttackConfig(**record["config"]["attack"])
     models = [io.load_model(f) for f in attack_sets.model_files(npz, record)]
-    x, y = data.load(record["dataset"], "test", **record.get("data_options", {}))
-    layout = Layout(record["dataset"], npz.parent.parent)
+    x, y = data.load(record["config"]["dataset"], "test", **record["config"]["data_options"])
+    layout = Layout.containing(npz, record["config"]["dataset"])
     return config, _scored(layout, npz.stem, models, x, y)
 
 
@@ -151,7 +150,7 @@ def _append_long(long: dict, config: AttackConfig, rows: dict) -> None:
 
 def _models_line(layout: Layout) -> str:
     """Which models produced the table, with their test accuracies (from their records)."""
-    manifest = layout.catsdogs if layout.dataset == "catsdogs" else layout.cnn.with_suffix(".json")
+    manifest = layout.model_record
     if not manifest.is_file():
         return ""
     rec = artifacts.read_json(manifest)
@@ -170,10 +169,9 @@ def _models_line(layout: Layout) -> str:
 
 
 def _write(cfg: TableConfig, table: list[dict], long: dict, records: dict, start: float) -> list[Path]:
-    out = cfg.layout.folder
-    artifacts.write_csv(out / "scores.csv", long)
+    artifacts.write_csv(cfg.layout.scores, long)
     columns = table1.PAPER_COLUMNS + table1.EXTRA_COLUMNS
-    artifacts.write_csv(out / "table1.csv", {c: [r[c] for r in table] for c in columns})
+    artifacts.write_csv(cfg.layout.table1("csv"), {c: [r[c] for r in table] for c in columns})
     header = (
         f"# Table 1 on {cfg.layout.dataset}: detecting adversarial inputs by uncertainty (ROC-AUC)\n\n"
         f"N = {cfg.n} images per kind (clean, noise, adversarial); MC predictors use T = {cfg.samples} samples "
@@ -195,7 +193,7 @@ def _write(cfg: TableConfig, table: list[dict], long: dict, records: dict, start
             "changes, so it stands beside our label-changed rate; its (S) columns drop unchanged labels."
         )
     header += "\n\n" + _models_line(cfg.layout)
-    artifacts.write_text(out / "table1.md", table1.markdown(table, header, paper))
+    artifacts.write_text(cfg.layout.table1("md"), table1.markdown(table, header, paper))
     sets = {
         k: {
             "success_rate": r["success_rate"],
@@ -206,7 +204,7 @@ def _write(cfg: TableConfig, table: list[dict], long: dict, records: dict, start
         for k, r in records.items()
     }
     artifacts.write_json(
-        out / "table1.json",
+        cfg.layout.table1("json"),
         artifacts.record(
             cfg.recorded(),
             start,
@@ -215,4 +213,4 @@ def _write(cfg: TableConfig, table: list[dict], long: dict, records: dict, start
             attack_sets_reused=sum(bool(r.get("reused")) for r in records.values()),
         ),
     )
-    return [out / "scores.csv", out / "table1.csv", out / "table1.md", out / "table1.json"]
+    return [cfg.layout.scores, cfg.layout.table1("csv"), cfg.layout.table1("md"), cfg.layout.table1("json")]

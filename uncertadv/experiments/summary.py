@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from uncertadv import artifacts
+from uncertadv.experiments.layout import Layout
 
 
 def _table(header: list[str], rows: list[list]) -> str:
@@ -20,12 +21,12 @@ def _table(header: list[str], rows: list[list]) -> str:
 def _models(results: Path) -> str:
     rows = []
     for name in ("cnn.json", "ensemble.json", "vae.json"):
-        path = results / "models" / name
+        path = Layout.of("mnist", results).models / name
         if not path.is_file():
             continue
         rec = artifacts.read_json(path)
         m, c = rec["metrics"], rec["config"]
-        if rec.get("kind") == "vae":
+        if rec.get("recipe") == "vae":
             rows.append(
                 [name, c["epochs"], c["seed"], f"test -ELBO {m['test_loss']:.2f} nats", "", rec["wall_seconds"]]
             )

@@ -43,6 +43,10 @@ EXTRA_COLUMNS = [
 ]
 SHORT = {"entropy": "predictive_entropy", "mi": "mutual_information"}
 FEW_POSITIVES = 20  # an (S) AUC on fewer successful adversarials is flagged
+# Under this many successful adversarials the (S) interval is n/a: a bootstrap of a handful of
+# points resamples little but the negatives and gives an interval far narrower than the truth.
+MIN_FOR_INTERVAL = 10
+NOISE_RATIO_FLOOR = 0.98  # rows whose noise falls short of its paired perturbation are named
 
 
 def noise_l2_ratio(rows: dict[str, np.ndarray]) -> float:
@@ -66,7 +70,11 @@ def table_row(rows: dict[str, np.ndarray], *, bootstrap_rounds: int = 1000, seed
         out[f"{short}_auc"] = metrics.roc_auc(values[adv], values[neg])
         out[f"{short}_auc_s"] = metrics.roc_auc(values[succ], values[neg])
         out[f"{short}_auc_lo"], out[f"{short}_auc_hi"] = metrics.bootstrap_auc(values[adv], values[neg], **boot)
-        out[f"{short}_auc_s_lo"], out[f"{short}_auc_s_hi"] = metrics.bootstrap_auc(values[succ], values[neg], **boot)
+        out[f"{short}_auc_s_lo"], out[f"{short}_auc_s_hi"] = (
+            metrics.bootstrap_auc(values[succ], values[neg], **boot)
+            if succ.sum() >= MIN_FOR_INTERVAL
+            else (float("nan"), float("nan"))
+        )
         out[f"{short}_tpr_at_5fpr"] = metrics.tpr_at_fpr(values[adv], values[neg], 0.05)
         out[f"{short}_aupr"] = metrics.aupr(values[adv], values[neg])
         out[f"{short}_fpr95"] = metrics.fpr_at_tpr(values[adv], values[neg])
@@ -110,13 +118,19 @@ def markdown(table: list[dict], header: str, paper: dict | None = None) -> str:
         ref = (paper or {}).get((row["attack"], float(row["eps"]), row["predictor"]))
         return text + (f" ({_fmt(ref.get(theirs))})" if ref is not None else "")
 
+    def dagger(row, text):
+        return text + (" †" if row["n_successful"] < FEW_POSITIVES and not text.startswith("n/a") else "")
+
     def with_ci(row, column):
         lo, hi = row[f"{column}_lo"], row[f"{column}_hi"]
-        return f"{_fmt(row[column])} [{_fmt(lo, 2)}, {_fmt(hi, 2)}]" if not np.isnan(lo) else _fmt(row[column])
+        text = _fmt(row[column])
+        if column.endswith("_s"):
+            ci = "n/a" if np.isnan(lo) else f"{_fmt(lo, 2)}, {_fmt(hi, 2)}"
+            return dagger(row, f"{text} [{ci}]" if text != "n/a" else text)
+        return f"{text} [{_fmt(lo, 2)}, {_fmt(hi, 2)}]" if not np.isnan(lo) else text
 
     def succ_auc(row, short):
-        text = bracket(row, f"{short}_auc_s", f"{short}_auc_s")
-        return text + (" †" if row["n_successful"] < FEW_POSITIVES and text != "n/a" else "")
+        return dagger(row, bracket(row, f"{short}_auc_s", f"{short}_auc_s"))
 
     def key(r):
         return [r["attack"], f"{r['eps']:g}", r["predictor"]]
@@ -141,9 +155,20 @@ def markdown(table: list[dict], header: str, paper: dict | None = None) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     paired = [r for r in table if not np.isnan(r["mi_minus_entropy_auc"])]
     significant = [r for r in paired if excludes_zero(r)]
+    short_noise = [r for r in table if r["noise_l2_ratio"] < NOISE_RATIO_FLOOR]
+    noise_text = (
+        f"The noise reaches at least {NOISE_RATIO_FLOOR} of its paired perturbation's L2 in every row."
+        if not short_noise
+        else "Rows whose noise L2 ratio is below "
+        f"{NOISE_RATIO_FLOOR} (their images cannot hold that much noise after clipping): "
+        + ", ".join(" ".join(key(r)) for r in short_noise)
+        + "."
+    )
     lines += [
         "",
-        f"† rests on fewer than {FEW_POSITIVES} successful adversarial images: read the interval below, not the point.",
+        f"† rests on fewer than {FEW_POSITIVES} successful adversarial images: read the count and the "
+        f"interval below, not the point; under {MIN_FOR_INTERVAL} the interval is n/a, because a bootstrap of "
+        "so few points is far narrower than the truth.",
         "",
         "Intervals and comparisons. AUCs with their bootstrap 95% interval (each class resampled apart); "
         "MI − entropy: the difference of the two AUCs on the same images, with a paired bootstrap 95% "
@@ -153,7 +178,7 @@ def markdown(table: list[dict], header: str, paper: dict | None = None) -> str:
         "MC rows come from different attack sets (each attack targets its own predictor), so their "
         "differences are not paired comparisons. TPR at 5% FPR uses an in-sample threshold: the "
         "ceil(0.95 M)-th smallest of the M clean + noise scores, fitted on the very negatives it is judged on. "
-        "Noise L2 ratio: mean of noise L2 / paired adversarial L2, after clipping to the image range.",
+        "Noise L2 ratio: mean of noise L2 / paired adversarial L2, after clipping to the image range. " + noise_text,
         "",
         "| attack | eps | predictor | entropy AUC [95% CI] | MI AUC [95% CI] | entropy AUC (S) [95% CI] "
         "| MI AUC (S) [95% CI] | MI − entropy [paired 95% CI] | entropy TPR@5%FPR | MI TPR@5%FPR "

@@ -98,7 +98,7 @@ def make_cnn(out: Path, config: CNNConfig, *, force: bool = False) -> tuple[dict
         return found, True
     start = time.perf_counter()
     model, metrics = train_cnn(config)
-    record = artifacts.record(dataclasses.asdict(config), start, kind="cnn", metrics=metrics)
+    record = artifacts.record(dataclasses.asdict(config), start, recipe="cnn", metrics=metrics)
     io.save_model(model, out, record)
     return record, False
 
@@ -128,7 +128,7 @@ def train_ensemble(
             print(f"ensemble member {k + 1}/{members} (seed {member_config.seed})", flush=True)
             start = time.perf_counter()
             model, metrics = train_cnn(member_config, verbose=verbose)
-            record = artifacts.record(dataclasses.asdict(member_config), start, kind="cnn", metrics=metrics)
+            record = artifacts.record(dataclasses.asdict(member_config), start, recipe="cnn", metrics=metrics)
             io.save_model(model, path, record)
         else:
             print(f"ensemble member {k + 1}/{members}: reusing {path}", flush=True)
@@ -178,7 +178,7 @@ def make_ensemble(
             artifacts.sidecar_path(path).unlink(missing_ok=True)
     start = time.perf_counter()
     _, metrics, paths = train_ensemble(config, members, out, first_member=first_member)
-    record = artifacts.record(want, start, kind="ensemble", metrics=metrics)
+    record = artifacts.record(want, start, recipe="ensemble", metrics=metrics)
     io.save_manifest(out, paths, record)
     return record, False
 
@@ -236,6 +236,6 @@ def make_vae(out: Path, config: VAEConfig, *, force: bool = False) -> tuple[dict
         return found, True
     start = time.perf_counter()
     vae, metrics = train_vae(config)
-    record = artifacts.record(dataclasses.asdict(config), start, kind="vae", metrics=metrics)
+    record = artifacts.record(dataclasses.asdict(config), start, recipe="vae", metrics=metrics)
     io.save_vae(vae, out, record)
     return record, False
