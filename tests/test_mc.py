@@ -254,3 +254,33 @@ def test_compiled_functions_do_not_keep_a_model_alive():
     del model
     gc.collect()
     assert ref() is None
+
+
+def test_heads_on_one_trunk_run_the_trunk_once_for_the_whole_ensemble():
+    class CountingTrunk(keras.layers.Layer):
+        calls = 0
+
+        def call(self, x):
+            CountingTrunk.calls += 1  # counts traces: one per compiled graph that calls it
+            return x * 2.0
+
+    inputs = keras.Input((4,))
+    trunk = keras.Model(inputs, CountingTrunk()(inputs), name="trunk")
+    members = []
+    for k in range(3):
+        keras.utils.set_random_seed(k)
+        head_in = keras.Input((4,))
+        dropped = keras.layers.Dropout(0.5)(head_in)
+        head = keras.Model(head_in, keras.layers.Dense(2, activation="softmax")(dropped), name=f"head{k}")
+        image = keras.Input((4,))
+        members.append(keras.Model(image, head(trunk(image))))
+    x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    CountingTrunk.calls = 0
+    joint = mc.mc_predict(members, x, samples=3, seed=7)
+    assert CountingTrunk.calls == 1 and joint.shape == (9, 5, 2)
+    for k, member in enumerate(members):  # the same networks as each member alone, with its member key
+        alone = mc.sample_probs(member, tf.constant(x), samples=3, key=mc._key(7, k)).numpy()
+        np.testing.assert_allclose(joint[3 * k : 3 * k + 3], alone, rtol=1e-6)
+    CountingTrunk.calls = 0
+    mc.mc_log_predictive(members, tf.constant(x), samples=3, seed=1)
+    assert CountingTrunk.calls == 1

@@ -111,9 +111,9 @@ def petimages_split(folder: Path, seed: int = 0, test_fraction: float = 0.2):
     return {"test": pick(order[:n_test]), "train": pick(order[n_test:])}
 
 
-def _decode_folder(paths: np.ndarray, labels: np.ndarray, image_size: int, desc: str):
-    """Decode and resize JPEGs in a tf.data pipeline; undecodable files are skipped and counted.
-    Returns ``(x [N, S, S, 3] float32 in [0, 1], y [N], skipped)``."""
+def _decoded(paths: np.ndarray, labels: np.ndarray, image_size: int, batch_size: int):
+    """A tf.data pipeline of ``(images [B, S, S, 3] float32 in [0, 1], labels [B])`` in file
+    order; undecodable files are skipped."""
     import tensorflow as tf
 
     def read(path, label):
@@ -123,7 +123,35 @@ def _decode_folder(paths: np.ndarray, labels: np.ndarray, image_size: int, desc:
         return tf.clip_by_value(image / 255.0, 0.0, 1.0), label
 
     ds = tf.data.Dataset.from_tensor_slices((paths, labels)).map(read, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.ignore_errors().batch(512).prefetch(2)
+    return ds.ignore_errors().batch(batch_size).prefetch(2)
+
+
+def catsdogs_batches(split: Split | str = "train", *, data_dir=None, image_size: int = 224, seed: int = 0,
+                     batch_size: int = 64, limit: int | None = None):  # fmt: skip
+    """Stream one split of the PetImages folder in batches, decoded exactly as ``load_catsdogs``
+    decodes it, without holding the split in memory: yields ``(x [B, S, S, 3] float32, y [B])``
+    and a total batch count via ``len``. ``limit``: the first N files of the split only."""
+    paths, labels = petimages_split(petimages_dir(data_dir), seed)[Split(split).value]
+    paths, labels = paths[:limit], labels[:limit]
+    return _Batches(_decoded(paths, labels, image_size, batch_size), int(np.ceil(len(paths) / batch_size)))
+
+
+class _Batches:
+    def __init__(self, ds, count: int):
+        self.ds, self.count = ds, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self):
+        for xb, yb in self.ds:
+            yield xb.numpy(), yb.numpy().astype(np.int64)
+
+
+def _decode_folder(paths: np.ndarray, labels: np.ndarray, image_size: int, desc: str):
+    """Decode and resize JPEGs in a tf.data pipeline; undecodable files are skipped and counted.
+    Returns ``(x [N, S, S, 3] float32 in [0, 1], y [N], skipped)``."""
+    ds = _decoded(paths, labels, image_size, 512)
     from uncertadv.progress import progress_bar
 
     xs, ys = [], []

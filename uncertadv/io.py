@@ -1,8 +1,10 @@
 """Model files: ``.keras`` models and the JSON manifests that group them.
 
-``--model`` is always a file: a ``.keras`` model, or an ensemble manifest ``.json`` whose
-``members`` list ``.keras`` files relative to it. A VAE manifest names an encoder and a
-decoder. Models are loaded with Keras's ``safe_mode`` on (no arbitrary code from a file).
+``--model`` is always a file: a ``.keras`` model, or an ensemble manifest ``.json``. A manifest
+either lists whole ``members`` (``.keras`` files relative to it), or names one frozen ``trunk``
+and K ``heads``: member k is then head k on the shared trunk, and the MC engine runs the trunk
+once for all K members. A VAE manifest names an encoder and a decoder. Models are loaded with
+Keras's ``safe_mode`` on (no arbitrary code from a file).
 """
 
 from __future__ import annotations
@@ -55,24 +57,52 @@ def save_manifest(manifest: Path | str, paths: list[Path], record: dict) -> None
     artifacts.write_json(manifest, {**record, "members": names})
 
 
-def model_files(path: Path | str) -> list[Path]:
-    """The ``.keras`` files behind ``--model``: the file itself, or a manifest's members."""
+def save_trunk_and_heads(manifest: Path | str, trunk: keras.Model, heads: list[keras.Model], record: dict) -> None:
+    """One trunk and K heads beside ``manifest`` (NAME-trunk.keras, NAME-headK.keras), then the manifest."""
+    manifest = Path(manifest)
+    trunk_path = manifest.with_name(f"{manifest.stem}-trunk.keras")
+    head_paths = [manifest.with_name(f"{manifest.stem}-head{k}.keras") for k in range(len(heads))]
+    for model, path in ((trunk, trunk_path), *zip(heads, head_paths)):
+        save_model(model, path, {**record, "part": path.stem})
+    artifacts.write_json(manifest, {**record, "trunk": trunk_path.name, "heads": [p.name for p in head_paths]})
+
+
+def member_files(path: Path | str) -> list[list[Path]]:
+    """The ``.keras`` files of each member behind ``--model``: ``[[file]]`` for one model,
+    ``[[member k]]`` for a members manifest, ``[[trunk, head k]]`` for a trunk-and-heads one."""
     path = Path(path)
     if path.suffix == ".keras":
-        return [path]
+        return [[path]]
     if path.suffix != ".json":
         raise ValueError(f"--model must be a .keras file or an ensemble manifest .json, got {path.name}")
     if not path.is_file():
         raise ValueError(f"no ensemble manifest at {path}")
-    names = artifacts.read_json(path).get("members")
-    if not names:
-        raise ValueError(f"{path} is not an ensemble manifest (no 'members')")
-    return [path.parent / name for name in names]
+    record = artifacts.read_json(path)
+    if record.get("trunk") and record.get("heads"):
+        return [[path.parent / record["trunk"], path.parent / head] for head in record["heads"]]
+    if not record.get("members"):
+        raise ValueError(f"{path} is not an ensemble manifest (no 'members', or 'trunk' and 'heads')")
+    return [[path.parent / name] for name in record["members"]]
+
+
+def model_files(path: Path | str) -> list[Path]:
+    """Every ``.keras`` file behind ``--model``, each once."""
+    return list(dict.fromkeys(f for files in member_files(path) for f in files))
 
 
 def load_classifier(path: Path | str) -> list[keras.Model]:
-    """A ``.keras`` model or an ensemble manifest: always a list of models."""
-    return [load_model(f) for f in model_files(path)]
+    """A ``.keras`` model or an ensemble manifest: always a list of models (one per member).
+    The members of a trunk-and-heads manifest share one trunk object."""
+    loaded = {f: load_model(f) for f in model_files(path)}
+    members = []
+    for files in member_files(path):
+        if len(files) == 1:
+            members.append(loaded[files[0]])
+            continue
+        trunk, head = loaded[files[0]], loaded[files[1]]
+        inputs = keras.Input(trunk.inputs[0].shape[1:], name="image")
+        members.append(keras.Model(inputs, head(trunk(inputs)), name=f"{trunk.name}_{head.name}"))
+    return members
 
 
 def vae_paths(manifest: Path) -> tuple[Path, Path]:

@@ -253,10 +253,13 @@ class _SampledRun:
     """One forward pass of T networks. Tracks which tensors carry the folded
     sample axis (``[T*N, ...]``) so unsampled ones are tiled only when they meet."""
 
-    def __init__(self, samples: int, key, layer_ids: dict[int, int], fuse: bool = True):
+    def __init__(self, samples: int, key, layer_ids: dict[int, int], fuse: bool = True, memo: dict | None = None):
         self.samples = samples
         self.fuse = fuse
         self.key = key
+        # Unsampled outputs by (layer, inputs), shared by the members of one ensemble call: heads
+        # on one frozen trunk then run the trunk once, not once per member.
+        self.memo = {} if memo is None else memo
         self.layer_ids = layer_ids
         self.sampled: dict[int, tf.Tensor] = {}  # id -> tensor (kept alive so ids stay unique)
 
@@ -290,6 +293,17 @@ class _SampledRun:
             out = self.dropout(op, args[0])
         elif isinstance(op, keras.Model) and stochastic_layers(op):
             out = self.model(op, args[0])
+        elif (
+            not any_sampled
+            and all(v is None for v in kwargs.values())  # e.g. mask=None
+            and all(tf.is_tensor(t) for t in tf.nest.flatten(args))
+        ):
+            key = (id(op), *(id(t) for t in tf.nest.flatten(args)), *sorted(kwargs))
+            if key not in self.memo:  # the inputs are kept with the output, so their ids stay unique
+                if compat.takes_training(op):
+                    kwargs = {**kwargs, "training": False}
+                self.memo[key] = (op(*args, **kwargs), args)
+            out = self.memo[key][0]
         else:
             if any_sampled:
                 args, kwargs = tf.nest.map_structure(self.tile, (args, kwargs))
@@ -330,12 +344,16 @@ def _layer_ids(model) -> dict[int, int]:
     return {id(layer): i for i, layer in enumerate(stochastic_layers(model))}
 
 
-def sample_probs(model: keras.Model, x, *, samples: int, key, from_logits: bool = False, fuse: bool = True):
+def sample_probs(
+    model: keras.Model, x, *, samples: int, key, from_logits: bool = False, fuse: bool = True, memo: dict | None = None
+):
     """Differentiable core: probabilities of T networks, ``[N, ...] -> [T, N, C]`` (tf).
 
     key: int64 ``[2]`` tensor, the RNG key of this call (seed, member).
-    fuse: use the Dropout->Dense shortcut (same values up to rounding; off for tests)."""
-    run = _SampledRun(samples, key, _layer_ids(model), fuse)
+    fuse: use the Dropout->Dense shortcut (same values up to rounding; off for tests).
+    memo: shared by the members of one ensemble call, so that a layer they share (a frozen
+        trunk) runs once on the same input."""
+    run = _SampledRun(samples, key, _layer_ids(model), fuse, memo)
     x = tf.convert_to_tensor(x)
     out = run.model(model, x)
     out = _split(run.tile(out), samples)  # a model with no dropout still gives T rows
@@ -344,6 +362,18 @@ def sample_probs(model: keras.Model, x, *, samples: int, key, from_logits: bool 
 
 def _key(seed, member: int = 0):
     return tf.stack([tf.cast(seed, tf.int64), tf.constant(member, tf.int64)])
+
+
+def _ensemble_probs(models: list, x, *, samples: int, seed, from_logits: bool):
+    """``[K*T, N, C]``: T networks of each of K members, member-major, in one graph."""
+    x, memo = tf.convert_to_tensor(x), {}
+    return tf.concat(
+        [
+            sample_probs(m, x, samples=samples, key=_key(seed, k), from_logits=from_logits, memo=memo)
+            for k, m in enumerate(models)
+        ],
+        axis=0,
+    )
 
 
 # ----------------------------------------------------------------------------- public API
@@ -359,10 +389,7 @@ def mc_log_predictive(models, x, *, samples: int, seed, from_logits: bool = Fals
     logits model without ``from_logits=True`` is refused rather than differentiated."""
     models = check_models(models, from_logits)
     _check_samples(samples)
-    probs = tf.concat(
-        [sample_probs(m, x, samples=samples, key=_key(seed, k), from_logits=from_logits) for k, m in enumerate(models)],
-        axis=0,
-    )
+    probs = _ensemble_probs(models, x, samples=samples, seed=seed, from_logits=from_logits)
     mean = tf.reduce_mean(probs, axis=0)
     # Clamp at the smallest normal float so log stays finite; exact for every representable p.
     return tf.math.log(tf.maximum(mean, np.finfo(mean.dtype.as_numpy_dtype).tiny))
@@ -402,6 +429,23 @@ def _compiled(model: keras.Model, samples: int | None, from_logits: bool) -> Cal
     return cache[(samples, from_logits)]
 
 
+def _compiled_ensemble(models: list, samples: int, from_logits: bool) -> Callable:
+    """One tf.function for K members ``(x, seed) -> [K*T, N, C]``: layers the members share
+    (one frozen trunk under K heads) run once per input."""
+    cache = _COMPILED.setdefault(models[0], {})
+    key = ("ensemble", tuple(id(m) for m in models), samples, from_logits)
+    if key not in cache:
+        spec = tf.TensorSpec([None] + list(models[0].inputs[0].shape[1:]), models[0].inputs[0].dtype)
+        refs = [weakref.ref(m) for m in models]
+
+        @tf.function(input_signature=[spec, tf.TensorSpec([], tf.int64)])
+        def fn(x, seed):
+            return _ensemble_probs([r() for r in refs], x, samples=samples, seed=seed, from_logits=from_logits)
+
+        cache[key] = fn
+    return cache[key]
+
+
 def _run_chunks(fn: Callable, x: np.ndarray, batch_size: int, desc: str | None) -> np.ndarray:
     chunks = []
     starts = range(0, len(x), batch_size)
@@ -438,11 +482,11 @@ def mc_predict(
     models, x = _prepare(models, x, from_logits)
     if batch_size is None:
         batch_size = max(1, _ROWS_PER_CALL // samples)
-    out = []
-    for k, m in enumerate(models):
-        fn, key = _compiled(m, samples, from_logits), _key(seed, k)
-        out.append(_run_chunks(lambda xb, fn=fn, key=key: fn(xb, key), x, batch_size, desc))
-    return np.concatenate(out, axis=0)
+    if len(models) == 1:
+        fn, key = _compiled(models[0], samples, from_logits), _key(seed, 0)
+        return _run_chunks(lambda xb: fn(xb, key), x, batch_size, desc)
+    fn, seed_t = _compiled_ensemble(models, samples, from_logits), tf.constant(seed, tf.int64)
+    return _run_chunks(lambda xb: fn(xb, seed_t), x, batch_size, desc)
 
 
 def deterministic_predict(

@@ -66,7 +66,18 @@ def attack(
     chosen, files = models[predictor.value]
     x, y = data.load(dataset, "test", **data_options)
     out = layout.attack_set(set_name(method.value, eps, predictor.value))
-    record = attack_sets.build(chosen, files, x, y, config, n=n, layout=layout, data_options=data_options, force=force)
+    record = attack_sets.build(
+        chosen,
+        files,
+        x,
+        y,
+        config,
+        n=n,
+        layout=layout,
+        model=layout.classifier(predictor.value),
+        data_options=data_options,
+        force=force,
+    )
     echo(f"attack set: {out}")
     typer.echo(
         f"{method.value} eps={eps:g} on the {predictor.value} predictor, {n} images: success rate "

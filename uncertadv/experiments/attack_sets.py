@@ -78,10 +78,13 @@ def build(
     *,
     n: int,
     layout: Layout,
+    model: Path,
     data_options: dict | None = None,
     force: bool = False,
 ) -> dict:
-    """Make (or reuse) the attack set of ``config`` in ``layout`` (.npz + .json record); returns the record."""
+    """Make (or reuse) the attack set of ``config`` in ``layout`` (.npz + .json record); returns the record.
+
+    models: loaded from ``model`` (the ``.keras`` file or manifest); ``model_files``: its files."""
     out = layout.attack_set(set_name(config.method, config.eps, config.predictor))
     want = {
         "protocol": PROTOCOL,
@@ -124,6 +127,7 @@ def build(
     record = artifacts.record(
         want,
         start,
+        model=os.path.relpath(model, layout.folder),
         model_files=[os.path.relpath(f, layout.folder) for f in model_files],
         success_rate=float(success.mean()),
         label_changed_rate=float(label_changed.mean()),
@@ -149,9 +153,14 @@ def load(path: Path) -> tuple[dict, dict]:
     return arrays, artifacts.read_json(record_path)
 
 
-def model_files(npz: Path, record: dict) -> list[Path]:
-    """The model files an attack set names, checked against the sha256 it recorded."""
-    files = [Layout.containing(npz).folder / f for f in record["model_files"]]
+def model_path(npz: Path, record: dict) -> Path:
+    """The model (``.keras`` or manifest) an attack set was made against, its files checked
+    against the sha256 it recorded."""
+    folder = Layout.containing(npz).folder
+    if "model" not in record:
+        raise ValueError(f"{npz} does not name its model file (an older uncertadv made it); make it again with "
+                         "`uncertadv attack --force`")  # fmt: skip
+    files = [folder / f for f in record["model_files"]]
     for path, want in zip(files, record["config"]["models"]):
         if not path.is_file():
             raise ValueError(f"the attack set {npz} was made against {path}, which is missing")
@@ -160,7 +169,7 @@ def model_files(npz: Path, record: dict) -> list[Path]:
                 f"{path} changed since the attack set {npz} was made (sha256 differs); "
                 "make the set again with `uncertadv attack --force`"
             )
-    return files
+    return folder / record["model"]
 
 
 def score(models: list, arrays: dict, record: dict, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:

@@ -28,9 +28,9 @@ from uncertadv.models import catsdogs as cd
 class CatsDogsConfig:
     """Everything that determines the cats-vs-dogs models (recorded in the manifest)."""
 
-    backbone: str = "small"
-    weights: str | None = "imagenet"  # resnet50 only: "imagenet", a local .h5 file, or None
-    image_size: int = 64
+    backbone: str = "efficientnet-lite0"
+    weights: str | None = "imagenet"  # pretrained trunks: "imagenet", a local weights file, or None
+    image_size: int = 224
     trunk_epochs: int = 12  # small trunk only
     head_epochs: int = 20
     members: int = 5
@@ -60,9 +60,13 @@ class CatsDogsConfig:
 
     @property
     def title(self) -> str:
-        if self.backbone == "resnet50":
-            return f"ResNet50 trunk ({self.weights or 'random'} weights, frozen) + dropout head, {self.image_size}px"
-        return f"small CNN trunk (trained here, frozen) + dropout head, {self.image_size}px"
+        size = f"{self.image_size}px"
+        if self.image_size > 180 and self.data_dir is None and self.source == "auto":
+            size += " (the shared PetImages are 180 px: upsampled)"
+        if self.backbone in cd.PRETRAINED:
+            name = {"resnet50": "ResNet50", "efficientnet-lite0": "EfficientNet-Lite0"}[self.backbone]
+            return f"{name} trunk ({self.weights or 'random'} weights, frozen) + dropout head, {size}"
+        return f"small CNN trunk (trained here, frozen) + dropout head, {size}"
 
 
 def _augmented(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
@@ -99,8 +103,90 @@ def features_of(trunk: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.
     return np.concatenate([fn(tf.constant(x[i : i + batch_size])).numpy() for i in range(0, len(x), batch_size)])
 
 
+def streamed_features(trunk: keras.Model, config: CatsDogsConfig, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(features [N, F], labels [N])`` of a split, decoded and passed through the trunk in
+    batches (a split is never held as images), cached in the per-user cache so that training
+    heads again takes seconds. The cache key names the trunk's weights by their sha256."""
+    import hashlib
+    import json
+
+    from uncertadv import backbones
+    from uncertadv.progress import progress_bar
+
+    weights_id = [hashlib.sha256(w.tobytes()).hexdigest() for w in trunk.get_weights()[:3]]
+    limit = config.limit_train if split == "train" else config.limit_test
+    key = {"trunk": trunk.name, "weights": weights_id, "split": split, "limit": limit, **config.data_options,
+           "data_dir": str(data.petimages_dir(config.data_dir).resolve())}  # fmt: skip
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    path = backbones.cache_dir() / f"features-{digest}.npz"
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as cached:
+            return cached["features"], cached["labels"]
+    batches = data.catsdogs_batches(split, **config.data_options, batch_size=50, limit=limit)
+    fn = tf.function(lambda xb: trunk(xb, training=False), reduce_retracing=True)
+    feats, labels = [], []
+    for xb, yb in progress_bar(batches, desc=f"{split} features ({config.image_size}px)", total=len(batches)):
+        feats.append(fn(tf.constant(xb)).numpy())
+        labels.append(yb)
+    features, labels = np.concatenate(feats), np.concatenate(labels)
+    with artifacts.atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, features=features, labels=labels)
+    return features, labels
+
+
+def train_heads(config: CatsDogsConfig, f_train, y_train, f_test, y_test) -> tuple[list[keras.Model], dict]:
+    """K Dropout -> Dense heads on frozen features (seeds SEED..SEED+K-1), with their test
+    accuracies measured on the test features (the trunk is deterministic, so this equals
+    running trunk and head on the images)."""
+    heads, member_metrics = [], []
+    for k in range(config.members):
+        keras.utils.set_random_seed(config.seed + k)
+        h = cd.head(f_train.shape[1], name=f"head{k}")
+        h.compile(keras.optimizers.Adam(config.learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
+        h.fit(f_train, y_train, epochs=config.head_epochs, batch_size=config.batch_size, verbose=0)
+        det = mc.deterministic_predict(h, f_test)
+        probs = mc.mc_predict(h, f_test, samples=config.eval_samples, seed=ACCURACY_SEED)
+        member_metrics.append({"seed": config.seed + k, "test_accuracy_deterministic": accuracy(det, y_test),
+                               "test_accuracy_mc": accuracy(probs, y_test)})  # fmt: skip
+        m = member_metrics[-1]
+        print(f"head {k + 1}/{config.members}: test accuracy deterministic {m['test_accuracy_deterministic']:.4f}, "
+              f"MC {m['test_accuracy_mc']:.4f}", flush=True)  # fmt: skip
+        heads.append(h)
+    det = mc.deterministic_predict(heads, f_test)
+    probs = mc.mc_predict(heads, f_test, samples=config.eval_samples, seed=ACCURACY_SEED)
+    return heads, {
+        "n_train": int(len(y_train)),
+        "n_test": int(len(y_test)),
+        "test_accuracy_deterministic": member_metrics[0]["test_accuracy_deterministic"],
+        "test_accuracy_mc": member_metrics[0]["test_accuracy_mc"],
+        "mc_samples": config.eval_samples,
+        "ensemble_test_accuracy_deterministic": accuracy(det, y_test),
+        "ensemble_test_accuracy_mc": accuracy(probs, y_test),
+        "members": member_metrics,
+    }
+
+
+def train_pretrained(config: CatsDogsConfig) -> tuple[keras.Model, list[keras.Model], dict]:
+    """A frozen ImageNet trunk and K heads trained on its features: ``(trunk, heads, metrics)``."""
+    config.validate()
+    if config.source != "auto":
+        raise ValueError("the pretrained trunks read the PetImages folder; --source tfds is for the small trunk")
+    trunk = cd.pretrained_trunk(config.backbone, config.image_size, config.weights)
+    start = time.perf_counter()
+    f_train, y_train = streamed_features(trunk, config, "train")
+    f_test, y_test = streamed_features(trunk, config, "test")
+    features_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    heads, metrics = train_heads(config, f_train, y_train, f_test, y_test)
+    metrics.update(
+        features_seconds=round(features_seconds, 2), head_train_seconds=round(time.perf_counter() - start, 2)
+    )
+    return trunk, heads, metrics
+
+
 def train(config: CatsDogsConfig, verbose: int = 2) -> tuple[list[keras.Model], dict]:
-    """Both stages; returns the K members (trunk + head each) and their metrics."""
+    """The small trunk's two stages; returns the K members (trunk + head each) and their metrics."""
     config.validate()
     x_train, y_train = data.load_catsdogs("train", config.source, **config.data_options)
     x_test, y_test = data.load_catsdogs("test", config.source, **config.data_options)
@@ -156,10 +242,20 @@ def make(out: Path, config: CatsDogsConfig, *, force: bool = False) -> tuple[dic
         raise ValueError(f"--out must be a manifest ending in .json, got {out.name}")
     config.validate()
     want = dataclasses.asdict(config)
-    found = None if force else artifacts.reusable_record(out, want, io.member_paths(out, config.members))
+    if config.backbone in cd.PRETRAINED:  # one trunk, K heads
+        files = [out.with_name(f"{out.stem}-trunk.keras")]
+        files += [out.with_name(f"{out.stem}-head{k}.keras") for k in range(config.members)]
+    else:
+        files = io.member_paths(out, config.members)
+    found = None if force else artifacts.reusable_record(out, want, files)
     if found is not None:
         return found, True
     start = time.perf_counter()
+    if config.backbone in cd.PRETRAINED:
+        trunk, heads, metrics = train_pretrained(config)
+        record = artifacts.record(want, start, recipe="catsdogs", title=config.title, metrics=metrics)
+        io.save_trunk_and_heads(out, trunk, heads, record)
+        return record, False
     members, metrics = train(config)
     record = artifacts.record(want, start, recipe="catsdogs", title=config.title, metrics=metrics)
     paths = io.member_paths(out, len(members))

@@ -142,8 +142,7 @@ def ensure_classifiers(layout: Layout, predictors: tuple[str, ...]) -> tuple[dic
             members = artifacts.read_json(layout.ensemble)["config"]["members"] if recorded else 5
             print(f"training the missing members of a {members}-member ensemble ({layout.ensemble})", flush=True)
             training.make_ensemble(layout.ensemble, training.CNNConfig(**recorded), members, first_member=layout.cnn)
-        files = io.model_files(layout.ensemble)
-        out["ensemble"] = ([io.load_model(f) for f in files], files)
+        out["ensemble"] = (io.load_classifier(layout.ensemble), io.model_files(layout.ensemble))
     return out, {}
 
 
@@ -167,10 +166,10 @@ def _catsdogs(layout: Layout, predictors: tuple[str, ...]):
         config = catsdogs_training.CatsDogsConfig(**_recorded(layout.catsdogs, catsdogs_training.CatsDogsConfig))
         print(f"training the cats-vs-dogs models ({layout.catsdogs}): {config.title}", flush=True)
         catsdogs_training.make(layout.catsdogs, config)
-    files = io.model_files(layout.catsdogs)
-    models = [io.load_model(f) for f in files]
-    out = {p: (models[:1], files[:1]) for p in predictors if p != "ensemble"}
+    models = io.load_classifier(layout.catsdogs)  # trunk-and-heads members share one trunk
+    first = io.member_files(layout.catsdogs)[0]
+    out = {p: (models[:1], first) for p in predictors if p != "ensemble"}
     if "ensemble" in predictors:
-        out["ensemble"] = (models, files)
+        out["ensemble"] = (models, io.model_files(layout.catsdogs))
     cfg = artifacts.read_json(layout.catsdogs)["config"]
     return out, {"data_dir": cfg["data_dir"], "image_size": cfg["image_size"], "seed": cfg["seed"]}

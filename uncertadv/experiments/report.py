@@ -84,6 +84,7 @@ def run(cfg: TableConfig) -> tuple[list[dict], list[Path]]:
             config,
             n=cfg.n,
             layout=layout,
+            model=layout.classifier(config.predictor),
             data_options=data_options,
             force=cfg.force,
         )
@@ -109,7 +110,7 @@ def score_set(npz: Path) -> tuple[AttackConfig, dict]:
     if record["config"].get("protocol") != attack_sets.PROTOCOL:
         raise ValueError(f"{npz} was made by an older uncertadv protocol; make it again with `uncertadv attack`")
     config = AttackConfig(**record["config"]["attack"])
-    models = [io.load_model(f) for f in attack_sets.model_files(npz, record)]
+    models = io.load_classifier(attack_sets.model_path(npz, record))
     x, y = data.load(record["config"]["dataset"], "test", **record["config"]["data_options"])
     layout = Layout.containing(npz, record["config"]["dataset"])
     return config, _scored(layout, npz.stem, models, x, y)

