@@ -3,6 +3,7 @@
 They run the full default recipe as written; here $UNCERTADV_RESULTS points them at a results
 folder of tiny models, and only options that keep them tiny are added (never a required one)."""
 
+import re
 import shutil
 
 import pytest
@@ -55,6 +56,9 @@ def test_help_says_the_defaults_train_what_is_missing():
         result = runner.invoke(app, command, terminal_width=200)
         assert result.exit_code == 0
         assert "default recipe" in result.stdout or "full MNIST table" in result.stdout, command
+    # defaults written in the help text survive rich's markup (square brackets would be eaten)
+    text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", runner.invoke(app, ["attack", "--help"]).stdout).split())
+    assert "0.5 at eps 5, 1.2 at eps 10" in text and "results/DATASET" in text
 
 
 def test_models_missing_from_a_clone_are_retrained_by_their_recorded_recipe(tiny_models, tmp_path):

@@ -88,7 +88,7 @@ class PredictorName(str, Enum):
 Results = Annotated[
     Optional[Path],
     typer.Option(
-        help="Results folder [default: results/DATASET; $UNCERTADV_RESULTS replaces 'results'].", show_default=False
+        help="Results folder (default: results/DATASET; $UNCERTADV_RESULTS replaces 'results').", show_default=False
     ),
 ]
 

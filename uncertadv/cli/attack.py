@@ -30,7 +30,7 @@ def attack(
     iterations: Annotated[int, typer.Option(min=1, help="Iterations of bim/mim/pgd.")] = 10,
     step: Annotated[
         Optional[float],
-        typer.Option(help="Step per iteration, 0-255 units [default: 0.5 at eps 5, 1.2 at eps 10, else eps/10]."),
+        typer.Option(help="Step per iteration, 0-255 units (default: 0.5 at eps 5, 1.2 at eps 10, else eps/10)."),
     ] = None,
     seed: Annotated[
         int,

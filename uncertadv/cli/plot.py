@@ -28,13 +28,13 @@ Results = Annotated[
     Optional[Path],
     typer.Option(
         help="Folder for figures and CSVs; models default to its models/ folder "
-        "[default: results/mnist; $UNCERTADV_RESULTS replaces 'results'].",
+        "(default: results/mnist; $UNCERTADV_RESULTS replaces 'results').",
         show_default=False,
     ),
 ]
-Cnn = Annotated[Optional[Path], typer.Option(help="Dropout CNN (.keras) [default: RESULTS/models/cnn.keras].")]
-Ensemble = Annotated[Optional[Path], typer.Option(help="Ensemble manifest [default: RESULTS/models/ensemble.json].")]
-Vae = Annotated[Optional[Path], typer.Option(help="VAE manifest [default: RESULTS/models/vae.json].")]
+Cnn = Annotated[Optional[Path], typer.Option(help="Dropout CNN (.keras) (default: RESULTS/models/cnn.keras).")]
+Ensemble = Annotated[Optional[Path], typer.Option(help="Ensemble manifest (default: RESULTS/models/ensemble.json).")]
+Vae = Annotated[Optional[Path], typer.Option(help="VAE manifest (default: RESULTS/models/vae.json).")]
 Samples = Annotated[int, typer.Option(min=1, help="MC samples T per network (an ensemble of K uses K*T).")]
 Seed = Annotated[int, typer.Option(help="Seed of the sampled dropout networks.")]
 Grid = Annotated[int, typer.Option(min=2, help="Latent grid points per axis.")]
@@ -218,7 +218,7 @@ def _adversarial_group(results: Path) -> dict:
 def roc(
     dataset: Annotated[str, typer.Option(help="Data set; reads RESULTS/scores.csv from `uncertadv report`.")] = "mnist",
     results: Annotated[
-        Optional[Path], typer.Option(help="Results folder [default: results/DATASET].", show_default=False)
+        Optional[Path], typer.Option(help="Results folder (default: results/DATASET).", show_default=False)
     ] = None,
 ) -> None:
     """Figures 11-14: ROC and precision-recall curves per attack and eps, for each measure and predictor,
@@ -236,7 +236,7 @@ def adversarial_examples(
     eps: Annotated[float, typer.Option(help="Budget of the sets to show, 0-255 units.")] = 76.0,
     count: Annotated[int, typer.Option(min=1, max=20, help="Images to show.")] = 8,
     results: Annotated[
-        Optional[Path], typer.Option(help="Results folder [default: results/DATASET].", show_default=False)
+        Optional[Path], typer.Option(help="Results folder (default: results/DATASET).", show_default=False)
     ] = None,
 ) -> None:
     """Figure 7: originals, adversarial images against the deterministic and MC predictors, amplified differences."""

@@ -15,7 +15,7 @@ def report(
     eps: Annotated[
         Optional[str],
         typer.Option(
-            help="Comma-separated budgets, 0-255 units [default: mnist 5,10,76; catsdogs 5,10].", show_default=False
+            help="Comma-separated budgets, 0-255 units (default: mnist 5,10,76; catsdogs 5,10).", show_default=False
         ),
     ] = None,
     predictors: Annotated[str, typer.Option(help="Comma-separated predictors.")] = "deterministic,mc,ensemble",

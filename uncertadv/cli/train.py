@@ -30,7 +30,7 @@ def cnn(
         Optional[Path],
         typer.Option(
             help="A .keras file, or with --members > 1 an ensemble manifest .json (members are saved beside it "
-            "as NAME-memberK.keras) [default: RESULTS/models/cnn.keras or ensemble.json].",
+            "as NAME-memberK.keras) (default: RESULTS/models/cnn.keras or ensemble.json).",
             show_default=False,
         ),
     ] = None,
@@ -95,7 +95,7 @@ def vae(
         Optional[Path],
         typer.Option(
             help="VAE manifest (.json); encoder and decoder are saved beside it as NAME-encoder.keras and "
-            "NAME-decoder.keras [default: RESULTS/models/vae.json].",
+            "NAME-decoder.keras (default: RESULTS/models/vae.json).",
             show_default=False,
         ),
     ] = None,
@@ -140,7 +140,7 @@ def catsdogs(
         Optional[Path],
         typer.Option(
             help="Manifest (.json); members are saved beside it as NAME-memberK.keras "
-            "[default: RESULTS/models/catsdogs.json].",
+            "(default: RESULTS/models/catsdogs.json).",
             show_default=False,
         ),
     ] = None,
@@ -161,7 +161,7 @@ def catsdogs(
     image_size: Annotated[
         Optional[int],
         typer.Option(
-            min=8, help="Input size in pixels [default: 224 for the pretrained trunks, the paper's; 64 for small]."
+            min=8, help="Input size in pixels (default: 224 for the pretrained trunks, the paper's; 64 for small)."
         ),
     ] = None,
     trunk_epochs: Annotated[int, typer.Option(min=1, help="small only: epochs of the deterministic first stage.")] = 12,
@@ -176,7 +176,7 @@ def catsdogs(
     samples: Annotated[int, typer.Option(min=1, help="MC samples T for the recorded MC test accuracy.")] = 20,
     data_dir: Annotated[
         Optional[Path],
-        typer.Option(help="The PetImages folder (Cat/*.jpg, Dog/*.jpg) [default: $UNCERTADV_PETIMAGES]."),
+        typer.Option(help="The PetImages folder (Cat/*.jpg, Dog/*.jpg) (default: $UNCERTADV_PETIMAGES)."),
     ] = None,
     source: Annotated[
         Source, typer.Option(help="auto/bundled: the PetImages folder; tfds: tfds.load('cats_vs_dogs').")
