@@ -149,6 +149,7 @@ def test_pretrained_trunk_with_heads_end_to_end(petimages, tmp_path, monkeypatch
         "catsdogs-head1.keras",
     ]
     assert "EfficientNet-Lite0 trunk (imagenet weights, frozen)" in record["title"]
+    assert "(PetImages of 24px, upsampled)" in record["title"]  # the test images are 24 px, the trunk sees 32
     assert len(list((tmp_path / "cache").glob("features-*.npz"))) == 2  # train and test split
     members = io.load_classifier(manifest)
     assert len(members) == 2 and members[0].layers[1] is members[1].layers[1]  # one trunk object

@@ -42,6 +42,7 @@ _API = {
     "load_model": "io",
     "load_classifier": "io",
     "save_model": "io",
+    "efficientnet_lite0": "backbones",
 }
 
 __all__ = sorted(_API) + ["__version__"]

@@ -136,6 +136,24 @@ def catsdogs_batches(split: Split | str = "train", *, data_dir=None, image_size:
     return _Batches(_decoded(paths, labels, image_size, batch_size), int(np.ceil(len(paths) / batch_size)))
 
 
+def petimages_source_size(data_dir=None, count: int = 50) -> int:
+    """The median longer side, in pixels, of the first ``count`` images of the PetImages folder
+    (so that a table can say whether its images were upsampled)."""
+    import tensorflow as tf
+
+    folder = petimages_dir(data_dir)
+    files = sorted((folder / CLASSES[0]).glob("*.jp*g"))[:count] + sorted((folder / CLASSES[1]).glob("*.jp*g"))[:count]
+    sides = []
+    for f in files:
+        try:
+            sides.append(int(max(tf.io.extract_jpeg_shape(tf.io.read_file(str(f))).numpy()[:2])))
+        except tf.errors.OpError:
+            continue  # undecodable files are skipped, as in loading
+    if not sides:
+        raise ValueError(f"{folder} holds no decodable images")
+    return int(np.median(sides))
+
+
 class _Batches:
     def __init__(self, ds, count: int):
         self.ds, self.count = ds, count

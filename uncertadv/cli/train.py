@@ -214,7 +214,7 @@ def catsdogs(
     _say(out, reused, f"{members} members")
     m = record["metrics"]
     typer.echo(
-        f"{config.title}\ntest accuracy of member 0: dropout off {m['test_accuracy_deterministic']:.4f}, "
+        f"{record['title']}\ntest accuracy of member 0: dropout off {m['test_accuracy_deterministic']:.4f}, "
         f"MC (T={m['mc_samples']}) {m['test_accuracy_mc']:.4f}; ensemble of {members}: "
         f"dropout off {m['ensemble_test_accuracy_deterministic']:.4f}, MC {m['ensemble_test_accuracy_mc']:.4f}"
     )

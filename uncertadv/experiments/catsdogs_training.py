@@ -60,9 +60,13 @@ class CatsDogsConfig:
 
     @property
     def title(self) -> str:
+        return self.title_for(None)
+
+    def title_for(self, source_px: int | None) -> str:
+        """The title with the image size, and whether the images were upsampled to it."""
         size = f"{self.image_size}px"
-        if self.image_size > 180 and self.data_dir is None and self.source == "auto":
-            size += " (the shared PetImages are 180 px: upsampled)"
+        if source_px is not None and source_px < self.image_size:
+            size += f" (PetImages of {source_px}px, upsampled)"
         if self.backbone in cd.PRETRAINED:
             name = {"resnet50": "ResNet50", "efficientnet-lite0": "EfficientNet-Lite0"}[self.backbone]
             return f"{name} trunk ({self.weights or 'random'} weights, frozen) + dropout head, {size}"
@@ -173,6 +177,7 @@ def train_pretrained(config: CatsDogsConfig) -> tuple[keras.Model, list[keras.Mo
     if config.source != "auto":
         raise ValueError("the pretrained trunks read the PetImages folder; --source tfds is for the small trunk")
     trunk = cd.pretrained_trunk(config.backbone, config.image_size, config.weights)
+    source_px = data.petimages_source_size(config.data_dir)
     start = time.perf_counter()
     f_train, y_train = streamed_features(trunk, config, "train")
     f_test, y_test = streamed_features(trunk, config, "test")
@@ -180,7 +185,9 @@ def train_pretrained(config: CatsDogsConfig) -> tuple[keras.Model, list[keras.Mo
     start = time.perf_counter()
     heads, metrics = train_heads(config, f_train, y_train, f_test, y_test)
     metrics.update(
-        features_seconds=round(features_seconds, 2), head_train_seconds=round(time.perf_counter() - start, 2)
+        features_seconds=round(features_seconds, 2),
+        head_train_seconds=round(time.perf_counter() - start, 2),
+        source_image_px=source_px,
     )
     return trunk, heads, metrics
 
@@ -253,7 +260,8 @@ def make(out: Path, config: CatsDogsConfig, *, force: bool = False) -> tuple[dic
     start = time.perf_counter()
     if config.backbone in cd.PRETRAINED:
         trunk, heads, metrics = train_pretrained(config)
-        record = artifacts.record(want, start, recipe="catsdogs", title=config.title, metrics=metrics)
+        title = config.title_for(metrics["source_image_px"])
+        record = artifacts.record(want, start, recipe="catsdogs", title=title, metrics=metrics)
         io.save_trunk_and_heads(out, trunk, heads, record)
         return record, False
     members, metrics = train(config)
