@@ -3,6 +3,7 @@ against an independent NumPy forward pass of the same state dict."""
 
 import collections
 import io
+import os
 import pickle
 import sys
 import types
@@ -14,7 +15,9 @@ import pytest
 from uncertadv import backbones
 from uncertadv.torch_state_dict import MAGIC, PROTOCOL, read_state_dict
 
-PETIMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "PetImages"
+PETIMAGES = Path(
+    os.environ.get("UNCERTADV_PETIMAGES") or Path(__file__).resolve().parents[2] / "shared" / "data" / "PetImages"
+)
 
 
 # ----------------------------------------------------------------------------- a legacy file, written by hand
@@ -197,7 +200,10 @@ def test_keras_conversion_matches_a_numpy_forward_pass(state, tmp_path, monkeypa
     assert features.output.shape[-1] == backbones.FEATURES
 
 
-@pytest.mark.skipif(not PETIMAGES.is_dir(), reason="needs ../shared/data/PetImages (never committed)")
+@pytest.mark.skipif(
+    not PETIMAGES.is_dir(),
+    reason="needs the PetImages folder: $UNCERTADV_PETIMAGES or ../shared/data/PetImages (never committed)",
+)
 def test_zero_shot_tells_cats_from_dogs(state, tmp_path, monkeypatch):
     import tensorflow as tf
 
