@@ -28,7 +28,7 @@ class _FakeStorage:
         self.key, self.array = key, array
 
 
-def _write_legacy(path, tensors: dict, extra_state=None):
+def _write_legacy(path, tensors: dict, extra_state=None, claimed_shape=None):
     """A legacy-format PyTorch file of ``tensors`` (float32 arrays), written without torch."""
     torch_utils = types.ModuleType("torch._utils")
 
@@ -46,7 +46,8 @@ def _write_legacy(path, tensors: dict, extra_state=None):
 
         def __reduce__(self):
             strides = tuple(s // 4 for s in self.array.strides)
-            return _rebuild_tensor_v2, (self.storage, 0, self.array.shape, strides, False, collections.OrderedDict())
+            shape = claimed_shape or self.array.shape  # a lie about the shape, to test the bounds check
+            return _rebuild_tensor_v2, (self.storage, 0, shape, strides, False, collections.OrderedDict())
 
     class _Pickler(pickle.Pickler):
         def persistent_id(self, obj):
@@ -101,6 +102,10 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"refusing to load (__builtin__|builtins)\.eval"):
         read_state_dict(tmp_path / "evil.pth")
     assert not (tmp_path / "PWNED").exists()
+    # a tensor claiming more elements than its storage holds would read other memory
+    _write_legacy(tmp_path / "long.pth", {"w": np.zeros(4, np.float32)}, claimed_shape=(64,))
+    with pytest.raises(ValueError, match="outside its storage"):
+        read_state_dict(tmp_path / "long.pth")
     (tmp_path / "junk.pth").write_bytes(b"\x80\x02K\x01.")  # a pickle, but not a PyTorch file
     with pytest.raises(ValueError, match="magic"):
         read_state_dict(tmp_path / "junk.pth")
@@ -161,6 +166,13 @@ def _depthwise(x, w, stride):
     return out
 
 
+# EfficientNet-B0's blocks (Lite0 keeps them), written out here rather than taken from the code
+# under test: (kernel, stride, expand, out) per block, 16 blocks.
+BLOCKS = [(3, 1, 1, 16), (3, 2, 6, 24), (3, 1, 6, 24), (5, 2, 6, 40), (5, 1, 6, 40), (3, 2, 6, 80), (3, 1, 6, 80),
+          (3, 1, 6, 80), (5, 1, 6, 112), (5, 1, 6, 112), (5, 1, 6, 112), (5, 2, 6, 192), (5, 1, 6, 192),
+          (5, 1, 6, 192), (5, 1, 6, 192), (3, 1, 6, 320)]  # fmt: skip
+
+
 def _numpy_forward(state, image):
     """An independent forward pass of the torch state dict: ``image [H, W, 3]`` in 0-255 -> logits [1000]."""
 
@@ -171,25 +183,24 @@ def _numpy_forward(state, image):
     relu6 = lambda x: np.clip(x, 0, 6)  # noqa: E731
     x = (image.astype(np.float64) - 127.0) / 128.0
     x = relu6(bn(_conv(x, state["_conv_stem.weight"], 2), "_bn0"))
-    block = 0
-    for repeats, _kernel, stride, expand, out in backbones.STAGES:
-        for r in range(repeats):
-            p = f"_blocks.{block}."
-            inputs, s = x, stride if r == 0 else 1
-            if expand != 1:
-                x = relu6(bn(_conv(x, state[p + "_expand_conv.weight"], 1), p + "_bn0"))
-            x = relu6(bn(_depthwise(x, state[p + "_depthwise_conv.weight"], s), p + "_bn1"))
-            x = bn(_conv(x, state[p + "_project_conv.weight"], 1), p + "_bn2")
-            if s == 1 and inputs.shape[-1] == out:
-                x = x + inputs
-            block += 1
+    for block, (kernel, s, expand, out) in enumerate(BLOCKS):
+        p = f"_blocks.{block}."
+        inputs = x
+        if expand != 1:
+            x = relu6(bn(_conv(x, state[p + "_expand_conv.weight"], 1), p + "_bn0"))
+        assert state[p + "_depthwise_conv.weight"].shape[-1] == kernel
+        x = relu6(bn(_depthwise(x, state[p + "_depthwise_conv.weight"], s), p + "_bn1"))
+        x = bn(_conv(x, state[p + "_project_conv.weight"], 1), p + "_bn2")
+        if s == 1 and inputs.shape[-1] == out:  # residual where shape allows, as in the TF reference
+            x = x + inputs
     x = relu6(bn(_conv(x, state["_conv_head.weight"], 1), "_bn1"))
     return state["_fc.weight"] @ x.mean(axis=(0, 1)) + state["_fc.bias"]
 
 
 def test_keras_conversion_matches_a_numpy_forward_pass(state, tmp_path, monkeypatch):
     monkeypatch.setenv(backbones.CACHE_ENV, str(tmp_path))
-    model = backbones.efficientnet_lite0(include_top=True, input_shape=(45, 45, 3))  # odd size: SAME pads unevenly
+    # 45 px: the later stride-2 layers (12 -> 6, 6 -> 3) pad unevenly, as TF "SAME" does
+    model = backbones.efficientnet_lite0(include_top=True, input_shape=(45, 45, 3))
     image = np.random.default_rng(0).uniform(0, 255, (45, 45, 3)).astype(np.float32)
     want = _numpy_forward(state, image)
     probs = model.predict(image[None], verbose=0)[0]

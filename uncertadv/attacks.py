@@ -145,7 +145,8 @@ def _step(models: list, config: AttackConfig, from_logits: bool):
         from_logits,
     )
     cache = _STEPS.setdefault(models[0], {})
-    if key not in cache:
+    # ids can be reused once a member is freed: a hit counts only if it holds these very models
+    if key not in cache or any(a is not b for a, b in zip(cache[key][0].models, models)):
         target = _LogPredictive(models, config.predictor, config.samples, from_logits)
         cache[key] = (target, _build_step(target, config.method, config.iterations, config.pixel_max))
     return cache[key]

@@ -27,6 +27,7 @@ PTH_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 CACHE_ENV = "UNCERTADV_CACHE"
 BN_EPSILON = 1e-3
 FEATURES = 1280
+CONVERSION_VERSION = 1  # part of the cache name: raise it when the conversion changes
 # EfficientNet-B0's stages at width and depth 1.0 (Lite0): (repeats, kernel, stride, expand, out)
 STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112),
           (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))  # fmt: skip
@@ -112,7 +113,7 @@ def converted_weights(pth: Path | str, *, expected_sha256: str | None = PTH_SHA2
     digest = artifacts.file_sha256(pth)
     if expected_sha256 is not None and digest != expected_sha256:
         raise ValueError(f"{pth} is not the expected EfficientNet-Lite0 file (sha256 {digest[:12]}...)")
-    out = cache_dir() / f"efficientnet-lite0-{digest[:16]}.npz"
+    out = cache_dir() / f"efficientnet-lite0-v{CONVERSION_VERSION}-{digest[:16]}.npz"
     if not out.is_file():
         arrays = {}
         for layer, weights in keras_weights(read_state_dict(pth)).items():

@@ -78,11 +78,17 @@ def member_files(path: Path | str) -> list[list[Path]]:
     if not path.is_file():
         raise ValueError(f"no ensemble manifest at {path}")
     record = artifacts.read_json(path)
+
+    def beside(name) -> Path:  # names are relative to the manifest's folder
+        if not isinstance(name, str) or Path(name).is_absolute():
+            raise ValueError(f"{path} names {name!r}: a manifest names files by paths relative to itself")
+        return path.parent / name
+
     if record.get("trunk") and record.get("heads"):
-        return [[path.parent / record["trunk"], path.parent / head] for head in record["heads"]]
+        return [[beside(record["trunk"]), beside(head)] for head in record["heads"]]
     if not record.get("members"):
         raise ValueError(f"{path} is not an ensemble manifest (no 'members', or 'trunk' and 'heads')")
-    return [[path.parent / name] for name in record["members"]]
+    return [[beside(name)] for name in record["members"]]
 
 
 def model_files(path: Path | str) -> list[Path]:

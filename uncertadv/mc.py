@@ -434,7 +434,8 @@ def _compiled_ensemble(models: list, samples: int, from_logits: bool) -> Callabl
     (one frozen trunk under K heads) run once per input."""
     cache = _COMPILED.setdefault(models[0], {})
     key = ("ensemble", tuple(id(m) for m in models), samples, from_logits)
-    if key not in cache:
+    # ids can be reused once a member is freed: a hit counts only if it holds these very models
+    if key not in cache or any(ref() is not m for ref, m in zip(cache[key][0], models)):
         spec = tf.TensorSpec([None] + list(models[0].inputs[0].shape[1:]), models[0].inputs[0].dtype)
         refs = [weakref.ref(m) for m in models]
 
@@ -442,8 +443,8 @@ def _compiled_ensemble(models: list, samples: int, from_logits: bool) -> Callabl
         def fn(x, seed):
             return _ensemble_probs([r() for r in refs], x, samples=samples, seed=seed, from_logits=from_logits)
 
-        cache[key] = fn
-    return cache[key]
+        cache[key] = (refs, fn)
+    return cache[key][1]
 
 
 def _run_chunks(fn: Callable, x: np.ndarray, batch_size: int, desc: str | None) -> np.ndarray:

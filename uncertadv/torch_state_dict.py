@@ -64,10 +64,12 @@ class _StateDictUnpickler(pickle.Unpickler):
         raise ValueError(f"refusing to load {module}.{name} from a state dict: not a tensor, storage or dict")
 
     def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
+        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
             raise ValueError(f"unexpected persistent id in a state dict: {pid!r}")
+        if len(pid) > 5 and pid[5] is not None:
+            raise ValueError("storage views are not supported")
         storage_type, key = pid[1], pid[2]
-        if storage_type not in STORAGE_DTYPES:
+        if not isinstance(storage_type, str) or storage_type not in STORAGE_DTYPES:
             raise ValueError(f"unsupported storage type {storage_type!r}")
         return (str(key), _Storage(storage_type).dtype)
 
@@ -77,6 +79,19 @@ class _PlainUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str):
         raise ValueError(f"refusing to load {module}.{name}: the header of a state dict holds plain data only")
+
+
+def _check_view(path, name: str, ref: _TensorRef, length: int) -> None:
+    """Refuse a tensor whose offset, sizes or strides would reach outside its storage:
+    ``as_strided`` checks none of them."""
+    numbers = (ref.offset, *ref.size, *ref.stride)
+    if not all(isinstance(v, int) and v >= 0 for v in numbers) or len(ref.size) != len(ref.stride):
+        raise ValueError(f"{path}: entry {name!r} has an invalid shape or strides")
+    if 0 in ref.size:
+        return
+    last = ref.offset + sum((n - 1) * s for n, s in zip(ref.size, ref.stride))
+    if last >= length or int(np.prod(ref.size)) > length:
+        raise ValueError(f"{path}: entry {name!r} reaches outside its storage")
 
 
 def read_state_dict(path: Path | str) -> dict[str, np.ndarray]:
@@ -108,7 +123,10 @@ def read_state_dict(path: Path | str) -> dict[str, np.ndarray]:
     for name, ref in refs.items():
         if not isinstance(ref, _TensorRef):
             raise ValueError(f"{path}: entry {name!r} is not a tensor")
+        if ref.key not in storages:
+            raise ValueError(f"{path}: entry {name!r} refers to a missing storage")
         flat = storages[ref.key]
+        _check_view(path, name, ref, len(flat))
         itemsize = flat.dtype.itemsize
         view = np.lib.stride_tricks.as_strided(
             flat[ref.offset :], shape=ref.size, strides=tuple(s * itemsize for s in ref.stride)

@@ -107,6 +107,9 @@ def features_of(trunk: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.
     return np.concatenate([fn(tf.constant(x[i : i + batch_size])).numpy() for i in range(0, len(x), batch_size)])
 
 
+FEATURES_VERSION = 1  # raise when decoding or the trunk's code changes, so cached features are not reused
+
+
 def streamed_features(trunk: keras.Model, config: CatsDogsConfig, split: str) -> tuple[np.ndarray, np.ndarray]:
     """``(features [N, F], labels [N])`` of a split, decoded and passed through the trunk in
     batches (a split is never held as images), cached in the per-user cache so that training
@@ -117,10 +120,17 @@ def streamed_features(trunk: keras.Model, config: CatsDogsConfig, split: str) ->
     from uncertadv import backbones
     from uncertadv.progress import progress_bar
 
-    weights_id = [hashlib.sha256(w.tobytes()).hexdigest() for w in trunk.get_weights()[:3]]
+    weights = hashlib.sha256()
+    for w in trunk.get_weights():
+        weights.update(w.tobytes())
     limit = config.limit_train if split == "train" else config.limit_test
-    key = {"trunk": trunk.name, "weights": weights_id, "split": split, "limit": limit, **config.data_options,
-           "data_dir": str(data.petimages_dir(config.data_dir).resolve())}  # fmt: skip
+    folder = data.petimages_dir(config.data_dir).resolve()
+    paths = data.petimages_split(folder, config.seed)[split][0][:limit]
+    files = hashlib.sha256("\n".join(f"{p}:{Path(p).stat().st_size}" for p in paths).encode()).hexdigest()
+    # Everything the features depend on: the code (FEATURES_VERSION, the trunk's architecture),
+    # every weight, and the split's files with their sizes.
+    key = {"version": FEATURES_VERSION, "trunk": trunk.to_json(), "weights": weights.hexdigest(), "split": split,
+           "limit": limit, **config.data_options, "data_dir": str(folder), "files": files}  # fmt: skip
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
     path = backbones.cache_dir() / f"features-{digest}.npz"
     if path.is_file():
