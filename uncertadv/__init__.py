@@ -43,6 +43,7 @@ _API = {
     "load_classifier": "io",
     "save_model": "io",
     "efficientnet_lite0": "backbones",
+    "Detector": "detector",
 }
 
 __all__ = sorted(_API) + ["__version__"]

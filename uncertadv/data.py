@@ -222,3 +222,44 @@ def load(dataset: str, split: Split | str = "test", source: Source | str = "auto
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
     return DATASETS[dataset](split=split, source=source, **options)
+
+
+# ---------------------------------------------------------------------------- your own data
+
+
+def load_npz(path: Path | str, pixel_max: float = 1.0) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(x [N, ...] float32 in [0, pixel_max], y [N] int64 or None)`` from an ``.npz`` with ``x``
+    and, optionally, ``y`` (``allow_pickle=False``).
+
+    uint8 images are taken as 0-255 and scaled into [0, pixel_max]; float images are taken as
+    already in the model's scale and refused if they leave [0, pixel_max] or hold NaN."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no data file at {path}")
+    if not pixel_max > 0:
+        raise ValueError(f"--pixel-max must be > 0, got {pixel_max}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if "x" not in npz.files:
+                raise ValueError(f"{path} has no array 'x' (it holds {', '.join(npz.files) or 'nothing'})")
+            x, y = npz["x"], (npz["y"] if "y" in npz.files else None)
+    except (OSError, EOFError) as err:
+        raise ValueError(f"cannot read {path} as an .npz: {err}") from None
+    if x.ndim < 2 or len(x) == 0:
+        raise ValueError(f"{path}: 'x' must be [N, ...] with N >= 1, got shape {x.shape}")
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) * np.float32(pixel_max / 255.0)
+    elif np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float32)
+        if not np.isfinite(x).all():
+            raise ValueError(f"{path}: 'x' holds NaN or infinite values")
+        if x.min() < 0 or x.max() > pixel_max:
+            raise ValueError(f"{path}: float 'x' must lie in [0, {pixel_max:g}] (the model's scale), "
+                             f"got [{x.min():.3g}, {x.max():.3g}]; pass --pixel-max or uint8 images")  # fmt: skip
+    else:
+        raise ValueError(f"{path}: 'x' must be uint8 or float images, got {x.dtype}")
+    if y is not None:
+        if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
+            raise ValueError(f"{path}: 'y' must be [N] non-negative integer labels matching 'x'")
+        y = y.astype(np.int64)
+    return x, y

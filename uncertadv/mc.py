@@ -129,7 +129,8 @@ def check_models(models, from_logits: bool = False) -> list[keras.Model]:
     return models
 
 
-def _check_input(model: keras.Model, x: np.ndarray) -> None:
+def check_input(model: keras.Model, x: np.ndarray) -> None:
+    """Refuse ``x`` whose rank or feature shape does not fit the model's input."""
     want = tuple(model.inputs[0].shape[1:])
     got = tuple(x.shape[1:])
     if x.ndim != len(want) + 1 or any(w is not None and w != g for w, g in zip(want, got)):
@@ -459,7 +460,7 @@ def _prepare(models, x, from_logits):
     models = check_models(models, from_logits)
     x = np.asarray(x, dtype=np.float32)
     for m in models:
-        _check_input(m, x)
+        check_input(m, x)
     return models, x
 
 

@@ -13,6 +13,7 @@ import typer
 
 from uncertadv.cli._common import OneLineErrors, quiet_tensorflow
 from uncertadv.cli.attack import attack
+from uncertadv.cli.detect import detect_app
 from uncertadv.cli.plot import plot_app
 from uncertadv.cli.report import report
 from uncertadv.cli.score import score
@@ -30,6 +31,7 @@ app.command("score")(score)
 app.command("attack")(attack)
 app.command("report")(report)
 app.add_typer(plot_app, name="plot")
+app.add_typer(detect_app, name="detect")
 
 
 def main() -> None:
