@@ -263,3 +263,59 @@ def load_npz(path: Path | str, pixel_max: float = 1.0) -> tuple[np.ndarray, np.n
             raise ValueError(f"{path}: 'y' must be [N] non-negative integer labels matching 'x'")
         y = y.astype(np.int64)
     return x, y
+
+
+def load_spec(spec: str, pixel_max: float = 1.0, image_size: int | None = None):
+    """``(x [N, ...] float32 in [0, pixel_max], y [N] int64 or None)`` from ``--data``:
+
+    - an ``.npz`` with ``x`` and optionally ``y`` (see ``load_npz``);
+    - a folder of class subfolders of images, read with Keras's ``image_dataset_from_directory``
+      conventions (classes in sorted folder order; ``image_size`` resizes, default 256);
+    - ``tfds:NAME[:SPLIT]`` for a tfds image-classification set (split defaults to ``test``; only
+      the first two colons split, so ``tfds:mnist:test[:10%]`` works).
+    Images from folders and tfds are 0-255 and scaled into [0, pixel_max]."""
+    if not pixel_max > 0:
+        raise ValueError(f"--pixel-max must be > 0, got {pixel_max}")
+    if spec.startswith("tfds:"):
+        parts = spec.split(":", 2)
+        name, split = parts[1], (parts[2] if len(parts) > 2 and parts[2] else "test")
+        if not name:
+            raise ValueError(f"--data {spec!r}: give a tfds name, as in tfds:mnist or tfds:mnist:test[:10%]")
+        import tensorflow as tf
+        import tensorflow_datasets as tfds
+
+        ds = tfds.load(name, split=split, as_supervised=True)
+        if image_size:
+            ds = ds.map(lambda im, lab: (tf.image.resize(im, (image_size, image_size)), lab))
+        batches = list(tfds.as_numpy(ds.batch(1000)))
+        x = np.concatenate([b[0] for b in batches]).astype(np.float32)
+        y = np.concatenate([b[1] for b in batches]).astype(np.int64)
+        return _scaled(x, pixel_max), y
+    path = Path(spec)
+    if path.is_dir():
+        return _load_folder(path, pixel_max, image_size or 256)
+    return load_npz(path, pixel_max)
+
+
+def _scaled(x: np.ndarray, pixel_max: float) -> np.ndarray:
+    """0-255 images -> float32 in [0, pixel_max], with a channel axis."""
+    x = np.clip(np.asarray(x, np.float32), 0, 255) * np.float32(pixel_max / 255.0)
+    return x[..., None] if x.ndim == 3 else x
+
+
+def _load_folder(folder: Path, pixel_max: float, image_size: int):
+    import keras
+
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    if not classes:
+        raise ValueError(f"{folder} has no class subfolders (FOLDER/CLASS/image.jpg)")
+    try:
+        ds = keras.utils.image_dataset_from_directory(folder, labels="inferred", class_names=classes,
+                                                      image_size=(image_size, image_size), shuffle=False,
+                                                      batch_size=256, verbose=False)  # fmt: skip
+    except ValueError as err:
+        raise ValueError(f"{folder}: {str(err).splitlines()[0]}") from None
+    xs, ys = zip(*[(xb.numpy(), yb.numpy()) for xb, yb in ds]) if len(ds) else ((), ())
+    if not xs:
+        raise ValueError(f"{folder} holds no images")
+    return _scaled(np.concatenate(xs), pixel_max), np.concatenate(ys).astype(np.int64)

@@ -93,6 +93,30 @@ Results = Annotated[
 ]
 
 
+ModelOption = Annotated[
+    Optional[Path],
+    typer.Option("--model", help="Your own model: a .keras file or an ensemble manifest (.json); needs --data."),
+]
+DataOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--data",
+        help="Your own data: an .npz with x (and y), a folder of class subfolders of images, or tfds:NAME[:SPLIT].",
+    ),
+]
+PixelMaxOption = Annotated[float, typer.Option(help="The model's input scale: 1.0, or 255 for models that take 0-255.")]
+ImageSizeOption = Annotated[Optional[int], typer.Option(min=1, help="Resize folder and tfds images to this size.")]
+
+
+def own_data(model: Optional[Path], data: Optional[str], pixel_max: float, image_size: Optional[int]) -> dict | None:
+    """The recorded options of --data, or None for the paper's data sets; --model and --data go together."""
+    if (model is None) != (data is None):
+        raise ValueError("--model and --data go together: your own model on your own data")
+    if model is None:
+        return None
+    return {"spec": str(data), "pixel_max": float(pixel_max), "image_size": image_size}
+
+
 def comma_list(text: str, allowed: tuple[str, ...], name: str) -> tuple[str, ...]:
     """``"a,b"`` -> ``("a", "b")``, each checked against ``allowed``."""
     values = tuple(v.strip() for v in text.split(",") if v.strip())

@@ -7,7 +7,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from uncertadv.cli._common import PredictorName, Results, echo, quiet_tensorflow
+from uncertadv.cli._common import (
+    DataOption,
+    ImageSizeOption,
+    ModelOption,
+    PixelMaxOption,
+    PredictorName,
+    Results,
+    echo,
+    own_data,
+    quiet_tensorflow,
+)
 
 
 class Method(str, Enum):
@@ -39,20 +49,26 @@ def attack(
         ),
     ] = 0,
     results: Results = None,
+    model: ModelOption = None,
+    data: DataOption = None,
+    pixel_max: PixelMaxOption = 1.0,
+    image_size: ImageSizeOption = None,
     force: Annotated[bool, typer.Option(help="Recompute even if the attack set exists with the same config.")] = False,
 ) -> None:
-    """Craft adversarial examples against the paper's models (and the matching clean and noise sets).
+    """Craft adversarial examples (and the matching clean and noise sets) into RESULTS/attacks/.
 
-    Models come from RESULTS/models/; the default recipe trains any that are missing."""
+    Against the paper's models (from RESULTS/models/; the default recipe trains any that are
+    missing), or with --model and --data against your own (RESULTS defaults to results/own)."""
     if eps < 0:
         raise ValueError(f"--eps must be >= 0 (0-255 pixel units), got {eps:g}")
     quiet_tensorflow()
-    from uncertadv import data
+    from uncertadv import data as datasets
     from uncertadv.attacks import AttackConfig
-    from uncertadv.experiments import attack_sets
-    from uncertadv.experiments.layout import Layout, ensure_classifiers, set_name
+    from uncertadv.experiments import attack_sets, own
+    from uncertadv.experiments.layout import Layout, ensure_classifiers, eval_seed, own_layout, set_name
 
-    layout = Layout.of(dataset, results)
+    options = own_data(model, data, pixel_max, image_size)
+    layout = own_layout(results) if options else Layout.of(dataset, results)
     config = AttackConfig(
         method=method.value,
         eps=eps,
@@ -61,10 +77,16 @@ def attack(
         iterations=iterations,
         step=step,
         seed=seed,
+        pixel_max=pixel_max if options else 1.0,
     )
-    models, data_options = ensure_classifiers(layout, (predictor.value,))
-    chosen, files = models[predictor.value]
-    x, y = data.load(dataset, "test", **data_options)
+    if options:
+        chosen, files = own.classifiers(model, (predictor.value,))[predictor.value]
+        x, y = own.load(options, chosen, predictor.value, samples, eval_seed(seed))
+        data_options = options
+    else:
+        models, data_options = ensure_classifiers(layout, (predictor.value,))
+        chosen, files = models[predictor.value]
+        x, y = datasets.load(dataset, "test", **data_options)
     out = layout.attack_set(set_name(method.value, eps, predictor.value))
     record = attack_sets.build(
         chosen,
@@ -74,7 +96,7 @@ def attack(
         config,
         n=n,
         layout=layout,
-        model=layout.classifier(predictor.value),
+        model=model or layout.classifier(predictor.value),
         data_options=data_options,
         force=force,
     )

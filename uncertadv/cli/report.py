@@ -6,7 +6,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from uncertadv.cli._common import Results, comma_list, echo, quiet_tensorflow
+from uncertadv.cli._common import (
+    DataOption,
+    ImageSizeOption,
+    ModelOption,
+    PixelMaxOption,
+    Results,
+    comma_list,
+    echo,
+    own_data,
+    quiet_tensorflow,
+)
 
 
 def report(
@@ -15,29 +25,41 @@ def report(
     eps: Annotated[
         Optional[str],
         typer.Option(
-            help="Comma-separated budgets, 0-255 units (default: mnist 5,10,76; catsdogs 5,10).", show_default=False
+            help="Comma-separated budgets, 0-255 units (default: mnist 5,10,76; catsdogs and your own data 5,10).",
+            show_default=False,
         ),
     ] = None,
-    predictors: Annotated[str, typer.Option(help="Comma-separated predictors.")] = "deterministic,mc,ensemble",
+    predictors: Annotated[
+        Optional[str],
+        typer.Option(help="Comma-separated predictors (default: all that the model allows).", show_default=False),
+    ] = None,
     n: Annotated[int, typer.Option(min=1, help="Images per kind (the paper: 200).")] = 200,
     samples: Annotated[int, typer.Option(min=1, help="MC samples T per network (the paper: 20).")] = 20,
     seed: Annotated[int, typer.Option(help="Attacker and index seed (evaluator: SEED + 1000000).")] = 0,
     bootstrap: Annotated[int, typer.Option(min=10, help="Bootstrap rounds for the AUC intervals.")] = 1000,
     results: Results = None,
+    model: ModelOption = None,
+    data: DataOption = None,
+    pixel_max: PixelMaxOption = 1.0,
+    image_size: ImageSizeOption = None,
     force: Annotated[bool, typer.Option(help="Recompute every attack set and score.")] = False,
 ) -> None:
     """Table 1: train what is missing, attack, score, and write RESULTS/table1.{csv,md,json} and scores.csv.
 
-    With no options this is the full MNIST table; finished attack sets and scores are reused."""
+    With no options this is the full MNIST table; finished attack sets and scores are reused.
+    With --model and --data, the same table for your own model and data (RESULTS: results/own)."""
     quiet_tensorflow()
     from uncertadv.attacks import METHODS
+    from uncertadv.experiments import own
     from uncertadv.experiments import report as pipeline
-    from uncertadv.experiments.layout import DEFAULT_EPS, Layout
+    from uncertadv.experiments.layout import DEFAULT_EPS, Layout, own_layout
     from uncertadv.predictors import PREDICTORS
 
-    layout = Layout.of(dataset, results)
+    options = own_data(model, data, pixel_max, image_size)
+    layout = own_layout(results) if options else Layout.of(dataset, results)
+    allowed = own.allowed_predictors(model) if options else PREDICTORS
     try:
-        eps_list = tuple(float(e) for e in eps.split(",")) if eps else DEFAULT_EPS[dataset]
+        eps_list = tuple(float(e) for e in eps.split(",")) if eps else DEFAULT_EPS.get(layout.dataset, (5.0, 10.0))
     except ValueError:
         raise ValueError(f"--eps must be comma-separated numbers, got {eps!r}") from None
     if any(e < 0 for e in eps_list):
@@ -46,12 +68,14 @@ def report(
         layout=layout,
         methods=comma_list(methods, METHODS, "method"),
         eps=eps_list,
-        predictors=comma_list(predictors, PREDICTORS, "predictor"),
+        predictors=comma_list(predictors, PREDICTORS, "predictor") if predictors else allowed,
         n=n,
         samples=samples,
         seed=seed,
         bootstrap=bootstrap,
         force=force,
+        model=model,
+        data=options,
     )
     _, outputs = pipeline.run(cfg)
     for path in outputs:

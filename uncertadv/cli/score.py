@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from uncertadv.cli._common import echo, quiet_tensorflow
+from uncertadv.cli._common import DataOption, ImageSizeOption, PixelMaxOption, echo, quiet_tensorflow
 from uncertadv.data import Source
 
 
@@ -32,9 +32,13 @@ def score(
         Source, typer.Option(help="auto/bundled: the copy in the package (offline); tfds: tfds.load.")
     ] = Source.auto,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Score only the first N test images.")] = None,
+    data: DataOption = None,
+    pixel_max: PixelMaxOption = 1.0,
+    image_size: ImageSizeOption = None,
     force: Annotated[bool, typer.Option(help="Recompute even if OUT exists with the same config.")] = False,
 ) -> None:
-    """Score a test set (--model, --out) or a saved attack set (--attack): predictions and the five measures."""
+    """Score a test set (--model, --out), your own data (--model, --data, --out) or a saved attack set
+    (--attack): predictions and the five measures, one row per input."""
     quiet_tensorflow()
     if attack is not None:
         _score_attack_set(attack)
@@ -43,8 +47,9 @@ def score(
         raise ValueError("give --model and --out to score a test set, or --attack to score an attack set")
     from uncertadv.experiments import scores
 
+    options = {"spec": data, "pixel_max": float(pixel_max), "image_size": image_size} if data else None
     config = scores.ScoreConfig(
-        model=str(model), dataset=dataset, source=source.value, samples=samples, seed=seed, limit=limit
+        model=str(model), dataset=dataset, source=source.value, samples=samples, seed=seed, limit=limit, data=options
     )
     table, reused = scores.score_test_set(config, out, batch_size=batch_size, force=force)
     echo(f"{'reused' if reused else 'wrote'} {out}")

@@ -115,6 +115,11 @@ class Layout:
         return self.catsdogs if self.dataset == "catsdogs" else self.cnn.with_suffix(".json")
 
 
+def own_layout(folder: Path | None) -> Layout:
+    """The results folder for your own model and data (``--model``): ``folder``, else RESULTS/own."""
+    return Layout("own", Path(folder) if folder is not None else results_root() / "own")
+
+
 def set_name(method: str, eps: float, predictor: str) -> str:
     """``mim_eps5_mc``: the file stem of an attack set."""
     return f"{method}_eps{eps:g}_{predictor}"

@@ -12,7 +12,7 @@ import numpy as np
 
 from uncertadv import artifacts, data
 from uncertadv.attacks import AttackConfig
-from uncertadv.experiments import attack_sets, table1
+from uncertadv.experiments import attack_sets, own, table1
 from uncertadv.experiments.layout import Layout, ensure_classifiers, eval_seed, set_name
 from uncertadv.measures import MEASURES
 from uncertadv.progress import progress_bar
@@ -35,6 +35,8 @@ class TableConfig:
     seed: int = 0
     bootstrap: int = 1000
     force: bool = False
+    model: Path | None = None  # your own model file (--model); None: the paper's models in the layout
+    data: dict | None = None  # with --model: {"spec", "pixel_max", "image_size"} of --data
 
     def recorded(self) -> dict:
         out = dataclasses.asdict(self)
@@ -46,7 +48,8 @@ def _settings(cfg: TableConfig):
     for method in cfg.methods:
         for eps in cfg.eps:
             for predictor in cfg.predictors:
-                yield AttackConfig(method=method, eps=eps, predictor=predictor, samples=cfg.samples, seed=cfg.seed)
+                yield AttackConfig(method=method, eps=eps, predictor=predictor, samples=cfg.samples, seed=cfg.seed,
+                                   pixel_max=(cfg.data or {}).get("pixel_max", 1.0))  # fmt: skip
 
 
 def _scored(layout: Layout, stem: str, models: list, x: np.ndarray, y: np.ndarray) -> dict:
@@ -68,13 +71,18 @@ def run(cfg: TableConfig) -> tuple[list[dict], list[Path]]:
     """Build every attack set and score, then write scores.csv, table1.csv and table1.md."""
     start = time.perf_counter()
     layout = cfg.layout
-    models, data_options = ensure_classifiers(layout, cfg.predictors)
-    x, y = data.load(layout.dataset, "test", **data_options)
+    if cfg.model is not None:  # your own model and data
+        models, data_options = own.classifiers(cfg.model, cfg.predictors), cfg.data
+        loaded = {p: own.load(data_options, models[p][0], p, cfg.samples, eval_seed(cfg.seed)) for p in cfg.predictors}
+    else:
+        models, data_options = ensure_classifiers(layout, cfg.predictors)
+        loaded = dict.fromkeys(cfg.predictors, data.load(layout.dataset, "test", **data_options))
     settings = list(_settings(cfg))
     long: dict[str, list] = {c: [] for c in LONG_COLUMNS}
     table, records = [], {}
     for config in progress_bar(settings, desc=f"Table 1 ({len(settings)} settings)", total=len(settings)):
         member_models, files = models[config.predictor]
+        x, y = loaded[config.predictor]
         stem = set_name(config.method, config.eps, config.predictor)
         records[stem] = attack_sets.build(
             member_models,
@@ -84,7 +92,7 @@ def run(cfg: TableConfig) -> tuple[list[dict], list[Path]]:
             config,
             n=cfg.n,
             layout=layout,
-            model=layout.classifier(config.predictor),
+            model=cfg.model or layout.classifier(config.predictor),
             data_options=data_options,
             force=cfg.force,
         )
@@ -111,7 +119,11 @@ def score_set(npz: Path) -> tuple[AttackConfig, dict]:
         raise ValueError(f"{npz} was made by an older uncertadv protocol; make it again with `uncertadv attack`")
     config = AttackConfig(**record["config"]["attack"])
     models = io.load_classifier(attack_sets.model_path(npz, record))
-    x, y = data.load(record["config"]["dataset"], "test", **record["config"]["data_options"])
+    if record["config"]["dataset"] == own.DATASET:
+        cfg = record["config"]
+        x, y = own.load(cfg["data_options"], models, config.predictor, cfg["eval_samples"], cfg["eval_seed"])
+    else:
+        x, y = data.load(record["config"]["dataset"], "test", **record["config"]["data_options"])
     layout = Layout.containing(npz, record["config"]["dataset"])
     return config, _scored(layout, npz.stem, models, x, y)
 
@@ -194,6 +206,8 @@ def _write(cfg: TableConfig, table: list[dict], long: dict, records: dict, start
             "changes, so it stands beside our label-changed rate; its (S) columns drop unchanged labels."
         )
     header += "\n\n" + _models_line(cfg.layout)
+    if cfg.model is not None:
+        header += f"Model: `{cfg.model}`; data: `{cfg.data['spec']}` (pixel scale 0-{cfg.data['pixel_max']:g})."
     artifacts.write_text(cfg.layout.table1("md"), table1.markdown(table, header, paper))
     sets = {
         k: {

@@ -1,0 +1,48 @@
+"""Your own model and data: what ``score``, ``attack`` and ``report`` do with ``--model`` and
+``--data`` instead of the paper's data sets. Attack sets, scores and Table 1 then live in the
+``--results`` folder, in the same layout and with the same columns as the paper's."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from uncertadv import data, io, mc, predictors
+
+DATASET = "own"  # the data set name recorded for --data
+
+
+def allowed_predictors(model: Path) -> tuple[str, ...]:
+    """deterministic and mc for one model; ensemble too for a manifest of several."""
+    return predictors.PREDICTORS if len(io.member_files(model)) > 1 else ("deterministic", "mc")
+
+
+def classifiers(model: Path, wanted: tuple[str, ...]) -> dict[str, tuple[list, list[Path]]]:
+    """``{predictor: (models, model files)}`` for ``--model``, refusing predictors it cannot give."""
+    allowed = allowed_predictors(model)
+    bad = [p for p in wanted if p not in allowed]
+    if bad:
+        raise ValueError(f"{model} gives the predictors {', '.join(allowed)}; not {', '.join(bad)} "
+                         "(an ensemble needs a manifest of several models)")  # fmt: skip
+    models = mc.check_models(io.load_classifier(model))
+    if not mc.stochastic_layers(models[0]):
+        print(f"warning: {model} has no dropout layer: the mc predictor equals the deterministic one and "
+              "its MI is 0", file=sys.stderr)  # fmt: skip
+    first, every = io.member_files(model)[0], io.model_files(model)
+    return {p: (models, every if p == "ensemble" else first) for p in wanted}
+
+
+def load(options: dict, models: list, predictor: str, samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` of ``--data`` (``options``: spec, pixel_max, image_size). Without labels, ``y`` is
+    the predictor's own prediction on the clean inputs (the CleverHans convention), with ``seed``."""
+    x, y = data.load_spec(options["spec"], options["pixel_max"], options.get("image_size"))
+    mc.check_input(models[0], x)
+    classes = int(models[0].outputs[0].shape[-1])
+    if y is not None and y.max(initial=0) >= classes:
+        raise ValueError(f"the labels of {options['spec']} go up to {y.max()}, but the model has {classes} classes")
+    if y is None:
+        probs = predictors.predict(models, x, predictor=predictor, samples=samples, seed=seed)
+        y = probs.mean(axis=0).argmax(axis=-1).astype(np.int64)
+    return x, y
