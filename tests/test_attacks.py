@@ -100,3 +100,17 @@ def test_same_seed_same_images_and_pgd_start_depends_on_the_seed(trained):
     np.testing.assert_array_equal(first, attack([model], x, y, config))
     other = attack([model], x, y, AttackConfig(method="pgd", eps=10, predictor="mc", samples=2, iterations=2, seed=4))
     assert np.abs(first - other).max() > 0
+
+
+def test_cleverhans_style_keywords_and_labels_from_the_predictor(trained):
+    model, x, y = trained
+    by_config = attack([model], x, y, AttackConfig(method="pgd", eps=8, predictor="mc", samples=2, iterations=2))
+    by_keywords = attack(model, x, y, method="pgd", eps=8, predictor="mc", samples=2, iterations=2)
+    np.testing.assert_array_equal(by_config, by_keywords)
+    own_labels = attack(model, x, method="fgm", eps=8, predictor="deterministic")  # y=None
+    predicted = model.predict(x, verbose=0).argmax(-1)
+    np.testing.assert_array_equal(
+        own_labels, attack(model, x, predicted, method="fgm", eps=8, predictor="deterministic")
+    )
+    with pytest.raises(ValueError, match="not both"):
+        attack(model, x, y, AttackConfig(method="fgm", eps=8), eps=4)

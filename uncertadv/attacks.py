@@ -160,20 +160,39 @@ def check_images(x: np.ndarray, pixel_max: float = 1.0) -> None:
 
 
 def attack(
-    models: list,
+    models,
     x: np.ndarray,
-    y: np.ndarray,
-    config: AttackConfig,
+    y: np.ndarray | None = None,
+    config: AttackConfig | None = None,
     *,
     batch_size: int = 200,
     from_logits: bool = False,
+    **settings,
 ) -> np.ndarray:
-    """Untargeted adversarial versions of ``x [N, ...]`` against true labels ``y [N]``.
+    """Untargeted adversarial versions of ``x [N, ...]``: ``[N, ...]`` float32, same range.
 
-    models: the model file's models (a list; the predictor picks which it uses). ``x`` is
-    not modified. The same config and seed give the same images."""
+    models: a Keras model or the model file's models (a list; the predictor picks which it uses).
+    y: true labels ``[N]``; None uses the predictor's own clean predictions (CleverHans's
+        convention, which avoids label leaking).
+    config: an ``AttackConfig``, or its fields as keywords, CleverHans-style::
+
+        ua.attack(model, x, y, method="pgd", eps=8, predictor="mc", samples=20, seed=0)
+
+    eps and step are in 0-255 units of the image range; ``pixel_max`` is the model's input scale.
+    ``x`` is not modified, nothing global is touched, and the same config gives the same images."""
+    models = list(models) if isinstance(models, (list, tuple)) else [models]
+    if config is None:
+        config = AttackConfig(**settings)
+    elif settings:
+        raise ValueError("give an AttackConfig or its fields as keywords, not both")
     check_images(x, config.pixel_max)
     chosen = mc.check_models(members(models, config.predictor), from_logits)
+    if y is None:
+        from uncertadv import predictors
+
+        probs = predictors.predict(models, x, predictor=config.predictor, samples=config.samples, seed=config.seed,
+                                   from_logits=from_logits)  # fmt: skip
+        y = probs.mean(axis=0).argmax(axis=-1)
     if config.eps == 0:
         return x.copy()
     target, run = _step(chosen, config, from_logits)
