@@ -123,3 +123,20 @@ def test_bad_own_input_is_one_line(own, tmp_path):
     (tmp_path / "empty" / "a").mkdir(parents=True)
     _one_line_error(run(*attack, "--data", tmp_path / "empty"), "empty")
     _one_line_error(run(*attack, "--data", own / "x.npz", "--predictor", "ensemble"), "not ensemble")
+
+
+def test_logits_models_and_the_label_source_are_recorded(own, tmp_path):
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((32, 32, 3))
+    h = keras.layers.Dropout(0.2)(keras.layers.GlobalAveragePooling2D()(inputs))
+    keras.Model(inputs, keras.layers.Dense(3)(h)).save(tmp_path / "logits.keras")  # no softmax: logits
+    args = ["report", "--model", tmp_path / "logits.keras", "--methods", "fgm", "--eps", "8", "--n", "5",
+            "--samples", "2", "--bootstrap", "10", "--results", tmp_path / "out"]  # fmt: skip
+    _one_line_error(run(*args, "--data", own / "unlabelled.npz"), "--from-logits")
+    result = run(*args, "--data", own / "unlabelled.npz", "--from-logits")
+    assert result.exit_code == 0, result.output
+    record = artifacts.read_json(tmp_path / "out" / "attacks" / "fgm_eps8_mc.json")
+    assert record["config"]["data_options"]["labels"] == "predictor"  # no y in the data
+    assert record["config"]["data_options"]["from_logits"] is True
+    scores = artifacts.read_table(tmp_path / "out" / "scores.csv")
+    assert np.nanmax(scores["predictive_entropy"]) <= np.log(3) + 1e-6  # probabilities, not raw logits

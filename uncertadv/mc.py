@@ -118,7 +118,10 @@ def _check_models(models, from_logits: bool) -> None:
                         "build it as a Functional or Sequential model"
                     )
         if not from_logits and not has_softmax_output(m):
-            raise ValueError(f"model {m.name!r} has no softmax output; pass from_logits=True if it outputs logits")
+            raise ValueError(
+                f"model {m.name!r} has no softmax output; if it outputs logits, say so "
+                "(from_logits=True, or --from-logits on the command line)"
+            )
 
 
 def check_models(models, from_logits: bool = False) -> list[keras.Model]:

@@ -106,15 +106,20 @@ DataOption = Annotated[
 ]
 PixelMaxOption = Annotated[float, typer.Option(help="The model's input scale: 1.0, or 255 for models that take 0-255.")]
 ImageSizeOption = Annotated[Optional[int], typer.Option(min=1, help="Resize folder and tfds images to this size.")]
+FromLogitsOption = Annotated[
+    bool, typer.Option(help="With --model: it outputs logits (a softmax output is found by itself).")
+]
 
 
-def own_data(model: Optional[Path], data: Optional[str], pixel_max: float, image_size: Optional[int]) -> dict | None:
+def own_data(
+    model: Optional[Path], data: Optional[str], pixel_max: float, image_size: Optional[int], from_logits: bool = False
+) -> dict | None:
     """The recorded options of --data, or None for the paper's data sets; --model and --data go together."""
     if (model is None) != (data is None):
         raise ValueError("--model and --data go together: your own model on your own data")
     if model is None:
         return None
-    return {"spec": str(data), "pixel_max": float(pixel_max), "image_size": image_size}
+    return {"spec": str(data), "pixel_max": float(pixel_max), "image_size": image_size, "from_logits": from_logits}
 
 
 def comma_list(text: str, allowed: tuple[str, ...], name: str) -> tuple[str, ...]:

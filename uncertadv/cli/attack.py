@@ -9,6 +9,7 @@ import typer
 
 from uncertadv.cli._common import (
     DataOption,
+    FromLogitsOption,
     ImageSizeOption,
     ModelOption,
     PixelMaxOption,
@@ -53,6 +54,7 @@ def attack(
     data: DataOption = None,
     pixel_max: PixelMaxOption = 1.0,
     image_size: ImageSizeOption = None,
+    from_logits: FromLogitsOption = False,
     force: Annotated[bool, typer.Option(help="Recompute even if the attack set exists with the same config.")] = False,
 ) -> None:
     """Craft adversarial examples (and the matching clean and noise sets) into RESULTS/attacks/.
@@ -67,7 +69,7 @@ def attack(
     from uncertadv.experiments import attack_sets, own
     from uncertadv.experiments.layout import Layout, ensure_classifiers, eval_seed, own_layout, set_name
 
-    options = own_data(model, data, pixel_max, image_size)
+    options = own_data(model, data, pixel_max, image_size, from_logits)
     layout = own_layout(results) if options else Layout.of(dataset, results)
     config = AttackConfig(
         method=method.value,
@@ -80,7 +82,7 @@ def attack(
         pixel_max=pixel_max if options else 1.0,
     )
     if options:
-        chosen, files = own.classifiers(model, (predictor.value,))[predictor.value]
+        chosen, files = own.classifiers(model, (predictor.value,), from_logits)[predictor.value]
         x, y = own.load(options, chosen, predictor.value, samples, eval_seed(seed))
         data_options = options
     else:

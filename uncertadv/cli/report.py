@@ -8,6 +8,7 @@ import typer
 
 from uncertadv.cli._common import (
     DataOption,
+    FromLogitsOption,
     ImageSizeOption,
     ModelOption,
     PixelMaxOption,
@@ -42,6 +43,7 @@ def report(
     data: DataOption = None,
     pixel_max: PixelMaxOption = 1.0,
     image_size: ImageSizeOption = None,
+    from_logits: FromLogitsOption = False,
     force: Annotated[bool, typer.Option(help="Recompute every attack set and score.")] = False,
 ) -> None:
     """Table 1: train what is missing, attack, score, and write RESULTS/table1.{csv,md,json} and scores.csv.
@@ -55,7 +57,7 @@ def report(
     from uncertadv.experiments.layout import DEFAULT_EPS, Layout, own_layout
     from uncertadv.predictors import PREDICTORS
 
-    options = own_data(model, data, pixel_max, image_size)
+    options = own_data(model, data, pixel_max, image_size, from_logits)
     layout = own_layout(results) if options else Layout.of(dataset, results)
     allowed = own.allowed_predictors(model) if options else PREDICTORS
     try:

@@ -7,7 +7,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from uncertadv.cli._common import DataOption, ImageSizeOption, PixelMaxOption, echo, quiet_tensorflow
+from uncertadv.cli._common import (
+    DataOption,
+    FromLogitsOption,
+    ImageSizeOption,
+    PixelMaxOption,
+    echo,
+    quiet_tensorflow,
+)
 from uncertadv.data import Source
 
 
@@ -35,6 +42,7 @@ def score(
     data: DataOption = None,
     pixel_max: PixelMaxOption = 1.0,
     image_size: ImageSizeOption = None,
+    from_logits: FromLogitsOption = False,
     force: Annotated[bool, typer.Option(help="Recompute even if OUT exists with the same config.")] = False,
 ) -> None:
     """Score a test set (--model, --out), your own data (--model, --data, --out) or a saved attack set
@@ -47,7 +55,9 @@ def score(
         raise ValueError("give --model and --out to score a test set, or --attack to score an attack set")
     from uncertadv.experiments import scores
 
-    options = {"spec": data, "pixel_max": float(pixel_max), "image_size": image_size} if data else None
+    options = None
+    if data:
+        options = {"spec": data, "pixel_max": float(pixel_max), "image_size": image_size, "from_logits": from_logits}
     config = scores.ScoreConfig(
         model=str(model), dataset=dataset, source=source.value, samples=samples, seed=seed, limit=limit, data=options
     )

@@ -103,10 +103,12 @@ def build(
     start = time.perf_counter()
     idx = draw_indices(len(x), n, config.seed)
     x_src, y_src = x[idx["adversarial"]], y[idx["adversarial"]]
-    x_adv = attack(models, x_src, y_src, config)
+    from_logits = (data_options or {}).get("from_logits", False)  # your own logits model
+    x_adv = attack(models, x_src, y_src, config, from_logits=from_logits)
     linf, l2 = perturbation_norms(x_src, x_adv)
     x_noise = matched_noise(x[idx["noise"]], l2, seed=config.seed + 1, pixel_max=config.pixel_max)
-    evaluate = dict(predictor=config.predictor, samples=config.samples, seed=eval_seed(config.seed))
+    evaluate = dict(predictor=config.predictor, samples=config.samples, seed=eval_seed(config.seed),
+                    from_logits=from_logits)  # fmt: skip
     clean_pred = predictors.predict(models, x_src, **evaluate).mean(axis=0).argmax(axis=-1)
     label_changed = predictors.predict(models, x_adv, **evaluate).mean(axis=0).argmax(axis=-1) != y_src
     success = (clean_pred == y_src) & label_changed
@@ -185,7 +187,8 @@ def score(models: list, arrays: dict, record: dict, x: np.ndarray, y: np.ndarray
     - label_changed (adversarial rows): wrong after the attack (the paper's "success")."""
     cfg = record["config"]
     predictor = cfg["attack"]["predictor"]
-    evaluate = dict(predictor=predictor, samples=cfg["eval_samples"], seed=cfg["eval_seed"])
+    evaluate = dict(predictor=predictor, samples=cfg["eval_samples"], seed=cfg["eval_seed"],
+                    from_logits=cfg.get("data_options", {}).get("from_logits", False))  # fmt: skip
     source = {kind: x[arrays[f"{kind}_index"]] for kind in KINDS}
     images = {"clean": source["clean"], "noise": arrays["x_noise"], "adversarial": arrays["x_adv"]}
     columns: dict[str, list] = {}

@@ -19,14 +19,14 @@ def allowed_predictors(model: Path) -> tuple[str, ...]:
     return predictors.PREDICTORS if len(io.member_files(model)) > 1 else ("deterministic", "mc")
 
 
-def classifiers(model: Path, wanted: tuple[str, ...]) -> dict[str, tuple[list, list[Path]]]:
+def classifiers(model: Path, wanted: tuple[str, ...], from_logits: bool = False) -> dict[str, tuple[list, list[Path]]]:
     """``{predictor: (models, model files)}`` for ``--model``, refusing predictors it cannot give."""
     allowed = allowed_predictors(model)
     bad = [p for p in wanted if p not in allowed]
     if bad:
         raise ValueError(f"{model} gives the predictors {', '.join(allowed)}; not {', '.join(bad)} "
                          "(an ensemble needs a manifest of several models)")  # fmt: skip
-    models = mc.check_models(io.load_classifier(model))
+    models = mc.check_models(io.load_classifier(model), from_logits)
     if not mc.stochastic_layers(models[0]):
         print(f"warning: {model} has no dropout layer: the mc predictor equals the deterministic one and "
               "its MI is 0", file=sys.stderr)  # fmt: skip
@@ -35,14 +35,17 @@ def classifiers(model: Path, wanted: tuple[str, ...]) -> dict[str, tuple[list, l
 
 
 def load(options: dict, models: list, predictor: str, samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(x, y)`` of ``--data`` (``options``: spec, pixel_max, image_size). Without labels, ``y`` is
-    the predictor's own prediction on the clean inputs (the CleverHans convention), with ``seed``."""
+    """``(x, y)`` of ``--data`` (``options``: spec, pixel_max, image_size, from_logits). Without
+    labels, ``y`` is the predictor's own prediction on the clean inputs (the CleverHans convention),
+    with ``seed``; ``options["labels"]`` records which (``data`` or ``predictor``)."""
     x, y = data.load_spec(options["spec"], options["pixel_max"], options.get("image_size"))
     mc.check_input(models[0], x)
     classes = int(models[0].outputs[0].shape[-1])
     if y is not None and y.max(initial=0) >= classes:
         raise ValueError(f"the labels of {options['spec']} go up to {y.max()}, but the model has {classes} classes")
+    options["labels"] = "data" if y is not None else "predictor"
     if y is None:
-        probs = predictors.predict(models, x, predictor=predictor, samples=samples, seed=seed)
+        probs = predictors.predict(models, x, predictor=predictor, samples=samples, seed=seed,
+                                   from_logits=options.get("from_logits", False))  # fmt: skip
         y = probs.mean(axis=0).argmax(axis=-1).astype(np.int64)
     return x, y

@@ -28,7 +28,7 @@ class ScoreConfig:
 
 
 def score_arrays(
-    models: list, x: np.ndarray, *, samples: int, seed: int, batch_size: int | None = None
+    models: list, x: np.ndarray, *, samples: int, seed: int, batch_size: int | None = None, from_logits: bool = False
 ) -> dict[str, np.ndarray]:
     """MC and deterministic predictions and the MC measures of ``x [N, ...]``: ``[N]`` columns.
     A list of K models is scored as one ensemble (K * T networks; dropout off: their mean)."""
@@ -40,9 +40,10 @@ def score_arrays(
         samples=samples,
         seed=seed,
         batch_size=batch_size,
+        from_logits=from_logits,
         desc=f"MC scoring (T={samples})",
     )
-    det = mc.deterministic_predict(models, x)
+    det = mc.deterministic_predict(models, x, from_logits=from_logits)
     return {
         "mc_pred": probs.mean(axis=0).argmax(axis=-1),
         "det_pred": det.mean(axis=0).argmax(axis=-1),
@@ -67,7 +68,8 @@ def score_test_set(config: ScoreConfig, out: Path, *, batch_size: int | None = N
     if not force and artifacts.reusable_record(record_path, want, [out]) is not None:
         return read_scores(out), True
 
-    model = mc.check_models(io.load_classifier(model_path))
+    from_logits = (config.data or {}).get("from_logits", False)
+    model = mc.check_models(io.load_classifier(model_path), from_logits)
     if config.data is not None:
         opts = config.data
         x, y = data.load_spec(opts["spec"], opts["pixel_max"], opts.get("image_size"))
@@ -80,7 +82,9 @@ def score_test_set(config: ScoreConfig, out: Path, *, batch_size: int | None = N
     columns = {
         "index": np.arange(len(y)),
         "label": y,
-        **score_arrays(model, x, samples=config.samples, seed=config.seed, batch_size=batch_size),
+        **score_arrays(
+            model, x, samples=config.samples, seed=config.seed, batch_size=batch_size, from_logits=from_logits
+        ),
     }
     columns = {name: columns[name] for name in COLUMNS}
     artifacts.write_csv(out, columns)
