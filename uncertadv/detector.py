@@ -44,10 +44,10 @@ class Detector:
         self.threshold: float | None = None
         self.fit_record: dict = {}
 
-    def score(self, x: np.ndarray) -> np.ndarray:
-        """The measure of each input: ``[N, ...] -> [N]``."""
+    def score(self, x: np.ndarray, *, strategy=None) -> np.ndarray:
+        """The measure of each input: ``[N, ...] -> [N]``; ``strategy``: see ``mc.mc_predict``."""
         probs = predictors.predict(self.models, x, predictor=self.predictor, samples=self.samples, seed=self.seed,
-                                   from_logits=self.from_logits)  # fmt: skip
+                                   from_logits=self.from_logits, strategy=strategy)  # fmt: skip
         return getattr(measures, self.measure)(probs)
 
     def fit(self, x_clean: np.ndarray, fpr: float = 0.05) -> Detector:

@@ -476,30 +476,69 @@ def mc_predict(
     batch_size: int | None = None,
     from_logits: bool = False,
     desc: str | None = None,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> np.ndarray:
     """Probabilities of T sampled networks: ``x [N, ...] -> [K*T, N, C]`` float32.
 
     models: a Keras model, or a list of K models acting as one ensemble.
     batch_size: inputs per compiled call (default keeps T * batch near 16384 rows);
         it changes speed and memory, and the values only by float32 rounding (within 1e-5).
-    desc: show a progress bar with this label."""
+    desc: show a progress bar with this label.
+    strategy: a ``tf.distribute`` strategy (e.g. MirroredStrategy over local GPUs): each call's
+        inputs are split across its replicas, which draw the same networks (the masks depend on
+        the seed only), so the result equals the single-device one up to float32 rounding."""
     _check_samples(samples)
     models, x = _prepare(models, x, from_logits)
     if batch_size is None:
         batch_size = max(1, _ROWS_PER_CALL // samples)
     if len(models) == 1:
         fn, key = _compiled(models[0], samples, from_logits), _key(seed, 0)
-        return _run_chunks(lambda xb: fn(xb, key), x, batch_size, desc)
-    fn, seed_t = _compiled_ensemble(models, samples, from_logits), tf.constant(seed, tf.int64)
-    return _run_chunks(lambda xb: fn(xb, seed_t), x, batch_size, desc)
+    else:
+        fn, key = _compiled_ensemble(models, samples, from_logits), tf.constant(seed, tf.int64)
+    if strategy is not None:
+        return _run_chunks(lambda xb: _replicated(strategy, fn, xb, key), x, batch_size, desc)
+    return _run_chunks(lambda xb: fn(xb, key), x, batch_size, desc)
+
+
+def _replicated(strategy: tf.distribute.Strategy, fn: Callable, xb: np.ndarray, *extra) -> tf.Tensor:
+    """``fn(xb, *extra)`` with the inputs split across the strategy's replicas: ``[S, n, C]``."""
+    parts = np.array_split(xb, strategy.num_replicas_in_sync)
+    values = strategy.experimental_distribute_values_from_function(
+        lambda context: tf.constant(parts[context.replica_id_in_sync_group])
+    )
+    out = _distributed(strategy, fn)(values, *extra)
+    return tf.concat(strategy.experimental_local_results(out), axis=1)
+
+
+_DISTRIBUTED: dict = {}
+
+
+def _distributed(strategy: tf.distribute.Strategy, fn: Callable) -> Callable:
+    """One tf.function per (strategy, compiled fn) that runs fn's Python body on every replica."""
+    key = (id(strategy), id(fn))
+    if key not in _DISTRIBUTED or _DISTRIBUTED[key][0] is not strategy or _DISTRIBUTED[key][1] is not fn:
+        body = fn.python_function
+        _DISTRIBUTED[key] = (strategy, fn, tf.function(lambda values, *k: strategy.run(body, args=(values, *k))))
+    return _DISTRIBUTED[key][2]
 
 
 def deterministic_predict(
-    models, x, *, batch_size: int = 512, from_logits: bool = False, desc: str | None = None
+    models,
+    x,
+    *,
+    batch_size: int = 512,
+    from_logits: bool = False,
+    desc: str | None = None,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> np.ndarray:
-    """Dropout off: ``x [N, ...] -> [K, N, C]`` (``[1, N, C]`` for one model)."""
+    """Dropout off: ``x [N, ...] -> [K, N, C]`` (``[1, N, C]`` for one model); ``strategy`` as in mc_predict."""
     models, x = _prepare(models, x, from_logits)
-    return np.concatenate([_run_chunks(_compiled(m, None, from_logits), x, batch_size, desc) for m in models])
+    out = []
+    for m in models:
+        fn = _compiled(m, None, from_logits)
+        run = fn if strategy is None else (lambda xb, fn=fn: _replicated(strategy, fn, xb))
+        out.append(_run_chunks(run, x, batch_size, desc))
+    return np.concatenate(out)
 
 
 def naive_mc_predict(model: keras.Model, x, *, samples: int, batch_size: int = 512) -> np.ndarray:

@@ -42,14 +42,15 @@ def predict(
     batch_size: int | None = None,
     from_logits: bool = False,
     desc: str | None = None,
+    strategy=None,
 ) -> np.ndarray:
-    """Probabilities ``[S, N, C]`` of ``x [N, ...]`` under one predictor (see the module doc)."""
+    """Probabilities ``[S, N, C]`` of ``x [N, ...]`` under one predictor (see the module doc).
+    strategy: an optional ``tf.distribute`` strategy (see ``mc.mc_predict``)."""
     chosen = members(models, predictor)
     if predictor == "deterministic":
-        return mc.deterministic_predict(chosen, x, from_logits=from_logits, desc=desc)
-    return mc.mc_predict(
-        chosen, x, samples=samples, seed=seed, batch_size=batch_size, from_logits=from_logits, desc=desc
-    )
+        return mc.deterministic_predict(chosen, x, from_logits=from_logits, desc=desc, strategy=strategy)
+    return mc.mc_predict(chosen, x, samples=samples, seed=seed, batch_size=batch_size, from_logits=from_logits,
+                         desc=desc, strategy=strategy)  # fmt: skip
 
 
 def scores(probs: np.ndarray, *, predictor: str) -> dict[str, np.ndarray]:
