@@ -114,3 +114,30 @@ def test_cleverhans_style_keywords_and_labels_from_the_predictor(trained):
     )
     with pytest.raises(ValueError, match="not both"):
         attack(model, x, y, AttackConfig(method="fgm", eps=8), eps=4)
+
+
+def test_targeted_attacks_move_towards_the_target(trained):
+    model, x, y = trained
+    target = (y + 1) % 10
+    adv = attack(model, x, target, method="bim", eps=76, predictor="deterministic", targeted=True)
+    hit = model.predict(adv, verbose=0).argmax(-1) == target
+    untargeted = model.predict(attack(model, x, y, method="bim", eps=76, predictor="deterministic"), verbose=0)
+    assert hit.mean() > 0.5 and hit.mean() > np.mean(untargeted.argmax(-1) == target)
+    with pytest.raises(ValueError, match="target labels"):
+        attack(model, x, method="fgm", eps=8, targeted=True)
+
+
+def test_clip_min_and_clip_max_as_in_cleverhans(trained):
+    model, x, y = trained
+    plain = attack(model, x, y, method="fgm", eps=8, predictor="deterministic")
+    same = attack(model, x, y, method="fgm", eps=8, predictor="deterministic", clip_min=0.0, clip_max=1.0)
+    np.testing.assert_array_equal(plain, same)
+    # the same model on inputs in [-1, 0]: the attack there is the attack above, shifted
+    inputs = keras.Input((28, 28, 1))
+    shifted_model = keras.Model(inputs, model(keras.layers.Rescaling(1.0, offset=1.0)(inputs)))
+    moved = attack(shifted_model, x - 1.0, y, method="fgm", eps=8, predictor="deterministic", clip_min=-1.0,
+                   clip_max=0.0)  # fmt: skip
+    np.testing.assert_allclose(moved + 1.0, plain, atol=1e-6)
+    assert moved.min() >= -1.0 and moved.max() <= 0.0
+    with pytest.raises(ValueError, match="clip_min < clip_max"):
+        attack(model, x, y, method="fgm", eps=8, clip_min=1.0, clip_max=0.0)

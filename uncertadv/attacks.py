@@ -101,9 +101,10 @@ def _loss(labels, logits):
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
 
 
-def _build_step(target: _LogPredictive, method: str, iterations: int, pixel_max: float):
-    """One compiled attack ``(x, y, eps, step, key) -> x_adv`` for every batch and budget."""
-    clip = dict(clip_min=0.0, clip_max=pixel_max)
+def _build_step(target: _LogPredictive, method: str, iterations: int, pixel_max: float, targeted: bool = False):
+    """One compiled attack ``(x, y, eps, step, key) -> x_adv`` for every batch and budget.
+    targeted: move towards the labels ``y`` instead of away from them."""
+    clip = dict(clip_min=0.0, clip_max=pixel_max, targeted=targeted)
 
     def project(x, adv, eps):
         return tf.clip_by_value(x + clip_eta(adv - x, np.inf, eps), 0.0, pixel_max)
@@ -118,7 +119,7 @@ def _build_step(target: _LogPredictive, method: str, iterations: int, pixel_max:
         momentum = tf.zeros_like(x)
         for _ in range(iterations):
             if method == "mim":
-                grad = compute_gradient(target, _loss, adv, y, False)
+                grad = compute_gradient(target, _loss, adv, y, targeted)
                 scale = tf.reduce_mean(tf.abs(grad), axis=list(range(1, len(grad.shape))), keepdims=True)
                 momentum = MIM_DECAY * momentum + grad / tf.maximum(tf.cast(1e-12, grad.dtype), scale)
                 adv = adv + optimize_linear(momentum, step, np.inf)
@@ -134,7 +135,7 @@ def _build_step(target: _LogPredictive, method: str, iterations: int, pixel_max:
 _STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _step(models: list, config: AttackConfig, from_logits: bool):
+def _step(models: list, config: AttackConfig, from_logits: bool, targeted: bool = False):
     key = (
         tuple(id(m) for m in models),
         config.predictor,
@@ -143,12 +144,13 @@ def _step(models: list, config: AttackConfig, from_logits: bool):
         config.iterations,
         config.pixel_max,
         from_logits,
+        targeted,
     )
     cache = _STEPS.setdefault(models[0], {})
     # ids can be reused once a member is freed: a hit counts only if it holds these very models
     if key not in cache or any(a is not b for a, b in zip(cache[key][0].models, models)):
         target = _LogPredictive(models, config.predictor, config.samples, from_logits)
-        cache[key] = (target, _build_step(target, config.method, config.iterations, config.pixel_max))
+        cache[key] = (target, _build_step(target, config.method, config.iterations, config.pixel_max, targeted))
     return cache[key]
 
 
@@ -167,9 +169,12 @@ def attack(
     *,
     batch_size: int = 200,
     from_logits: bool = False,
+    targeted: bool = False,
+    clip_min: float | None = None,
+    clip_max: float | None = None,
     **settings,
 ) -> np.ndarray:
-    """Untargeted adversarial versions of ``x [N, ...]``: ``[N, ...]`` float32, same range.
+    """Adversarial versions of ``x [N, ...]``: ``[N, ...]`` float32, same range.
 
     models: a Keras model or the model file's models (a list; the predictor picks which it uses).
     y: true labels ``[N]``; None uses the predictor's own clean predictions (CleverHans's
@@ -178,9 +183,23 @@ def attack(
 
         ua.attack(model, x, y, method="pgd", eps=8, predictor="mc", samples=20, seed=0)
 
-    eps and step are in 0-255 units of the image range; ``pixel_max`` is the model's input scale.
+    eps and step are in 0-255 units of the image range [0, pixel_max] (or CleverHans's
+    [clip_min, clip_max]). targeted: move towards the labels ``y`` (then required).
     ``x`` is not modified, nothing global is touched, and the same config gives the same images."""
     models = list(models) if isinstance(models, (list, tuple)) else [models]
+    if targeted and y is None:
+        raise ValueError("a targeted attack needs the target labels y")
+    if clip_min is not None or clip_max is not None:
+        if clip_min is None or clip_max is None or not clip_max > clip_min:
+            raise ValueError(f"give both clip_min < clip_max, got {clip_min}, {clip_max}")
+        if config is not None or "pixel_max" in settings:
+            raise ValueError("give pixel_max or clip_min/clip_max, not both")
+        if clip_min != 0:  # attack the model on x - clip_min in [0, clip_max - clip_min], then shift back
+            shifted = [_shifted(m, clip_min) for m in models]
+            adv = attack(shifted, x - np.float32(clip_min), y, batch_size=batch_size, from_logits=from_logits,
+                         targeted=targeted, pixel_max=clip_max - clip_min, **settings)  # fmt: skip
+            return (adv + np.float32(clip_min)).astype(np.float32)
+        settings["pixel_max"] = float(clip_max)
     if config is None:
         config = AttackConfig(**settings)
     elif settings:
@@ -195,7 +214,7 @@ def attack(
         y = probs.mean(axis=0).argmax(axis=-1)
     if config.eps == 0:
         return x.copy()
-    target, run = _step(chosen, config, from_logits)
+    target, run = _step(chosen, config, from_logits, targeted)
     target.calls.assign(0)
     target.base.assign(config.seed * _SEED_STRIDE)
     eps = tf.constant(config.scale(config.eps), tf.float32)
@@ -210,6 +229,14 @@ def attack(
     adv = np.concatenate(out)
     eps = config.scale(config.eps)
     return np.clip(np.clip(adv, x - eps, x + eps), 0.0, config.pixel_max).astype(np.float32)
+
+
+def _shifted(model, offset: float):
+    """``model`` on inputs shifted by ``offset``: a Functional wrapper the MC engine can walk."""
+    import keras
+
+    inputs = keras.Input(model.inputs[0].shape[1:])
+    return keras.Model(inputs, model(keras.layers.Rescaling(1.0, offset=offset)(inputs)))
 
 
 __all__ = ("AttackConfig", "attack", "METHODS", "PREDICTORS")
