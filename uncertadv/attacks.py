@@ -76,11 +76,18 @@ class _LogPredictive:
     tf.Variable, reset at the start of each attack, advances the RNG key. The models are held
     by weak reference, so that the per-model cache of compiled steps does not keep them alive."""
 
-    def __init__(self, models: list, predictor: str, samples: int, from_logits: bool):
+    def __init__(self, models: list, predictor: str, samples: int, from_logits: bool, strategy=None):
         self._models = [weakref.ref(m) for m in models]
         self.predictor, self.samples, self.from_logits = predictor, samples, from_logits
-        self.calls = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.base = tf.Variable(0, dtype=tf.int64, trainable=False)
+        if strategy is None:
+            self.calls = tf.Variable(0, dtype=tf.int64, trainable=False)
+            self.base = tf.Variable(0, dtype=tf.int64, trainable=False)
+        else:  # a copy of the counter per replica, each advanced once per call: the same networks everywhere
+            sync = dict(synchronization=tf.VariableSynchronization.ON_READ,
+                        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)  # fmt: skip
+            with strategy.scope():
+                self.calls = tf.Variable(0, dtype=tf.int64, trainable=False, **sync)
+                self.base = tf.Variable(0, dtype=tf.int64, trainable=False, **sync)
 
     @property
     def models(self) -> list:
@@ -101,21 +108,26 @@ def _loss(labels, logits):
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
 
 
-def _build_step(target: _LogPredictive, method: str, iterations: int, pixel_max: float, targeted: bool = False):
-    """One compiled attack ``(x, y, eps, step, key) -> x_adv`` for every batch and budget.
-    targeted: move towards the labels ``y`` instead of away from them."""
+def _build_step(
+    target: _LogPredictive, method: str, iterations: int, pixel_max: float, targeted: bool = False,
+    noise_given: bool = False,
+):  # fmt: skip
+    """One attack ``(x, y, eps, step, start) -> x_adv`` for every batch and budget (compiled by _step).
+    targeted: move towards the labels ``y`` instead of away from them.
+    start: PGD's stateless key ``[2]``, or with ``noise_given`` the random start itself (replicas
+    receive their share of one draw, so they start where a single device would)."""
     clip = dict(clip_min=0.0, clip_max=pixel_max, targeted=targeted)
 
     def project(x, adv, eps):
         return tf.clip_by_value(x + clip_eta(adv - x, np.inf, eps), 0.0, pixel_max)
 
-    @tf.function(reduce_retracing=True)
-    def run(x, y, eps, step, key):
+    def run(x, y, eps, step, start):
         if method == "fgm":
             return fast_gradient_method(target, x, eps, np.inf, y=y, sanity_checks=False, **clip)
         adv = x
         if method == "pgd":  # random start inside the ball, from the stateless key
-            adv = project(x, x + tf.random.stateless_uniform(tf.shape(x), key, -eps, eps), eps)
+            noise = start if noise_given else tf.random.stateless_uniform(tf.shape(x), start, -eps, eps)
+            adv = project(x, x + noise, eps)
         momentum = tf.zeros_like(x)
         for _ in range(iterations):
             if method == "mim":
@@ -128,14 +140,14 @@ def _build_step(target: _LogPredictive, method: str, iterations: int, pixel_max:
             adv = project(x, adv, eps)
         return adv
 
-    return run
+    return run  # plain Python: _step compiles it, for one device or a strategy's replicas
 
 
 # (first model) -> {(member ids, predictor, method, samples, iterations, pixel_max, from_logits): (target, step)}
 _STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _step(models: list, config: AttackConfig, from_logits: bool, targeted: bool = False):
+def _step(models: list, config: AttackConfig, from_logits: bool, targeted: bool = False, strategy=None):
     key = (
         tuple(id(m) for m in models),
         config.predictor,
@@ -145,12 +157,18 @@ def _step(models: list, config: AttackConfig, from_logits: bool, targeted: bool 
         config.pixel_max,
         from_logits,
         targeted,
+        id(strategy),
     )
     cache = _STEPS.setdefault(models[0], {})
     # ids can be reused once a member is freed: a hit counts only if it holds these very models
     if key not in cache or any(a is not b for a, b in zip(cache[key][0].models, models)):
-        target = _LogPredictive(models, config.predictor, config.samples, from_logits)
-        cache[key] = (target, _build_step(target, config.method, config.iterations, config.pixel_max, targeted))
+        target = _LogPredictive(models, config.predictor, config.samples, from_logits, strategy)
+        body = _build_step(target, config.method, config.iterations, config.pixel_max, targeted, strategy is not None)
+        if strategy is None:
+            run = tf.function(body, reduce_retracing=True)
+        else:
+            run = tf.function(lambda *args: strategy.run(body, args=args))
+        cache[key] = (target, run)
     return cache[key]
 
 
@@ -172,6 +190,7 @@ def attack(
     targeted: bool = False,
     clip_min: float | None = None,
     clip_max: float | None = None,
+    strategy=None,
     **settings,
 ) -> np.ndarray:
     """Adversarial versions of ``x [N, ...]``: ``[N, ...]`` float32, same range.
@@ -185,6 +204,8 @@ def attack(
 
     eps and step are in 0-255 units of the image range [0, pixel_max] (or CleverHans's
     [clip_min, clip_max]). targeted: move towards the labels ``y`` (then required).
+    strategy: a ``tf.distribute`` strategy; each batch is split across its replicas, which share
+    the MC networks' counter, so the images equal the single-device ones up to float rounding.
     ``x`` is not modified, nothing global is touched, and the same config gives the same images."""
     models = list(models) if isinstance(models, (list, tuple)) else [models]
     if targeted and y is None:
@@ -197,7 +218,7 @@ def attack(
         if clip_min != 0:  # attack the model on x - clip_min in [0, clip_max - clip_min], then shift back
             shifted = [_shifted(m, clip_min) for m in models]
             adv = attack(shifted, x - np.float32(clip_min), y, batch_size=batch_size, from_logits=from_logits,
-                         targeted=targeted, pixel_max=clip_max - clip_min, **settings)  # fmt: skip
+                         targeted=targeted, strategy=strategy, pixel_max=clip_max - clip_min, **settings)  # fmt: skip
             return (adv + np.float32(clip_min)).astype(np.float32)
         settings["pixel_max"] = float(clip_max)
     if config is None:
@@ -214,7 +235,7 @@ def attack(
         y = probs.mean(axis=0).argmax(axis=-1)
     if config.eps == 0:
         return x.copy()
-    target, run = _step(chosen, config, from_logits, targeted)
+    target, run = _step(chosen, config, from_logits, targeted, strategy)
     target.calls.assign(0)
     target.base.assign(config.seed * _SEED_STRIDE)
     eps = tf.constant(config.scale(config.eps), tf.float32)
@@ -224,7 +245,14 @@ def attack(
         xb = tf.constant(x[start : start + batch_size], tf.float32)
         yb = tf.constant(y[start : start + batch_size], tf.int64)
         key = tf.constant([config.seed, i], tf.int64)  # PGD's random start for this batch
-        out.append(run(xb, yb, eps, step, key).numpy())
+        if strategy is None:
+            out.append(run(xb, yb, eps, step, key).numpy())
+            continue
+        noise = tf.random.stateless_uniform(tf.shape(xb), key, -eps, eps) if config.method == "pgd" else xb * 0
+        shards = [np.array_split(a.numpy(), strategy.num_replicas_in_sync) for a in (xb, yb, noise)]
+        dx, dy, dn = (strategy.experimental_distribute_values_from_function(
+            lambda ctx, parts=parts: tf.constant(parts[ctx.replica_id_in_sync_group])) for parts in shards)  # fmt: skip
+        out.append(np.concatenate([r.numpy() for r in strategy.experimental_local_results(run(dx, dy, eps, step, dn))]))
     # Clip again: float rounding can put x + eta a hair outside the ball or the range.
     adv = np.concatenate(out)
     eps = config.scale(config.eps)

@@ -50,7 +50,10 @@ def _as_models(models) -> list[keras.Model]:
             raise ValueError(f"expected a Keras model, got {type(m).__name__}")
         _check_graph(m)
         if len(m.inputs) != 1 or len(m.outputs) != 1:
-            raise ValueError(f"model {m.name!r} must have one input and one output")
+            raise ValueError(
+                f"model {m.name!r} must have one input and one output; wrap the classifier you want scored in a "
+                "Functional model: keras.Model(inputs, probabilities)"
+            )
         if len(m.outputs[0].shape) != 2:
             raise ValueError(f"model {m.name!r} must output [N, C], got {m.outputs[0].shape}")
     return models
