@@ -40,3 +40,10 @@ def fresh_results(tiny_models, tmp_path_factory):
     root = tmp_path_factory.mktemp("results")
     shutil.copytree(tiny_models, root / "models")
     return root
+
+
+def assert_one_line_error(result, text: str = "") -> None:
+    """Bad input: exit code 2 and exactly one line on stderr, starting 'error: ' and naming ``text``."""
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert text in result.stderr, result.stderr

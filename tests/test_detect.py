@@ -6,6 +6,7 @@ import json
 import keras
 import numpy as np
 import pytest
+from conftest import assert_one_line_error
 from typer.testing import CliRunner
 
 import uncertadv as ua
@@ -68,27 +69,21 @@ def test_the_api_fits_at_the_target_rate_and_is_bound_to_its_model(files, tmp_pa
         ua.Detector.load(tmp_path / "d.json", other)
 
 
-def _one_line_error(result, text):
-    assert result.exit_code == 2, result.output
-    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert text in result.stderr, result.stderr
-
-
 def test_bad_input_is_one_line(files, tmp_path):
     root, _ = files
     fit = ["detect", "fit", "--model", root / "m.keras", "--samples", "2", "--out", tmp_path / "d.json"]
     np.savez(tmp_path / "nox.npz", images=np.zeros((2, 32, 32, 3), np.uint8))
-    _one_line_error(run(*fit, "--data", tmp_path / "nox.npz"), "no array 'x'")
+    assert_one_line_error(run(*fit, "--data", tmp_path / "nox.npz"), "no array 'x'")
     bad = np.zeros((2, 32, 32, 3), np.float32)
     bad[0, 0, 0, 0] = np.nan
     np.savez(tmp_path / "nan.npz", x=bad)
-    _one_line_error(run(*fit, "--data", tmp_path / "nan.npz"), "NaN")
+    assert_one_line_error(run(*fit, "--data", tmp_path / "nan.npz"), "NaN")
     np.savez(tmp_path / "range.npz", x=np.full((2, 32, 32, 3), 200.0, np.float32))
-    _one_line_error(run(*fit, "--data", tmp_path / "range.npz"), "--pixel-max")
+    assert_one_line_error(run(*fit, "--data", tmp_path / "range.npz"), "--pixel-max")
     np.savez(tmp_path / "shape.npz", x=np.zeros((2, 28, 28, 1), np.uint8))
-    _one_line_error(run(*fit, "--data", tmp_path / "shape.npz"), "does not fit model input")
-    _one_line_error(run(*fit, "--data", root / "clean.npz", "--fpr", "1.5"), "--fpr must be in (0, 1)")
-    _one_line_error(run(*fit, "--data", root / "clean.npz", "--measure", "vibes"), "unknown measure")
+    assert_one_line_error(run(*fit, "--data", tmp_path / "shape.npz"), "does not fit model input")
+    assert_one_line_error(run(*fit, "--data", root / "clean.npz", "--fpr", "1.5"), "--fpr must be in (0, 1)")
+    assert_one_line_error(run(*fit, "--data", root / "clean.npz", "--measure", "vibes"), "unknown measure")
     assert not (tmp_path / "d.json").exists()  # nothing half-written
 
 
@@ -102,5 +97,5 @@ def test_a_detector_whose_model_changed_is_refused(files, tmp_path):
     retrained.save(tmp_path / "m.keras")  # the same file name, other weights
     result = run("detect", "run", "--detector", tmp_path / "d.json", "--data", root / "suspicious.npz",
                  "--out", tmp_path / "f.csv")  # fmt: skip
-    _one_line_error(result, "has changed")
+    assert_one_line_error(result, "has changed")
     assert not (tmp_path / "f.csv").exists()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from conftest import assert_one_line_error
 from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
@@ -109,20 +110,14 @@ def test_tfds_specs_split_on_the_first_two_colons_only(monkeypatch):
     assert seen["split"] == "test"
 
 
-def _one_line_error(result, text):
-    assert result.exit_code == 2, result.output
-    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert text in result.stderr, result.stderr
-
-
 def test_bad_own_input_is_one_line(own, tmp_path):
     np.savez(tmp_path / "labels.npz", x=np.zeros((30, 32, 32, 3), np.uint8), y=np.full(30, 7))
     attack = ["attack", "--model", own / "m.keras", "--method", "fgm", "--eps", "4", "--n", "5", "--results", tmp_path]
-    _one_line_error(run(*attack, "--data", tmp_path / "labels.npz"), "model has 3 classes")
-    _one_line_error(run(*attack), "--model and --data go together")
+    assert_one_line_error(run(*attack, "--data", tmp_path / "labels.npz"), "model has 3 classes")
+    assert_one_line_error(run(*attack), "--model and --data go together")
     (tmp_path / "empty" / "a").mkdir(parents=True)
-    _one_line_error(run(*attack, "--data", tmp_path / "empty"), "empty")
-    _one_line_error(run(*attack, "--data", own / "x.npz", "--predictor", "ensemble"), "not ensemble")
+    assert_one_line_error(run(*attack, "--data", tmp_path / "empty"), "empty")
+    assert_one_line_error(run(*attack, "--data", own / "x.npz", "--predictor", "ensemble"), "not ensemble")
 
 
 def test_logits_models_and_the_label_source_are_recorded(own, tmp_path):
@@ -132,7 +127,7 @@ def test_logits_models_and_the_label_source_are_recorded(own, tmp_path):
     keras.Model(inputs, keras.layers.Dense(3)(h)).save(tmp_path / "logits.keras")  # no softmax: logits
     args = ["report", "--model", tmp_path / "logits.keras", "--methods", "fgm", "--eps", "8", "--n", "5",
             "--samples", "2", "--bootstrap", "10", "--results", tmp_path / "out"]  # fmt: skip
-    _one_line_error(run(*args, "--data", own / "unlabelled.npz"), "--from-logits")
+    assert_one_line_error(run(*args, "--data", own / "unlabelled.npz"), "--from-logits")
     result = run(*args, "--data", own / "unlabelled.npz", "--from-logits")
     assert result.exit_code == 0, result.output
     record = artifacts.read_json(tmp_path / "out" / "attacks" / "fgm_eps8_mc.json")

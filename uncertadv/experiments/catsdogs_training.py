@@ -163,18 +163,26 @@ def train_heads(config: CatsDogsConfig, f_train, y_train, f_test, y_test) -> tup
         probs = mc.mc_predict(h, f_test, samples=config.eval_samples, seed=ACCURACY_SEED)
         member_metrics.append({"seed": config.seed + k, "test_accuracy_deterministic": accuracy(det, y_test),
                                "test_accuracy_mc": accuracy(probs, y_test)})  # fmt: skip
-        m = member_metrics[-1]
-        print(f"head {k + 1}/{config.members}: test accuracy deterministic {m['test_accuracy_deterministic']:.4f}, "
-              f"MC {m['test_accuracy_mc']:.4f}", flush=True)  # fmt: skip
+        _say_head(k, config.members, member_metrics[-1])
         heads.append(h)
     det = mc.deterministic_predict(heads, f_test)
     probs = mc.mc_predict(heads, f_test, samples=config.eval_samples, seed=ACCURACY_SEED)
-    return heads, {
-        "n_train": int(len(y_train)),
+    return heads, _metrics(member_metrics, det, probs, len(y_train), y_test, config.eval_samples)
+
+
+def _say_head(k: int, members: int, m: dict) -> None:
+    print(f"head {k + 1}/{members}: test accuracy deterministic {m['test_accuracy_deterministic']:.4f}, "
+          f"MC {m['test_accuracy_mc']:.4f}", flush=True)  # fmt: skip
+
+
+def _metrics(member_metrics: list, det, probs, n_train: int, y_test, samples: int) -> dict:
+    """Accuracies of member 0 and of the ensemble (``det [K, N, C]``, ``probs [K*T, N, C]``)."""
+    return {
+        "n_train": int(n_train),
         "n_test": int(len(y_test)),
         "test_accuracy_deterministic": member_metrics[0]["test_accuracy_deterministic"],
         "test_accuracy_mc": member_metrics[0]["test_accuracy_mc"],
-        "mc_samples": config.eval_samples,
+        "mc_samples": samples,
         "ensemble_test_accuracy_deterministic": accuracy(det, y_test),
         "ensemble_test_accuracy_mc": accuracy(probs, y_test),
         "members": member_metrics,
@@ -228,27 +236,12 @@ def train(config: CatsDogsConfig, verbose: int = 2) -> tuple[list[keras.Model], 
                 "test_accuracy_mc": accuracy(probs, y_test),
             }
         )
-        print(
-            f"head {k + 1}/{config.members}: test accuracy deterministic "
-            f"{member_metrics[-1]['test_accuracy_deterministic']:.4f}, MC {member_metrics[-1]['test_accuracy_mc']:.4f}",
-            flush=True,
-        )
+        _say_head(k, config.members, member_metrics[-1])
         members.append(model)
     det = mc.deterministic_predict(members, x_test)
     probs = mc.mc_predict(members, x_test, samples=config.eval_samples, seed=ACCURACY_SEED, desc="ensemble MC pass")
-    metrics.update(
-        {
-            "head_train_seconds": round(time.perf_counter() - start, 2),
-            "n_train": int(len(y_train)),
-            "n_test": int(len(y_test)),
-            "test_accuracy_deterministic": member_metrics[0]["test_accuracy_deterministic"],
-            "test_accuracy_mc": member_metrics[0]["test_accuracy_mc"],
-            "mc_samples": config.eval_samples,
-            "ensemble_test_accuracy_deterministic": accuracy(det, y_test),
-            "ensemble_test_accuracy_mc": accuracy(probs, y_test),
-            "members": member_metrics,
-        }
-    )
+    metrics.update(head_train_seconds=round(time.perf_counter() - start, 2))
+    metrics.update(_metrics(member_metrics, det, probs, len(y_train), y_test, config.eval_samples))
     return members, metrics
 
 
