@@ -9,6 +9,13 @@ FGM is CleverHans's ``fast_gradient_method``; BIM and PGD are loops over it with
 written out here so that one compiled step serves every batch and budget of a
 (model, predictor, method, shape): CleverHans's own functions retrace its gradient for
 every attack set. PGD's random start comes from a stateless RNG keyed by the seed.
+
+The adaptive attacks know a detector (its measure U and threshold τ) and maximise the
+loss of the MC-mean predictive minus ``c * max(0, U(x) / τ - 1)``: fool the classifier
+while staying under the threshold (Carlini & Wagner 2017). U comes from the same T sampled
+networks as the predictive, so it costs no extra forward pass. ``pgd-adaptive`` draws fresh
+networks at every step (the attacker does not know the detector's seed); ``pgd-adaptive-known``
+attacks the detector's own T networks (it knows the seed: the white-box worst case).
 """
 
 from __future__ import annotations
@@ -21,10 +28,13 @@ import tensorflow as tf
 from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
 from cleverhans.tf2.utils import clip_eta, compute_gradient, optimize_linear
 
-from uncertadv import mc
+from uncertadv import mc, measures
 from uncertadv.predictors import PREDICTORS, check_predictor, members
 
-METHODS = ("fgm", "bim", "mim", "pgd")
+ADAPTIVE_METHODS = ("pgd-adaptive", "pgd-adaptive-known")
+METHODS = ("fgm", "bim", "mim", "pgd", *ADAPTIVE_METHODS)
+# The measures an adaptive attack can differentiate (variation ratio counts votes: no gradient).
+DIFFERENTIABLE_MEASURES = ("predictive_entropy", "expected_entropy", "mutual_information", "softmax_variance")
 PAPER_STEPS = {5.0: 0.5, 10.0: 1.2}  # eps -> step, 0-255 units (the paper's code)
 MIM_DECAY = 1.0  # CleverHans's default momentum decay
 # Seed s draws the attacker's networks from keys s * stride + step: streams of two seeds never meet.
@@ -43,6 +53,12 @@ class AttackConfig:
     step: float | None = None  # None: the paper's default for this eps
     seed: int = 0
     pixel_max: float = 1.0  # the model's input range is [0, pixel_max]
+    # Adaptive methods only: the detector's measure and threshold τ, the penalty weight c, and
+    # (pgd-adaptive-known) the detector's seed, which fixes its T networks.
+    measure: str | None = None
+    threshold: float | None = None
+    c: float = 0.0
+    detector_seed: int | None = None
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -54,6 +70,28 @@ class AttackConfig:
             raise ValueError("iterations and samples must be >= 1")
         if self.step is not None and not self.step > 0:
             raise ValueError(f"step must be > 0, got {self.step}")
+        if self.adaptive:
+            self._check_adaptive()
+        elif self.measure is not None or self.threshold is not None or self.detector_seed is not None:
+            raise ValueError(f"{self.method} ignores the detector; measure, threshold and detector_seed are for "
+                             f"{' and '.join(ADAPTIVE_METHODS)}")  # fmt: skip
+
+    @property
+    def adaptive(self) -> bool:
+        return self.method in ADAPTIVE_METHODS
+
+    def _check_adaptive(self) -> None:
+        if self.predictor == "deterministic":
+            raise ValueError(f"{self.method} needs sampled networks: use the mc or ensemble predictor")
+        if self.measure not in DIFFERENTIABLE_MEASURES:
+            raise ValueError(f"{self.method} needs a differentiable measure ({', '.join(DIFFERENTIABLE_MEASURES)}), "
+                             f"got {self.measure!r}")  # fmt: skip
+        if self.threshold is None or not np.isfinite(self.threshold) or not self.threshold > 0:
+            raise ValueError(f"{self.method} needs the detector's threshold (> 0), got {self.threshold}")
+        if not np.isfinite(self.c) or self.c < 0:
+            raise ValueError(f"the penalty weight c must be >= 0, got {self.c}")
+        if (self.method == "pgd-adaptive-known") != (self.detector_seed is not None):
+            raise ValueError("pgd-adaptive-known, and only it, takes the detector's seed (detector_seed)")
 
     @property
     def step_size(self) -> float:
@@ -76,9 +114,12 @@ class _LogPredictive:
     tf.Variable, reset at the start of each attack, advances the RNG key. The models are held
     by weak reference, so that the per-model cache of compiled steps does not keep them alive."""
 
-    def __init__(self, models: list, predictor: str, samples: int, from_logits: bool, strategy=None):
+    def __init__(self, models: list, predictor: str, samples: int, from_logits: bool, strategy=None,
+                 measure: str | None = None, fixed: bool = False):  # fmt: skip
         self._models = [weakref.ref(m) for m in models]
         self.predictor, self.samples, self.from_logits = predictor, samples, from_logits
+        # measure: also return U [N] from the same networks; fixed: the networks of seed ``base`` every call
+        self.measure, self.fixed = measure, fixed
         if strategy is None:
             self.calls = tf.Variable(0, dtype=tf.int64, trainable=False)
             self.base = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -98,22 +139,38 @@ class _LogPredictive:
             out = self.models[0](x, training=False)
             probs = tf.nn.softmax(out, -1) if self.from_logits else out
             return tf.math.log(tf.maximum(probs, np.finfo(np.float32).tiny))
-        step = self.calls.assign_add(1)
-        return mc.mc_log_predictive(
-            self.models, x, samples=self.samples, seed=self.base + step, from_logits=self.from_logits
-        )
+        seed = self.base if self.fixed else self.base + self.calls.assign_add(1)
+        if self.measure is None:
+            return mc.mc_log_predictive(self.models, x, samples=self.samples, seed=seed, from_logits=self.from_logits)
+        probs = mc.sampled_probs(self.models, x, samples=self.samples, seed=seed, from_logits=self.from_logits)
+        # Clamped so that log p, and so the gradient of the entropies, stay finite where p underflows to 0.
+        probs = tf.maximum(probs, np.finfo(np.float32).tiny)
+        uncertainty = getattr(measures, self.measure)(probs, as_tensor=True)  # [N]
+        return tf.math.log(tf.reduce_mean(probs, axis=0)), uncertainty
 
 
 def _loss(labels, logits):
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
 
 
+def _adaptive_loss(c, threshold):
+    """The adaptive attacks' objective ``[N]``: cross-entropy of the MC-mean predictive minus
+    ``c * max(0, U / τ - 1)``, so that U above the threshold costs in proportion."""
+
+    def loss(labels, logits):
+        log_predictive, uncertainty = logits
+        return _loss(labels, log_predictive) - c * tf.nn.relu(uncertainty / threshold - 1.0)
+
+    return loss
+
+
 def _build_step(
     target: _LogPredictive, method: str, iterations: int, pixel_max: float, targeted: bool = False,
     noise_given: bool = False,
 ):  # fmt: skip
-    """One attack ``(x, y, eps, step, start) -> x_adv`` for every batch and budget (compiled by _step).
-    targeted: move towards the labels ``y`` instead of away from them.
+    """One attack ``(x, y, eps, step, start, c, threshold) -> x_adv`` for every batch, budget and
+    penalty (compiled by _step). targeted: move towards the labels ``y`` instead of away from them.
+    c, threshold: the adaptive methods' penalty (ignored by the others).
     start: PGD's stateless key ``[2]``, or with ``noise_given`` the random start itself (replicas
     receive their share of one draw, so they start where a single device would)."""
     clip = dict(clip_min=0.0, clip_max=pixel_max, targeted=targeted)
@@ -121,11 +178,12 @@ def _build_step(
     def project(x, adv, eps):
         return tf.clip_by_value(x + clip_eta(adv - x, np.inf, eps), 0.0, pixel_max)
 
-    def run(x, y, eps, step, start):
+    def run(x, y, eps, step, start, c, threshold):
         if method == "fgm":
             return fast_gradient_method(target, x, eps, np.inf, y=y, sanity_checks=False, **clip)
+        loss = _adaptive_loss(c, threshold) if method in ADAPTIVE_METHODS else _loss
         adv = x
-        if method == "pgd":  # random start inside the ball, from the stateless key
+        if method.startswith("pgd"):  # random start inside the ball, from the stateless key
             noise = start if noise_given else tf.random.stateless_uniform(tf.shape(x), start, -eps, eps)
             adv = project(x, x + noise, eps)
         momentum = tf.zeros_like(x)
@@ -136,7 +194,7 @@ def _build_step(
                 momentum = MIM_DECAY * momentum + grad / tf.maximum(tf.cast(1e-12, grad.dtype), scale)
                 adv = adv + optimize_linear(momentum, step, np.inf)
             else:  # bim, pgd: a loop over FGM
-                adv = fast_gradient_method(target, adv, step, np.inf, y=y, sanity_checks=False, **clip)
+                adv = fast_gradient_method(target, adv, step, np.inf, loss_fn=loss, y=y, sanity_checks=False, **clip)
             adv = project(x, adv, eps)
         return adv
 
@@ -158,11 +216,14 @@ def _step(models: list, config: AttackConfig, from_logits: bool, targeted: bool 
         from_logits,
         targeted,
         id(strategy),
+        config.measure,
+        config.detector_seed is not None,
     )
     cache = _STEPS.setdefault(models[0], {})
     # ids can be reused once a member is freed: a hit counts only if it holds these very models
     if key not in cache or any(a is not b for a, b in zip(cache[key][0].models, models)):
-        target = _LogPredictive(models, config.predictor, config.samples, from_logits, strategy)
+        target = _LogPredictive(models, config.predictor, config.samples, from_logits, strategy,
+                                measure=config.measure, fixed=config.detector_seed is not None)  # fmt: skip
         body = _build_step(target, config.method, config.iterations, config.pixel_max, targeted, strategy is not None)
         if strategy is None:
             run = tf.function(body, reduce_retracing=True)
@@ -191,6 +252,7 @@ def attack(
     clip_min: float | None = None,
     clip_max: float | None = None,
     strategy=None,
+    detector=None,
     **settings,
 ) -> np.ndarray:
     """Adversarial versions of ``x [N, ...]``: ``[N, ...]`` float32, same range.
@@ -206,8 +268,15 @@ def attack(
     [clip_min, clip_max]). targeted: move towards the labels ``y`` (then required).
     strategy: a ``tf.distribute`` strategy; each batch is split across its replicas, which share
     the MC networks' counter, so the images equal the single-device ones up to float rounding.
+    detector: a fitted ``ua.Detector`` for the adaptive methods, which then take its measure,
+    threshold, predictor and T (and, for pgd-adaptive-known, its seed)::
+
+        ua.attack(models, x, y, method="pgd-adaptive", eps=8, c=10, detector=detector)
+
     ``x`` is not modified, nothing global is touched, and the same config gives the same images."""
     models = list(models) if isinstance(models, (list, tuple)) else [models]
+    if detector is not None:
+        settings = _detector_settings(detector, settings)
     if targeted and y is None:
         raise ValueError("a targeted attack needs the target labels y")
     if clip_min is not None or clip_max is not None:
@@ -225,6 +294,8 @@ def attack(
         config = AttackConfig(**settings)
     elif settings:
         raise ValueError("give an AttackConfig or its fields as keywords, not both")
+    if targeted and config.adaptive:
+        raise ValueError(f"{config.method} is untargeted: it moves away from y while evading the detector")
     check_images(x, config.pixel_max)
     chosen = mc.check_models(members(models, config.predictor), from_logits)
     if y is None:
@@ -237,26 +308,42 @@ def attack(
         return x.copy()
     target, run = _step(chosen, config, from_logits, targeted, strategy)
     target.calls.assign(0)
-    target.base.assign(config.seed * _SEED_STRIDE)
+    target.base.assign(config.seed * _SEED_STRIDE if config.detector_seed is None else config.detector_seed)
     eps = tf.constant(config.scale(config.eps), tf.float32)
     step = tf.constant(config.scale(config.step_size), tf.float32)
+    penalty = (tf.constant(config.c, tf.float32), tf.constant(config.threshold or 1.0, tf.float32))
     out = []
     for i, start in enumerate(range(0, len(x), batch_size)):
         xb = tf.constant(x[start : start + batch_size], tf.float32)
         yb = tf.constant(y[start : start + batch_size], tf.int64)
         key = tf.constant([config.seed, i], tf.int64)  # PGD's random start for this batch
         if strategy is None:
-            out.append(run(xb, yb, eps, step, key).numpy())
+            out.append(run(xb, yb, eps, step, key, *penalty).numpy())
             continue
-        noise = tf.random.stateless_uniform(tf.shape(xb), key, -eps, eps) if config.method == "pgd" else xb * 0
+        pgd = config.method.startswith("pgd")
+        noise = tf.random.stateless_uniform(tf.shape(xb), key, -eps, eps) if pgd else xb * 0
         shards = [np.array_split(a.numpy(), strategy.num_replicas_in_sync) for a in (xb, yb, noise)]
         dx, dy, dn = (strategy.experimental_distribute_values_from_function(
             lambda ctx, parts=parts: tf.constant(parts[ctx.replica_id_in_sync_group])) for parts in shards)  # fmt: skip
-        out.append(np.concatenate([r.numpy() for r in strategy.experimental_local_results(run(dx, dy, eps, step, dn))]))
+        replicas = strategy.experimental_local_results(run(dx, dy, eps, step, dn, *penalty))
+        out.append(np.concatenate([r.numpy() for r in replicas]))
     # Clip again: float rounding can put x + eta a hair outside the ball or the range.
     adv = np.concatenate(out)
     eps = config.scale(config.eps)
     return np.clip(np.clip(adv, x - eps, x + eps), 0.0, config.pixel_max).astype(np.float32)
+
+
+def _detector_settings(detector, settings: dict) -> dict:
+    """The adaptive attack's settings filled in from a fitted detector (a conflict is an error)."""
+    if detector.threshold is None:
+        raise ValueError("the detector has no threshold yet: fit it on clean data first")
+    known = settings.get("method") == "pgd-adaptive-known"
+    given = {"measure": detector.measure, "threshold": detector.threshold, "predictor": detector.predictor,
+             "samples": detector.samples, **({"detector_seed": detector.seed} if known else {})}  # fmt: skip
+    for key, value in given.items():
+        if key in settings and settings[key] != value:
+            raise ValueError(f"{key}={settings[key]!r} conflicts with the detector's {value!r}")
+    return {**settings, **given}
 
 
 def _shifted(model, offset: float):
@@ -267,4 +354,4 @@ def _shifted(model, offset: float):
     return keras.Model(inputs, model(keras.layers.Rescaling(1.0, offset=offset)(inputs)))
 
 
-__all__ = ("AttackConfig", "attack", "METHODS", "PREDICTORS")
+__all__ = ("AttackConfig", "attack", "METHODS", "ADAPTIVE_METHODS", "PREDICTORS")

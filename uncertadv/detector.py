@@ -52,9 +52,12 @@ class Detector:
 
     def fit(self, x_clean: np.ndarray, fpr: float = 0.05) -> Detector:
         """Choose the threshold on clean inputs so that at most ``fpr`` of them are flagged."""
+        return self.fit_scores(self.score(x_clean), fpr)
+
+    def fit_scores(self, scores: np.ndarray, fpr: float = 0.05) -> Detector:
+        """``fit`` from the clean inputs' scores ``[M]`` (this detector's measure, networks and T)."""
         if not 0 < fpr < 1:
             raise ValueError(f"the target false-positive rate must be in (0, 1), got {fpr}")
-        scores = self.score(x_clean)
         k = math.ceil((1.0 - fpr) * len(scores))
         self.threshold = float(np.sort(scores)[k - 1])
         self.fit_record = {"target_fpr": fpr, "fit_fpr": float(np.mean(scores > self.threshold)),
@@ -71,13 +74,16 @@ class Detector:
         return {"measure": self.measure, "predictor": self.predictor, "samples": self.samples, "seed": self.seed,
                 "from_logits": self.from_logits}  # fmt: skip
 
-    def save(self, path: Path | str, model_file: Path | str | None = None) -> None:
-        """Write the detector as JSON, atomically, bound to its model's weights (and file)."""
+    def save(self, path: Path | str, model_file: Path | str | None = None, fit_data: dict | None = None) -> None:
+        """Write the detector as JSON, atomically, bound to its model's weights (and file).
+        fit_data: how the clean inputs it was fitted on were chosen (recorded as given)."""
         if self.threshold is None:
             raise ValueError("the detector has no threshold yet: fit it on clean data first")
         path = Path(path)
         record = {**self.config(), "threshold": self.threshold, **self.fit_record,
                   "weights_sha256": weights_sha256(self.models)}  # fmt: skip
+        if fit_data is not None:
+            record["fit_data"] = fit_data
         if model_file is not None:
             record["model"] = str(Path(model_file).resolve())
             record["model_sha256"] = artifacts.file_sha256(model_file)
@@ -97,5 +103,5 @@ class Detector:
         if weights_sha256(detector.models) != record["weights_sha256"]:
             raise ValueError(f"{path} was fitted on another model (its weights differ); fit it again on this one")
         detector.threshold = float(record["threshold"])
-        detector.fit_record = {k: record[k] for k in ("target_fpr", "fit_fpr", "n_fit") if k in record}
+        detector.fit_record = {k: record[k] for k in ("target_fpr", "fit_fpr", "n_fit", "fit_data") if k in record}
         return detector

@@ -386,6 +386,16 @@ def _ensemble_probs(models: list, x, *, samples: int, seed, from_logits: bool):
 # ----------------------------------------------------------------------------- public API
 
 
+def sampled_probs(models, x, *, samples: int, seed, from_logits: bool = False):
+    """Probabilities of T networks of each of K models, ``[N, ...] -> [K*T, N, C]`` tf tensor.
+
+    Differentiable, like ``mc_log_predictive``; the networks are those ``mc_predict`` draws
+    with the same seed, so an attack that knows a detector's seed sees its very networks."""
+    models = check_models(models, from_logits)
+    _check_samples(samples)
+    return _ensemble_probs(models, x, samples=samples, seed=seed, from_logits=from_logits)
+
+
 def mc_log_predictive(models, x, *, samples: int, seed, from_logits: bool = False):
     """log of the MC-mean predictive, ``[N, ...] -> [N, C]`` tf tensor.
 
@@ -394,10 +404,7 @@ def mc_log_predictive(models, x, *, samples: int, seed, from_logits: bool = Fals
     caller draws fresh networks per call by passing a new seed. A list of models
     is an ensemble of K*T samples. Runs the same model checks as ``mc_predict``, so a
     logits model without ``from_logits=True`` is refused rather than differentiated."""
-    models = check_models(models, from_logits)
-    _check_samples(samples)
-    probs = _ensemble_probs(models, x, samples=samples, seed=seed, from_logits=from_logits)
-    mean = tf.reduce_mean(probs, axis=0)
+    mean = tf.reduce_mean(sampled_probs(models, x, samples=samples, seed=seed, from_logits=from_logits), axis=0)
     # Clamp at the smallest normal float so log stays finite; exact for every representable p.
     return tf.math.log(tf.maximum(mean, np.finfo(mean.dtype.as_numpy_dtype).tiny))
 
@@ -561,6 +568,7 @@ def naive_mc_predict(model: keras.Model, x, *, samples: int, batch_size: int = 5
 __all__: Sequence[str] = (
     "mc_predict",
     "mc_log_predictive",
+    "sampled_probs",
     "deterministic_predict",
     "sample_probs",
     "check_models",

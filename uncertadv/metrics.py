@@ -110,3 +110,31 @@ def paired_bootstrap_auc_difference(
     pos_idx, neg_idx = _draws(len(positive_a), len(negative_a), rounds, seed)
     values = rank_auc(positive_a[pos_idx], negative_a[neg_idx]) - rank_auc(positive_b[pos_idx], negative_b[neg_idx])
     return (float(diff), *_percentiles(values, level))
+
+
+def wilson_interval(count: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``count / n``: ``(lo, hi)``; NaN for n = 0.
+    Unlike the normal approximation it stays inside [0, 1] and is not empty at 0 or n."""
+    if n == 0:
+        return float("nan"), float("nan")
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    p = count / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    lo = 0.0 if count == 0 else max(0.0, centre - half)  # exact at the ends, not a rounding residue
+    hi = 1.0 if count == n else min(1.0, centre + half)
+    return float(lo), float(hi)
+
+
+def paired_bootstrap_mean_difference(
+    a: np.ndarray, b: np.ndarray, *, rounds: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float, float]:
+    """mean(a) - mean(b) for two outcomes ``[N]`` on the same N items (e.g. two attacks on the
+    same source images), with a paired percentile bootstrap interval: ``(difference, lo, hi)``."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) != len(b) or len(a) == 0:
+        raise ValueError("a paired comparison needs both outcomes on the same, non-empty items")
+    idx = np.random.default_rng(seed).integers(0, len(a), (rounds, len(a)))
+    return (float(a.mean() - b.mean()), *_percentiles(a[idx].mean(axis=1) - b[idx].mean(axis=1), level))

@@ -1,8 +1,10 @@
-"""``uncertadv attack``: one attack set (clean, noise and adversarial images) into RESULTS/attacks/."""
+"""``uncertadv attack``: one attack set (clean, noise and adversarial images) into RESULTS/attacks/;
+the adaptive methods and the hole search attack a detector too."""
 
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -26,11 +28,35 @@ class Method(str, Enum):
     bim = "bim"
     mim = "mim"
     pgd = "pgd"
+    pgd_adaptive = "pgd-adaptive"
+    pgd_adaptive_known = "pgd-adaptive-known"
+    holes = "holes"
+
+
+DETECTOR_AWARE = ("pgd-adaptive", "pgd-adaptive-known", "holes")
+
+
+class MeasureName(str, Enum):
+    predictive_entropy = "predictive_entropy"
+    mutual_information = "mutual_information"
+    softmax_variance = "softmax_variance"
+    expected_entropy = "expected_entropy"
 
 
 def attack(
-    method: Annotated[Method, typer.Option(help="fgm, bim, mim (cleverhans.tf2) or pgd (random start).")],
-    eps: Annotated[float, typer.Option(help="L-infinity budget in 0-255 pixel units (the paper: 5, 10).")],
+    method: Annotated[
+        Method,
+        typer.Option(
+            help="fgm, bim, mim (cleverhans.tf2), pgd (random start); pgd-adaptive and pgd-adaptive-known also "
+            "evade a detector (fresh networks, or the detector's own); holes: the latent hole search (MNIST)."
+        ),
+    ],
+    eps: Annotated[
+        Optional[float],
+        typer.Option(
+            help="L-infinity budget in 0-255 pixel units (the paper: 5, 10); not for holes.", show_default=False
+        ),
+    ] = None,
     predictor: Annotated[
         PredictorName,
         typer.Option(help="Predictor attacked: deterministic (dropout off), mc (MC-mean predictive), ensemble."),
@@ -55,14 +81,36 @@ def attack(
     pixel_max: PixelMaxOption = 1.0,
     image_size: ImageSizeOption = None,
     from_logits: FromLogitsOption = False,
+    detector: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Adaptive methods and holes: the detector to evade, from `uncertadv detect fit` or "
+            "RESULTS/detectors/ (default: RESULTS/detectors/PREDICTOR_MEASURE.json, fitted at 5% FPR on held-out "
+            "clean images if missing). Its networks must be the evaluator's (seed SEED + 1000000).",
+            show_default=False,
+        ),
+    ] = None,
+    measure: Annotated[
+        MeasureName, typer.Option(help="Adaptive methods and holes without --detector: the detector's measure.")
+    ] = MeasureName.mutual_information,
     force: Annotated[bool, typer.Option(help="Recompute even if the attack set exists with the same config.")] = False,
 ) -> None:
     """Craft adversarial examples (and the matching clean and noise sets) into RESULTS/attacks/.
 
     Against the paper's models (from RESULTS/models/; the default recipe trains any that are
-    missing), or with --model and --data against your own (RESULTS defaults to results/own)."""
-    if eps < 0:
+    missing), or with --model and --data against your own (RESULTS defaults to results/own).
+
+    The adaptive methods choose their penalty weight c on held-out images and attack the same
+    source images as the pgd set of the same eps (made first if missing)."""
+    if method is Method.holes:
+        if eps is not None:
+            raise ValueError("holes searches the VAE's latent space: it takes no --eps")
+    elif eps is None:
+        raise ValueError(f"{method.value} needs --eps (0-255 pixel units)")
+    elif eps < 0:
         raise ValueError(f"--eps must be >= 0 (0-255 pixel units), got {eps:g}")
+    if detector is not None and method.value not in DETECTOR_AWARE:
+        raise ValueError(f"{method.value} ignores detectors; --detector is for {', '.join(DETECTOR_AWARE)}")
     quiet_tensorflow()
     from uncertadv import data as datasets
     from uncertadv.attacks import AttackConfig
@@ -71,9 +119,11 @@ def attack(
 
     options = own_data(model, data, pixel_max, image_size, from_logits)
     layout = own_layout(results) if options else Layout.of(dataset, results)
+    if method is Method.holes and layout.dataset != "mnist":
+        raise ValueError("holes searches the MNIST VAE's latent space; it is not defined for other data")
     config = AttackConfig(
-        method=method.value,
-        eps=eps,
+        method="pgd" if method.value in DETECTOR_AWARE else method.value,  # the adaptive sets' base
+        eps=eps or 0.0,
         predictor=predictor.value,
         samples=samples,
         iterations=iterations,
@@ -89,6 +139,9 @@ def attack(
         models, data_options = ensure_classifiers(layout, (predictor.value,))
         chosen, files = models[predictor.value]
         x, y = datasets.load(dataset, "test", **data_options)
+    if method.value in DETECTOR_AWARE:
+        return _detector_aware(method.value, layout, chosen, files, x, y, config, measure.value, detector, n,
+                               model or layout.classifier(predictor.value), data_options, force)  # fmt: skip
     out = layout.attack_set(set_name(method.value, eps, predictor.value))
     record = attack_sets.build(
         chosen,
@@ -106,4 +159,29 @@ def attack(
     typer.echo(
         f"{method.value} eps={eps:g} on the {predictor.value} predictor, {n} images: success rate "
         f"{record['success_rate']:.3f} (label changed {record['label_changed_rate']:.3f}), mean L-inf {record['mean_linf_255']:.2f}/255, mean L2 {record['mean_l2']:.3f}"
+    )
+
+
+def _detector_aware(method, layout, models, files, x, y, config, measure, detector_file, n, model, options, force):
+    from uncertadv.experiments import adaptive
+
+    detector = adaptive.detector_for(layout, models, x, config, measure, detector_file, n, options)
+    if method == "holes":
+        from uncertadv.experiments import hole_search
+
+        record = hole_search.build(layout, detector, x, y, hole_search.HoleConfig(n=n, seed=config.seed),
+                                   config.seed, n, force=force)  # fmt: skip
+        echo(f"hole search: {hole_search.path(layout, detector.predictor, detector.measure)}")
+        typer.echo(f"holes on the {detector.predictor} predictor against its {detector.measure} detector: "
+                   f"c = {record['c']:g}, success rate {record['success_rate']:.3f} of {n}")  # fmt: skip
+        return
+    record = adaptive.build(models, files, x, y, config, detector, method, n=n, layout=layout, model=model,
+                            data_options=options, force=force)  # fmt: skip
+    echo(
+        f"attack set: {layout.attack_set(adaptive.adaptive_name(method, config.eps, config.predictor, detector.measure))}"
+    )
+    typer.echo(
+        f"{method} eps={config.eps:g} on the {config.predictor} predictor against its {detector.measure} detector "
+        f"(threshold {detector.threshold:.6g}), {n} images: c = {record['c']:g}, success rate "
+        f"{record['success_rate']:.3f}, evasion rate {record['evasion_rate']:.3f}"
     )

@@ -194,8 +194,12 @@ def variance_mi(
 
 
 def _adversarial_group(results: Path) -> dict:
-    """MC-predictor adversarial rows of RESULTS/scores.csv (all attacks), if `uncertadv report` has run."""
-    from uncertadv.experiments.adversarial_figures import read_long_scores
+    """MC-predictor adversarial rows of Table 1's attacks in RESULTS/scores.csv, if `uncertadv report` has run
+    (the settings table1.csv lists: not the adaptive attacks' rows, nor their extra PGD budgets)."""
+    import numpy as np
+
+    from uncertadv import artifacts
+    from uncertadv.experiments.adversarial_figures import read_long_scores, table1_mask
 
     path = _mnist(results).scores
     if not path.is_file():
@@ -203,7 +207,10 @@ def _adversarial_group(results: Path) -> dict:
     scores = read_long_scores(path)
     if "predictor" not in scores:
         return {}  # a scores.csv of an older uncertadv
-    sel = (scores["predictor"] == "mc") & (scores["kind"] == "adversarial")
+    sel = (scores["predictor"] == "mc") & (scores["kind"] == "adversarial") & table1_mask(scores)
+    table = _mnist(results).table1("csv")
+    if table.is_file():  # only the budgets of Table 1
+        sel &= np.isin(scores["eps"], np.asarray([float(e) for e in artifacts.read_csv(table)["eps"]]))
     if not sel.any():
         return {}
     return {
@@ -245,6 +252,28 @@ def adversarial_examples(
     from uncertadv.experiments.layout import Layout
 
     _written([adversarial_figures.run_examples(Layout.of(dataset, results), method, eps, count)])
+
+
+@plot_app.command("adaptive")
+def adaptive_figures(
+    dataset: Annotated[
+        str, typer.Option(help="Data set; reads RESULTS/adaptive.csv from `report --adaptive`.")
+    ] = "mnist",
+    results: Annotated[
+        Optional[Path], typer.Option(help="Results folder (default: results/DATASET).", show_default=False)
+    ] = None,
+) -> None:
+    """The adaptive attacks: evasion rate against eps (standard vs adaptive, per measure and predictor), a
+    gallery of pgd / pgd-adaptive / pgd-adaptive-known images beside their sources, and on MNIST the hole search's."""
+    quiet_tensorflow()
+    from uncertadv.experiments import adaptive_figures as figures
+    from uncertadv.experiments.layout import Layout
+
+    layout = Layout.of(dataset, results)
+    paths = [figures.run_evasion(layout), figures.run_gallery(layout)]
+    if layout.dataset == "mnist":
+        paths.append(figures.run_holes_gallery(layout))
+    _written(paths)
 
 
 @plot_app.command("all")

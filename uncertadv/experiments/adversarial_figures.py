@@ -35,6 +35,15 @@ def read_long_scores(path: Path) -> dict[str, np.ndarray]:
     return artifacts.read_table(path)
 
 
+def table1_mask(scores: dict[str, np.ndarray]) -> np.ndarray:
+    """``[rows]`` bool: the rows of attacks that ignore the detector (Table 1's kind), not the
+    adaptive attacks' rows that ``report --adaptive`` adds (their detector_measure is set)."""
+    measure = scores.get("detector_measure")
+    if measure is None or measure.dtype.kind == "f":  # absent, or every cell empty (read as NaN)
+        return np.ones(len(scores["attack"]), bool)
+    return measure == ""
+
+
 def _curve(scores: np.ndarray, positive: np.ndarray):
     fpr, tpr, _ = roc_curve(positive, scores)
     precision, recall, _ = precision_recall_curve(positive, scores)
@@ -46,6 +55,7 @@ def _curve(scores: np.ndarray, positive: np.ndarray):
 def run_roc(layout: Layout) -> list[Path]:
     """One figure per (attack, eps): every predictor and measure, all vs successful-only adversarials."""
     scores = read_long_scores(layout.scores)
+    scores = {k: v[table1_mask(scores)] for k, v in scores.items()}
     outputs = []
     settings = sorted({(a, e) for a, e in zip(scores["attack"], scores["eps"])}, key=lambda s: (s[0], s[1]))
     for attack, eps in settings:

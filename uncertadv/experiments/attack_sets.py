@@ -185,35 +185,51 @@ def score(models: list, arrays: dict, record: dict, x: np.ndarray, y: np.ndarray
     - clean_pred (adversarial rows): the same predictor's prediction on the clean source image;
     - success (adversarial rows): correct when clean and wrong after the attack;
     - label_changed (adversarial rows): wrong after the attack (the paper's "success")."""
+    images = {"clean": x[arrays["clean_index"]], "noise": arrays["x_noise"], "adversarial": arrays["x_adv"]}
+    blocks = [kind_rows(models, record, kind, arrays[f"{kind}_index"], images[kind], x, y) for kind in KINDS]
+    return {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
+
+
+def kind_rows(
+    models: list, record: dict, kind: str, index: np.ndarray, images: np.ndarray, x: np.ndarray, y: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The rows ``[n]`` of one kind of an attack set (see ``score``): ``images`` were made from the
+    test images ``x[index]`` and are scored by the evaluator that ``record`` names."""
     cfg = record["config"]
     predictor = cfg["attack"]["predictor"]
     evaluate = dict(predictor=predictor, samples=cfg["eval_samples"], seed=cfg["eval_seed"],
                     from_logits=cfg.get("data_options", {}).get("from_logits", False))  # fmt: skip
-    source = {kind: x[arrays[f"{kind}_index"]] for kind in KINDS}
-    images = {"clean": source["clean"], "noise": arrays["x_noise"], "adversarial": arrays["x_adv"]}
-    columns: dict[str, list] = {}
-    for kind in KINDS:
-        index = arrays[f"{kind}_index"]
-        n = len(index)
-        values = predictors.scores(predictors.predict(models, images[kind], **evaluate), predictor=predictor)
-        none = np.full(n, np.nan)
-        block = {
-            "index": index,
-            "label": y[index],
-            "pred": values["pred"],
-            "clean_pred": none,
-            "success": none,
-            "label_changed": none,
-            "l2": perturbation_norms(source[kind], images[kind])[1],
-            "pair": none if kind == "clean" else np.arange(n),
-            "confidence": values["confidence"],
-            **{m: values[m] for m in MEASURES},
-        }
-        if kind == "adversarial":
-            clean_pred = predictors.predict(models, source[kind], **evaluate).mean(axis=0).argmax(axis=-1)
-            changed = values["pred"] != y[index]
-            block.update(clean_pred=clean_pred, label_changed=changed, success=(clean_pred == y[index]) & changed)
-        columns.setdefault("kind", []).append(np.full(n, kind))
-        for k, v in block.items():
-            columns.setdefault(k, []).append(np.asarray(v, dtype=float))
-    return {k: np.concatenate(v) for k, v in columns.items()}
+    n = len(index)
+    values = predictors.scores(predictors.predict(models, images, **evaluate), predictor=predictor)
+    none = np.full(n, np.nan)
+    block = {
+        "kind": np.full(n, kind),
+        "index": index,
+        "label": y[index],
+        "pred": values["pred"],
+        "clean_pred": none,
+        "success": none,
+        "label_changed": none,
+        "l2": perturbation_norms(x[index], images)[1],
+        "pair": none if kind == "clean" else np.arange(n),
+        "confidence": values["confidence"],
+        **{m: values[m] for m in MEASURES},
+    }
+    if kind == "adversarial":
+        clean_pred = predictors.predict(models, x[index], **evaluate).mean(axis=0).argmax(axis=-1)
+        changed = values["pred"] != y[index]
+        block.update(clean_pred=clean_pred, label_changed=changed, success=(clean_pred == y[index]) & changed)
+    return {k: (v if k == "kind" else np.asarray(v, dtype=float)) for k, v in block.items()}
+
+
+def cached_scores(layout: Layout, stem: str, models: list, x: np.ndarray, y: np.ndarray) -> dict:
+    """The score rows of one attack set, cached beside it (keyed by the set's sha256)."""
+    npz = layout.attack_set(stem)
+    arrays, record = load(npz)
+    config = {
+        "protocol": PROTOCOL,
+        "attack_set": artifacts.file_sha256(npz),
+        "eval_samples": record["config"]["eval_samples"],
+        "eval_seed": record["config"]["eval_seed"],
+    }
+    return artifacts.cached_table(layout.score_cache(stem), config, lambda: score(models, arrays, record, x, y))

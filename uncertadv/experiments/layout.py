@@ -151,6 +151,16 @@ def ensure_classifiers(layout: Layout, predictors: tuple[str, ...]) -> tuple[dic
     return out, {}
 
 
+def ensure_vae(layout: Layout) -> Path:
+    """The VAE manifest, trained (saying so) by its committed record's recipe if its files are missing."""
+    if not (layout.vae.is_file() and all(f.is_file() for f in io.vae_paths(layout.vae))):
+        from uncertadv.experiments import training
+
+        print(f"training the VAE ({layout.vae})", flush=True)
+        training.make_vae(layout.vae, training.VAEConfig(**_recorded(layout.vae, training.VAEConfig)))
+    return layout.vae
+
+
 def _complete(manifest: Path) -> bool:
     return manifest.is_file() and all(f.is_file() for f in io.model_files(manifest))
 

@@ -17,9 +17,12 @@ from uncertadv.experiments.layout import Layout, ensure_classifiers, eval_seed, 
 from uncertadv.measures import MEASURES
 from uncertadv.progress import progress_bar
 
+# detector_measure: the measure of the detector an adaptive attack evaded; empty for the attacks
+# that ignore the detector (every Table 1 row).
+GROUP_COLUMNS = ("attack", "eps", "predictor", "detector_measure")
 LONG_COLUMNS = [
-    "attack", "eps", "predictor", "kind", "index", "label", "pred", "clean_pred", "success", "label_changed",
-    "l2", "pair", *MEASURES,
+    *GROUP_COLUMNS, "kind", "index", "label", "pred", "clean_pred", "success", "label_changed", "l2", "pair",
+    *MEASURES,
 ]  # fmt: skip
 INTEGER_COLUMNS = ("index", "label", "pred", "clean_pred", "success", "label_changed", "pair")
 
@@ -52,21 +55,6 @@ def _settings(cfg: TableConfig):
                                    pixel_max=(cfg.data or {}).get("pixel_max", 1.0))  # fmt: skip
 
 
-def _scored(layout: Layout, stem: str, models: list, x: np.ndarray, y: np.ndarray) -> dict:
-    """The score rows of one attack set, cached beside it (keyed by the set's sha256)."""
-    npz = layout.attack_set(stem)
-    arrays, record = attack_sets.load(npz)
-    config = {
-        "protocol": attack_sets.PROTOCOL,
-        "attack_set": artifacts.file_sha256(npz),
-        "eval_samples": record["config"]["eval_samples"],
-        "eval_seed": record["config"]["eval_seed"],
-    }
-    return artifacts.cached_table(
-        layout.score_cache(stem), config, lambda: attack_sets.score(models, arrays, record, x, y)
-    )
-
-
 def run(cfg: TableConfig) -> tuple[list[dict], list[Path]]:
     """Build every attack set and score, then write scores.csv, table1.csv and table1.md."""
     start = time.perf_counter()
@@ -78,8 +66,7 @@ def run(cfg: TableConfig) -> tuple[list[dict], list[Path]]:
         models, data_options = ensure_classifiers(layout, cfg.predictors)
         loaded = dict.fromkeys(cfg.predictors, data.load(layout.dataset, "test", **data_options))
     settings = list(_settings(cfg))
-    long: dict[str, list] = {c: [] for c in LONG_COLUMNS}
-    table, records = [], {}
+    groups, table, records = [], [], {}
     for config in progress_bar(settings, desc=f"Table 1 ({len(settings)} settings)", total=len(settings)):
         member_models, files = models[config.predictor]
         x, y = loaded[config.predictor]
@@ -96,7 +83,7 @@ def run(cfg: TableConfig) -> tuple[list[dict], list[Path]]:
             data_options=data_options,
             force=cfg.force,
         )
-        rows = _scored(layout, stem, member_models, x, y)
+        rows = attack_sets.cached_scores(layout, stem, member_models, x, y)
         table.append(
             {
                 "attack": config.method,
@@ -105,8 +92,8 @@ def run(cfg: TableConfig) -> tuple[list[dict], list[Path]]:
                 **table1.table_row(rows, bootstrap_rounds=cfg.bootstrap, seed=cfg.seed),
             }
         )
-        _append_long(long, config, rows)
-    outputs = _write(cfg, table, long, records, start)
+        groups.append(long_rows((config.method, config.eps, config.predictor, ""), rows))
+    outputs = _write(cfg, table, groups, records, start)
     return table, outputs
 
 
@@ -125,40 +112,59 @@ def score_set(npz: Path) -> tuple[AttackConfig, dict]:
     else:
         x, y = data.load(record["config"]["dataset"], "test", **record["config"]["data_options"])
     layout = Layout.containing(npz, record["config"]["dataset"])
-    return config, _scored(layout, npz.stem, models, x, y)
+    return config, attack_sets.cached_scores(layout, npz.stem, models, x, y)
 
 
 def merge_into_scores(scores_csv: Path, config: AttackConfig, rows: dict) -> None:
     """Replace the rows of one (attack, eps, predictor) in the long scores.csv, keeping the others."""
-    long: dict[str, list] = {c: [] for c in LONG_COLUMNS}
+    write_scores(scores_csv, [long_rows((config.method, config.eps, config.predictor, ""), rows)])
+
+
+def long_rows(group: tuple, rows: dict) -> dict[str, list]:
+    """The scores.csv cells of one group ``(attack, eps, predictor, detector_measure)`` of score rows."""
+    n = len(rows["kind"])
+    long = {c: [v] * n for c, v in zip(GROUP_COLUMNS, group)}
+    long["kind"] = [str(k) for k in rows["kind"]]
+    for col in INTEGER_COLUMNS:  # NaN (not applicable) becomes an empty cell
+        long[col] = [None if np.isnan(v) else int(v) for v in rows[col]]
+    for col in ("l2", *MEASURES):
+        long[col] = list(rows[col])
+    return long
+
+
+def write_scores(scores_csv: Path, groups: list[dict[str, list]]) -> None:
+    """Write ``groups`` (from ``long_rows``) into scores.csv: a group already there is replaced, the
+    others are kept, and groups are ordered by attack, eps, predictor and measure, so the file does
+    not depend on which report ran first."""
+    found: dict[tuple, dict[str, list]] = {}
     if scores_csv.is_file():
         old = artifacts.read_csv(scores_csv)
         if "predictor" not in old:
             raise ValueError(
                 f"{scores_csv} is from an older uncertadv (no 'predictor' column); run `uncertadv report` to rebuild it"
             )
-        mine = (config.method, config.eps, config.predictor)
-        keep = [
-            i
-            for i in range(len(old["attack"]))
-            if (old["attack"][i], float(old["eps"][i]), old["predictor"][i]) != mine
-        ]
-        for c in LONG_COLUMNS:
-            long[c] = [old[c][i] for i in keep]
-    _append_long(long, config, rows)
-    artifacts.write_csv(scores_csv, long)
+        old.setdefault("detector_measure", [""] * len(old["attack"]))
+        for i in range(len(old["attack"])):
+            key = _group_key([old[c][i] for c in GROUP_COLUMNS])
+            block = found.setdefault(key, {c: [] for c in LONG_COLUMNS})
+            for c in LONG_COLUMNS:
+                block[c].append(old[c][i])
+    for group in groups:
+        found[_group_key([group[c][0] for c in GROUP_COLUMNS])] = group
+    artifacts.write_csv(scores_csv, {c: [v for key in sorted(found) for v in found[key][c]] for c in LONG_COLUMNS})
 
 
-def _append_long(long: dict, config: AttackConfig, rows: dict) -> None:
-    n = len(rows["kind"])
-    long["attack"] += [config.method] * n
-    long["eps"] += [config.eps] * n
-    long["predictor"] += [config.predictor] * n
-    long["kind"] += [str(k) for k in rows["kind"]]
-    for col in INTEGER_COLUMNS:  # NaN (not applicable) becomes an empty cell
-        long[col] += [None if np.isnan(v) else int(v) for v in rows[col]]
-    for col in ("l2", *MEASURES):
-        long[col] += list(rows[col])
+def _group_key(values: list) -> tuple:
+    """Sort key of a group: the attacks, predictors and measures in their documented order."""
+    from uncertadv.attacks import METHODS
+    from uncertadv.predictors import PREDICTORS
+
+    def rank(order, value):
+        return (order.index(value), "") if value in order else (len(order), str(value))
+
+    attack, eps, predictor, measure = values
+    measure = measure or ""
+    return rank(METHODS, attack), float(eps), rank(PREDICTORS, predictor), rank(("", *MEASURES), measure)
 
 
 def _models_line(layout: Layout) -> str:
@@ -181,8 +187,8 @@ def _models_line(layout: Layout) -> str:
     return line + f" (`{manifest.relative_to(layout.folder)}`)."
 
 
-def _write(cfg: TableConfig, table: list[dict], long: dict, records: dict, start: float) -> list[Path]:
-    artifacts.write_csv(cfg.layout.scores, long)
+def _write(cfg: TableConfig, table: list[dict], groups: list[dict], records: dict, start: float) -> list[Path]:
+    write_scores(cfg.layout.scores, groups)
     columns = table1.PAPER_COLUMNS + table1.EXTRA_COLUMNS
     artifacts.write_csv(cfg.layout.table1("csv"), {c: [r[c] for r in table] for c in columns})
     header = (
