@@ -15,7 +15,7 @@ CATSDOGS_SMALL := results/catsdogs-small
 # The cats-vs-dogs images are never committed: point at a PetImages folder (Cat/*.jpg, Dog/*.jpg).
 PETIMAGES ?= $(abspath ../shared/data/PetImages)
 
-.PHONY: install lint test demo catsdogs catsdogs-small bench clean
+.PHONY: install lint test demo catsdogs catsdogs-small adaptive catsdogs-adaptive bench clean
 
 $(STAMP): pyproject.toml setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,16 @@ catsdogs-small: install
 	$(UNCERTADV) plot roc --dataset catsdogs --results $(CATSDOGS_SMALL)
 	UNCERTADV_PETIMAGES=$(PETIMAGES) $(UNCERTADV) plot adversarial-examples --dataset catsdogs --method mim --eps 10 --results $(CATSDOGS_SMALL)
 
+# Adaptive attacks (issue 12): detectors at 5% FPR, pgd vs pgd-adaptive vs pgd-adaptive-known and, on
+# MNIST, the hole search through the VAE (missing models are trained by their recorded recipe).
+adaptive: install
+	$(UNCERTADV) report --adaptive --dataset mnist
+	$(UNCERTADV) plot adaptive --dataset mnist
+
+catsdogs-adaptive: install
+	UNCERTADV_PETIMAGES=$(PETIMAGES) $(UNCERTADV) report --adaptive --dataset catsdogs
+	UNCERTADV_PETIMAGES=$(PETIMAGES) $(UNCERTADV) plot adaptive --dataset catsdogs
+
 bench: install
 	$(BIN)/python benchmarks/mc_speed.py
 	$(BIN)/python benchmarks/latent_map_speed.py
@@ -68,6 +78,7 @@ bench: install
 	$(BIN)/python benchmarks/table1_speed.py
 	$(BIN)/python benchmarks/catsdogs_mc_speed.py
 	$(BIN)/python benchmarks/catsdogs_attack_speed.py
+	$(BIN)/python benchmarks/adaptive_attack_speed.py
 
 clean:
 	rm -rf .venv .pytest_cache
