@@ -91,6 +91,9 @@ def test_the_detector_fills_in_its_settings_and_refuses_conflicts(trained):
         attack([model], x, y, method="pgd-adaptive", eps=8, predictor="ensemble", detector=detector)
     with pytest.raises(ValueError, match="untargeted"):
         attack([model], x, y, method="pgd-adaptive", eps=8, targeted=True, detector=detector)
+    config = AttackConfig(method="pgd", eps=8)
+    with pytest.raises(ValueError, match="keyword settings"):
+        attack([model], x, y, config, detector=detector)
     unfitted = Detector([model], "mutual_information")
     with pytest.raises(ValueError, match="no threshold"):
         attack([model], x, y, method="pgd-adaptive", eps=8, detector=unfitted)

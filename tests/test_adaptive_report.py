@@ -130,3 +130,20 @@ def test_attack_cli_adaptive_and_its_errors(run):
     result = invoke("attack", "--method", "pgd-adaptive", "--eps", "76", "--detector", other, *COMMON,
                     "--results", folder)  # fmt: skip
     assert_one_line_error(result, "evaluator's")
+
+
+def test_detector_aware_mistakes_are_one_line_errors_before_any_work(run):
+    folder, _ = run
+    det = folder / "detectors" / "mc_mutual_information.json"
+    for args, text in (
+        (["--method", "holes", "--predictor", "deterministic"], "sampled networks"),
+        (["--method", "pgd-adaptive", "--eps", "76", "--predictor", "deterministic"], "sampled networks"),
+        (["--method", "fgm", "--eps", "5", "--measure", "mutual_information"], "ignores"),
+        (["--method", "pgd-adaptive", "--eps", "76", "--detector", det, "--measure", "softmax_variance", *COMMON],
+         "differs"),
+        # another N would fit the detector on other held-out images: refused, not silently refitted
+        (["--method", "pgd-adaptive", "--eps", "76", "--n", "10", "--samples", "2"], "another protocol"),
+    ):  # fmt: skip
+        assert_one_line_error(invoke("attack", *args, "--results", folder), text)
+    adaptive_set = folder / "attacks" / "pgd-adaptive_eps76_mc_mutual_information.npz"
+    assert_one_line_error(invoke("score", "--attack", adaptive_set), "report --adaptive")

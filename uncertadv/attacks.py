@@ -276,6 +276,8 @@ def attack(
     ``x`` is not modified, nothing global is touched, and the same config gives the same images."""
     models = list(models) if isinstance(models, (list, tuple)) else [models]
     if detector is not None:
+        if config is not None:
+            raise ValueError("give the detector with keyword settings (method=..., eps=...), not an AttackConfig")
         settings = _detector_settings(detector, settings)
     if targeted and y is None:
         raise ValueError("a targeted attack needs the target labels y")

@@ -91,8 +91,12 @@ def attack(
         ),
     ] = None,
     measure: Annotated[
-        MeasureName, typer.Option(help="Adaptive methods and holes without --detector: the detector's measure.")
-    ] = MeasureName.mutual_information,
+        Optional[MeasureName],
+        typer.Option(
+            help="Adaptive methods and holes: the detector's measure (default: mutual_information, or --detector's).",
+            show_default=False,
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option(help="Recompute even if the attack set exists with the same config.")] = False,
 ) -> None:
     """Craft adversarial examples (and the matching clean and noise sets) into RESULTS/attacks/.
@@ -109,8 +113,12 @@ def attack(
         raise ValueError(f"{method.value} needs --eps (0-255 pixel units)")
     elif eps < 0:
         raise ValueError(f"--eps must be >= 0 (0-255 pixel units), got {eps:g}")
-    if detector is not None and method.value not in DETECTOR_AWARE:
-        raise ValueError(f"{method.value} ignores detectors; --detector is for {', '.join(DETECTOR_AWARE)}")
+    if (detector is not None or measure is not None) and method.value not in DETECTOR_AWARE:
+        raise ValueError(
+            f"{method.value} ignores detectors; --detector and --measure are for {', '.join(DETECTOR_AWARE)}"
+        )
+    if method.value in DETECTOR_AWARE and predictor is PredictorName.deterministic:
+        raise ValueError(f"{method.value} needs sampled networks: use --predictor mc or ensemble")
     quiet_tensorflow()
     from uncertadv import data as datasets
     from uncertadv.attacks import AttackConfig
@@ -140,7 +148,7 @@ def attack(
         chosen, files = models[predictor.value]
         x, y = datasets.load(dataset, "test", **data_options)
     if method.value in DETECTOR_AWARE:
-        return _detector_aware(method.value, layout, chosen, files, x, y, config, measure.value, detector, n,
+        return _detector_aware(method.value, layout, chosen, files, x, y, config, measure, detector, n,
                                model or layout.classifier(predictor.value), data_options, force)  # fmt: skip
     out = layout.attack_set(set_name(method.value, eps, predictor.value))
     record = attack_sets.build(
@@ -165,7 +173,10 @@ def attack(
 def _detector_aware(method, layout, models, files, x, y, config, measure, detector_file, n, model, options, force):
     from uncertadv.experiments import adaptive
 
-    detector = adaptive.detector_for(layout, models, x, config, measure, detector_file, n, options)
+    name = measure.value if measure is not None else "mutual_information"
+    detector = adaptive.detector_for(layout, models, x, config, name, detector_file, n, options, force)
+    if measure is not None and detector.measure != measure.value:
+        raise ValueError(f"--measure {measure.value} differs from the measure of {detector_file} ({detector.measure})")
     if method == "holes":
         from uncertadv.experiments import hole_search
 

@@ -72,9 +72,12 @@ def fit_detectors(
     samples: int,
     seed: int,
     from_logits: bool = False,
+    force: bool = False,
 ) -> dict[str, Detector]:
     """``{measure: Detector}`` for one predictor, fitted at TARGET_FPR on the held-out fit images
-    (reused where a saved detector was fitted the same way on these very models)."""
+    (reused where a saved detector was fitted the same way on these very models). A saved detector
+    of these models fitted for another protocol (N, seed, T) is refitted only with ``force``: the
+    held-out images depend on N, so another N would fit on images that other sets evaluate."""
     fit_data = {"dataset": layout.dataset, "index_seed": seed, "n_evaluation": n, "n_fit": N_FIT}
     out, missing = {}, []
     for measure in measures:
@@ -85,8 +88,13 @@ def fit_detectors(
             found = None
         want = {"samples": samples, "seed": eval_seed(seed), "fit_data": fit_data, "target_fpr": TARGET_FPR}
         have = {**found.config(), **found.fit_record} if found is not None else {}
-        if all(have.get(k) == v for k, v in want.items()):
+        if not force and all(have.get(k) == v for k, v in want.items()):
             out[measure] = found
+        elif found is not None and not force:
+            raise ValueError(
+                f"{path} was fitted for another protocol ({have.get('fit_data')}, T={have.get('samples')}, seed "
+                f"{have.get('seed')}); use the same --n, --samples and --seed, or --force to refit it"
+            )
         else:
             missing.append(measure)
     if missing:
@@ -112,10 +120,12 @@ def fit_detectors(
 
 def detector_for(
     layout: Layout, models: list, x: np.ndarray, base: AttackConfig, measure: str, detector_file: Path | None,
-    n: int, data_options: dict | None = None,
+    n: int, data_options: dict | None = None, force: bool = False,
 ) -> Detector:  # fmt: skip
     """The detector an attack evades: ``detector_file`` (checked against ``models`` and the
     evaluator), else the protocol's detector in ``layout`` for ``measure``, fitted if missing."""
+    if base.predictor == "deterministic":
+        raise ValueError("the detector-aware attacks need sampled networks: use the mc or ensemble predictor")
     if detector_file is not None:
         if not Path(detector_file).is_file():
             raise ValueError(f"no detector file at {detector_file}")
@@ -123,7 +133,7 @@ def detector_for(
         check_detector(detector, base)
         return detector
     fitted = fit_detectors(layout, models, x, predictor=base.predictor, measures=(measure,), n=n,
-                           samples=base.samples, seed=base.seed,
+                           samples=base.samples, seed=base.seed, force=force,
                            from_logits=(data_options or {}).get("from_logits", False))  # fmt: skip
     return fitted[measure]
 
@@ -166,7 +176,13 @@ def _adaptive_config(base: AttackConfig, detector: Detector, method: str, c: flo
 
 
 def check_detector(detector: Detector, base: AttackConfig) -> None:
-    """The detector must judge with the evaluator's networks, or its flags would not match the scores."""
+    """The detector must judge with the evaluator's networks, or its flags would not match the scores,
+    and its measure must have a gradient for the attack to follow."""
+    if detector.measure not in DIFFERENTIABLE_MEASURES:
+        raise ValueError(
+            f"an adaptive attack needs a differentiable measure ({', '.join(DIFFERENTIABLE_MEASURES)}); "
+            f"the detector uses {detector.measure}"
+        )
     if detector.predictor != base.predictor:
         raise ValueError(f"the detector is for the {detector.predictor} predictor, the attack for {base.predictor}")
     if detector.seed != eval_seed(base.seed) or detector.samples != base.samples:
@@ -249,12 +265,17 @@ def scores(layout: Layout, stem: str, models: list, x: np.ndarray, y: np.ndarray
     arrays, record = attack_sets.load(npz)
     base = AttackConfig(**record["config"]["attack"])
     pgd_stem = set_name("pgd", base.eps, base.predictor)
+    pgd_sha = artifacts.file_sha256(layout.attack_set(pgd_stem)) if layout.attack_set(pgd_stem).is_file() else None
+    if pgd_sha != record["config"]["pgd_set"]:
+        raise ValueError(f"the PGD set {pgd_stem} changed (or is missing) since {npz.name} was made; "
+                         "run `uncertadv report --adaptive` to make both again")  # fmt: skip
     pgd_rows = attack_sets.cached_scores(layout, pgd_stem, models, x, y)
     _, pgd_record = attack_sets.load(layout.attack_set(pgd_stem))
 
     def compute():
         index = arrays["adversarial_index"]
         adv = attack_sets.kind_rows(models, pgd_record, "adversarial", index, arrays["x_adv"], x, y)
+        adv["pair"] = np.full(len(index), np.nan)  # PGD's noise rows are matched to PGD's perturbations, not these
         negative = pgd_rows["kind"] != "adversarial"
         return {k: np.concatenate([pgd_rows[k][negative], adv[k]]) for k in adv}
 
@@ -264,5 +285,6 @@ def scores(layout: Layout, stem: str, models: list, x: np.ndarray, y: np.ndarray
         "pgd_set": record["config"]["pgd_set"],
         "eval_samples": pgd_record["config"]["eval_samples"],
         "eval_seed": pgd_record["config"]["eval_seed"],
+        "adversarial_pair": None,  # the adversarial rows are paired with no noise row (see compute)
     }
     return artifacts.cached_table(layout.score_cache(stem), config, compute)

@@ -154,6 +154,7 @@ def run(cfg: AdaptiveConfig) -> tuple[list[dict], list[Path]]:
             samples=cfg.samples,
             seed=cfg.seed,
             from_logits=from_logits,
+            force=cfg.force,
         )
         detectors.update({(predictor, m): d for m, d in fitted.items()})
     settings = [(e, p) for e in cfg.eps for p in cfg.predictors]
@@ -168,7 +169,9 @@ def run(cfg: AdaptiveConfig) -> tuple[list[dict], list[Path]]:
         )
         model_file = cfg.model or layout.classifier(predictor)
         build = dict(n=cfg.n, layout=layout, model=model_file, data_options=options)
-        records[set_name("pgd", eps, predictor)] = attack_sets.build(member_models, files, x, y, base, **build)
+        records[set_name("pgd", eps, predictor)] = attack_sets.build(
+            member_models, files, x, y, base, force=cfg.force, **build
+        )
         pgd_rows = attack_sets.cached_scores(layout, set_name("pgd", eps, predictor), member_models, x, y)
         groups.append(report.long_rows(("pgd", eps, predictor, ""), pgd_rows))
         for measure in cfg.measures:
@@ -262,7 +265,8 @@ def markdown(cfg: AdaptiveConfig, table: list[dict], records: dict, holes: list[
         "predictive minus c * max(0, U/τ - 1) with fresh networks at every step; pgd-adaptive-known does the same "
         "on the detector's own networks (it knows the seed). c is chosen from "
         f"{', '.join(f'{c:g}' for c in adaptive.C_GRID)} by the evasion rate on {adaptive.N_CALIBRATION} other "
-        "clean test images (calibration rates in adaptive.json).",
+        "clean test images, judged by the detector: the attacker is granted its verdicts on those 50 images "
+        "(calibration rates in adaptive.json).",
         "",
         f"N = {cfg.n} adversarial images per row, the same source images in every row of one predictor. "
         "success: correct when clean, wrong after the attack. AUC: adversarial vs the clean and noise negatives "

@@ -20,9 +20,11 @@ import numpy as np
 import tensorflow as tf
 
 from uncertadv import artifacts, io, mc, predictors
-from uncertadv.detector import Detector
+from uncertadv.attacks import DIFFERENTIABLE_MEASURES
+from uncertadv.detector import Detector, weights_sha256
 from uncertadv.experiments import adaptive, latent
 from uncertadv.experiments.layout import Layout, ensure_vae
+from uncertadv.predictors import members
 
 LATENT_RADIUS = 3.0
 MIN_CONFIDENCE = 0.9
@@ -59,7 +61,8 @@ def _gradient_fn(decoder, models: list, samples: int, measure: str):
 
 def search(decoder, detector: Detector, z0: np.ndarray, target: np.ndarray, c: float, config: HoleConfig) -> np.ndarray:
     """Latent points ``[N, 2]`` found from ``z0 [N, 2]`` for the ``target [N]`` classes."""
-    gradient = _gradient_fn(decoder, detector.models, detector.samples, detector.measure)
+    chosen = members(detector.models, detector.predictor)  # what the detector's predictor judges with
+    gradient = _gradient_fn(decoder, chosen, detector.samples, detector.measure)
     z0 = tf.constant(z0, tf.float32)
     z = tf.identity(z0)
     target = tf.constant(target, tf.int64)
@@ -118,12 +121,18 @@ def build(
     and whose other images supply the sources."""
     if layout.dataset != "mnist":
         raise ValueError(f"the hole search needs the MNIST VAE; it is not defined for {layout.dataset!r}")
+    if detector.predictor == "deterministic" or detector.measure not in DIFFERENTIABLE_MEASURES:
+        raise ValueError(
+            "the hole search needs sampled networks (mc, ensemble) and a differentiable measure "
+            f"({', '.join(DIFFERENTIABLE_MEASURES)}); got {detector.predictor}, {detector.measure}"
+        )
     encoder, decoder = io.load_vae(ensure_vae(layout))
     out = path(layout, detector.predictor, detector.measure)
     want = {
         "hole_search": dataclasses.asdict(config),
         "min_confidence": MIN_CONFIDENCE,
         "detector": {**detector.config(), "threshold": detector.threshold},
+        "classifier": weights_sha256(detector.models),
         "index_seed": index_seed,
         "n_evaluation": n_evaluation,
         "c_grid": list(adaptive.C_GRID),

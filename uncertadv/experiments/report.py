@@ -102,6 +102,8 @@ def score_set(npz: Path) -> tuple[AttackConfig, dict]:
     from uncertadv import io
 
     _, record = attack_sets.load(npz)
+    if "method" in record["config"] or "hole_search" in record["config"]:
+        raise ValueError(f"{npz} is an adaptive attack set; `uncertadv report --adaptive` scores it")
     if record["config"].get("protocol") != attack_sets.PROTOCOL:
         raise ValueError(f"{npz} was made by an older uncertadv protocol; make it again with `uncertadv attack`")
     config = AttackConfig(**record["config"]["attack"])
@@ -144,6 +146,10 @@ def write_scores(scores_csv: Path, groups: list[dict[str, list]]) -> None:
                 f"{scores_csv} is from an older uncertadv (no 'predictor' column); run `uncertadv report` to rebuild it"
             )
         old.setdefault("detector_measure", [""] * len(old["attack"]))
+        missing = [c for c in LONG_COLUMNS if c not in old]
+        if missing:
+            raise ValueError(f"{scores_csv} is from an older uncertadv (no {', '.join(missing)} column); move it "
+                             "away and run the report again")  # fmt: skip
         for i in range(len(old["attack"])):
             key = _group_key([old[c][i] for c in GROUP_COLUMNS])
             block = found.setdefault(key, {c: [] for c in LONG_COLUMNS})
