@@ -58,6 +58,16 @@ def report(
     measures: Annotated[
         str, typer.Option(help="With --adaptive: comma-separated measures of the detectors.")
     ] = "predictive_entropy,mutual_information,softmax_variance",
+    iterations: Annotated[
+        int, typer.Option(min=1, help="With --adaptive: PGD's iterations (the protocol's: 10).")
+    ] = 10,
+    step: Annotated[
+        Optional[float],
+        typer.Option(
+            help="With --adaptive: PGD's step, 0-255 units (default: 0.5 at eps 5, 1.2 at eps 10, else eps/10).",
+            show_default=False,
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option(help="Recompute every attack set and score.")] = False,
 ) -> None:
     """Table 1: train what is missing, attack, score, and write RESULTS/table1.{csv,md,json} and scores.csv.
@@ -81,7 +91,9 @@ def report(
     if any(e < 0 for e in eps_list):
         raise ValueError(f"--eps values must be >= 0, got {eps}")
     if adaptive:
-        return _adaptive(layout, eps, predictors, allowed, measures, n, samples, seed, bootstrap, force, model, options)
+        attack = {"iterations": iterations, "step": step}
+        return _adaptive(layout, eps, predictors, allowed, measures, n, samples, seed, bootstrap, force, model, options,
+                         attack)  # fmt: skip
     cfg = pipeline.TableConfig(
         layout=layout,
         methods=comma_list(methods, METHODS, "method"),
@@ -101,7 +113,7 @@ def report(
     typer.echo((layout.folder / "table1.md").read_text())
 
 
-def _adaptive(layout, eps, predictors, allowed, measures, n, samples, seed, bootstrap, force, model, options) -> None:
+def _adaptive(layout, eps, predictors, allowed, measures, n, samples, seed, bootstrap, force, model, options, attack):
     from uncertadv.experiments import adaptive, adaptive_report
 
     eps_list = tuple(float(e) for e in eps.split(",")) if eps else adaptive.DEFAULT_EPS.get(layout.dataset, (5.0, 10.0))
@@ -118,6 +130,7 @@ def _adaptive(layout, eps, predictors, allowed, measures, n, samples, seed, boot
         force=force,
         model=model,
         data=options,
+        **attack,
     )
     _, outputs = adaptive_report.run(cfg)
     for path in outputs:

@@ -74,6 +74,8 @@ class AdaptiveConfig:
     force: bool = False
     model: Path | None = None  # your own model file (--model)
     data: dict | None = None  # with --model: the --data options
+    iterations: int = 10  # PGD's steps (the protocol's: 10, as Table 1)
+    step: float | None = None  # per step, 0-255 units; None: the paper's rule (eps / 10 beyond eps 10)
     hole_search: hole_search.HoleConfig | None = None  # MNIST: the hole search's settings
 
     def holes(self) -> hole_search.HoleConfig:
@@ -165,7 +167,14 @@ def run(cfg: AdaptiveConfig) -> tuple[list[dict], list[Path]]:
         member_models, files = models[predictor]
         x, y = loaded[predictor]
         base = AttackConfig(
-            method="pgd", eps=eps, predictor=predictor, samples=cfg.samples, seed=cfg.seed, pixel_max=pixel_max
+            method="pgd",
+            eps=eps,
+            predictor=predictor,
+            samples=cfg.samples,
+            seed=cfg.seed,
+            pixel_max=pixel_max,
+            iterations=cfg.iterations,
+            step=cfg.step,
         )
         model_file = cfg.model or layout.classifier(predictor)
         build = dict(n=cfg.n, layout=layout, model=model_file, data_options=options)
@@ -260,8 +269,9 @@ def markdown(cfg: AdaptiveConfig, table: list[dict], records: dict, holes: list[
         f"Detectors: one per predictor and measure, threshold at {adaptive.TARGET_FPR:.0%} FPR on "
         f"{adaptive.N_FIT} clean test images that no attack set uses; they judge with the evaluator's networks "
         f"(seed {eval_seed(cfg.seed)}, T = {cfg.samples} per network). detector FPR: their false-positive rate on "
-        f"the {cfg.n} clean evaluation images. Attacks: L-infinity PGD, 10 iterations from the same random start "
-        "(eps in 0-255 units). pgd ignores the detector; pgd-adaptive maximises the loss of the MC-mean "
+        f"the {cfg.n} clean evaluation images. Attacks: L-infinity PGD, {cfg.iterations} iterations of step "
+        f"{'eps/10 (0.5 at eps 5, 1.2 at eps 10)' if cfg.step is None else f'{cfg.step:g}'}, from the same random "
+        "start (eps in 0-255 units). pgd ignores the detector; pgd-adaptive maximises the loss of the MC-mean "
         "predictive minus c * max(0, U/τ - 1) with fresh networks at every step; pgd-adaptive-known does the same "
         "on the detector's own networks (it knows the seed). c is chosen from "
         f"{', '.join(f'{c:g}' for c in adaptive.C_GRID)} by the evasion rate on {adaptive.N_CALIBRATION} other "
