@@ -68,6 +68,7 @@ def report(
             show_default=False,
         ),
     ] = None,
+    holes: Annotated[bool, typer.Option(help="With --adaptive on MNIST: run the hole search too.")] = True,
     force: Annotated[bool, typer.Option(help="Recompute every attack set and score.")] = False,
 ) -> None:
     """Table 1: train what is missing, attack, score, and write RESULTS/table1.{csv,md,json} and scores.csv.
@@ -91,7 +92,7 @@ def report(
     if any(e < 0 for e in eps_list):
         raise ValueError(f"--eps values must be >= 0, got {eps}")
     if adaptive:
-        attack = {"iterations": iterations, "step": step}
+        attack = {"iterations": iterations, "step": step, "holes": holes}
         return _adaptive(layout, eps, predictors, allowed, measures, n, samples, seed, bootstrap, force, model, options,
                          attack)  # fmt: skip
     cfg = pipeline.TableConfig(

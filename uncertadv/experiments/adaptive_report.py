@@ -77,8 +77,9 @@ class AdaptiveConfig:
     iterations: int = 10  # PGD's steps (the protocol's: 10, as Table 1)
     step: float | None = None  # per step, 0-255 units; None: the paper's rule (eps / 10 beyond eps 10)
     hole_search: hole_search.HoleConfig | None = None  # MNIST: the hole search's settings
+    holes: bool = True  # MNIST: run the hole search
 
-    def holes(self) -> hole_search.HoleConfig:
+    def hole_config(self) -> hole_search.HoleConfig:
         """The hole search's settings: N and the seed follow the table's unless given."""
         return self.hole_search or hole_search.HoleConfig(n=self.n, seed=self.seed)
 
@@ -214,12 +215,13 @@ def run(cfg: AdaptiveConfig) -> tuple[list[dict], list[Path]]:
                         **table_row(rows, measure, detector.threshold, baseline, **boot),
                     }
                 )
-    holes = _hole_search(cfg, detectors, loaded) if layout.dataset == "mnist" and cfg.model is None else None
+    searched = cfg.holes and layout.dataset == "mnist" and cfg.model is None
+    holes = _hole_search(cfg, detectors, loaded) if searched else None
     return table, _write(cfg, table, groups, records, holes, start)
 
 
 def _hole_search(cfg: AdaptiveConfig, detectors: dict, loaded: dict) -> list[dict]:
-    config = cfg.holes()
+    config = cfg.hole_config()
     rows = []
     for (predictor, measure), detector in progress_bar(list(detectors.items()), desc="hole search"):
         x, y = loaded[predictor]
@@ -246,7 +248,7 @@ def _write(
     outputs = [cfg.layout.scores, folder / "adaptive.csv", folder / "adaptive.md", folder / "adaptive.json"]
     if holes is not None:
         artifacts.write_csv(folder / "hole_search.csv", {c: [r[c] for r in holes] for c in HOLE_COLUMNS})
-        config = dataclasses.asdict(cfg.holes())
+        config = dataclasses.asdict(cfg.hole_config())
         artifacts.write_json(
             folder / "hole_search.json",
             artifacts.record(
@@ -318,7 +320,7 @@ def markdown(cfg: AdaptiveConfig, table: list[dict], records: dict, holes: list[
             + " |"
         )
     if holes is not None:
-        config = cfg.holes()
+        config = cfg.hole_config()
         lines += [
             "",
             "## Hole search (MNIST)",
