@@ -100,6 +100,8 @@ def test_the_hole_search_rows_and_the_latent_radius(run):
     assert sorted(holes["predictor"]) == ["ensemble", "mc"] and (holes["n"] == 15).all()
     with np.load(folder / "attacks" / "holes_mc_mutual_information.npz") as npz:
         assert (npz["latent_distance"] <= 3.0 + 1e-4).all()
+        holes_mc = holes["n_holes"][holes["predictor"] == "mc"][0]
+        assert holes_mc == np.sum(npz["success"] & (npz["data_distance"] > 1.0)) <= npz["success"].sum()
         np.testing.assert_array_equal(npz["target"], (data.load_mnist("test")[1][npz["index"]] + 1) % 10)
         assert holes["success_rate"][holes["predictor"] == "mc"][0] == pytest.approx(npz["success"].mean())
 

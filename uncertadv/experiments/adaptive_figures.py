@@ -107,14 +107,22 @@ def run_holes_gallery(layout: Layout, measure: str = "mutual_information", count
         rows.append((f"{predictor}: source", latent.decode(decoder, result["z0"][order]),
                      [f"#{i}" for i in result["index"][order]]))  # fmt: skip
         captions = [
-            f"-> {t}: p={p:.2f} {'ok' if s else 'fail'}"
-            for t, p, s in zip(result["target"][order], result["p_target"][order], result["success"][order])
+            f"-> {t}: p={p:.2f} {'ok' if s else 'fail'}{', far' if d > hole_search.FAR_DISTANCE else ''}"
+            for t, p, s, d in zip(
+                result["target"][order],
+                result["p_target"][order],
+                result["success"][order],
+                result["data_distance"][order],
+            )
         ]
         rows.append((f"{predictor}: found", latent.decode(decoder, result["z"][order]), captions))
     if not rows:
         raise ValueError(f"no hole search in {layout.folder}; run `uncertadv report --adaptive --dataset mnist`")
-    title = (f"Hole search vs the {plots.SHORT.get(measure, measure)} detector: decoded source and the image found "
-             "(target = label + 1; ok = p >= 0.9 and not flagged)")  # fmt: skip
+    title = (
+        f"Hole search vs the {plots.SHORT.get(measure, measure)} detector: decoded source and the image found\n"
+        f"(target = label + 1; ok = p >= 0.9 and not flagged; far = a hole, > {hole_search.FAR_DISTANCE:g} from "
+        "the encoded training data)"
+    )
     out = layout.folder / "hole_search_gallery.png"
     plots.save_figure(plots.adversarial_examples(rows, title), out)
     return out

@@ -58,6 +58,7 @@ HOLE_COLUMNS = [
     "success_rate_hi",
     "median_latent_distance",
     "median_pixel_l2",
+    "n_holes",
 ]
 
 
@@ -330,15 +331,20 @@ def markdown(cfg: AdaptiveConfig, table: list[dict], records: dict, holes: list[
             "log p(target) - c * max(0, U/τ - 1), fresh networks per step, within a latent radius of "
             f"{config.radius:g} of the image's encoding. Success: p(target) >= {hole_search.MIN_CONFIDENCE} "
             "and U < τ under the detector's networks. Medians over the successful searches; pixel L2 from the "
-            "decoding of the source's encoding.",
+            "decoding of the source's encoding. A success is not necessarily a hole: a radius of 3 reaches the "
+            "neighbouring class clusters, whose decodings are ordinary digits of the target class. n holes: the "
+            f"successes farther than {hole_search.FAR_DISTANCE:g} from every encoded training image (Figure 5's "
+            "definition of far from the data).",
             "",
-            "| predictor | measure | c | success [95% CI] | n successful | median latent distance | median pixel L2 |",
-            "|---|---|---|---|---|---|---|",
+            "| predictor | measure | c | success [95% CI] | n successful | median latent distance | median pixel L2 "
+            "| n holes |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in holes:
             lines.append(
                 f"| {r['predictor']} | {r['measure']} | {r['c']:g} | {_fmt(r['success_rate'])} "
                 f"[{_fmt(r['success_rate_lo'], 2)}, {_fmt(r['success_rate_hi'], 2)}] | {r['n_successful']} of "
-                f"{r['n']} | {_fmt(r['median_latent_distance'], 2)} | {_fmt(r['median_pixel_l2'], 2)} |"
+                f"{r['n']} | {_fmt(r['median_latent_distance'], 2)} | {_fmt(r['median_pixel_l2'], 2)} "
+                f"| {r['n_holes']} of {r['n_successful']} |"
             )
     return "\n".join(lines) + "\n"

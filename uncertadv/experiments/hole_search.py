@@ -7,6 +7,10 @@ radius of LATENT_RADIUS around z0. Each step draws fresh dropout networks (the a
 know the detector's seed). Success: the decoded image is classified as the target with MC
 probability >= MIN_CONFIDENCE and U < τ, both judged by the detector's own networks.
 
+A success need not be a hole: a radius of 3 reaches the neighbouring class clusters, whose decoded
+images are ordinary digits of the target class. So each found point's distance to the nearest
+encoded training image is kept, and ``n_holes`` counts the successes farther than FAR_DISTANCE.
+
 Shapes: ``z`` ``[N, 2]``; images ``[N, 28, 28, 1]``.
 """
 
@@ -28,6 +32,9 @@ from uncertadv.predictors import members
 
 LATENT_RADIUS = 3.0
 MIN_CONFIDENCE = 0.9
+# A found image counts as a hole (Figure 5's definition) when its latent point is farther than this
+# from every encoded training image; otherwise it may simply be a digit of the target class.
+FAR_DISTANCE = 1.0
 _SEED_STRIDE = 1_000_003  # as the attacks: seed s draws networks s * stride + step
 
 
@@ -131,6 +138,7 @@ def build(
     want = {
         "hole_search": dataclasses.asdict(config),
         "min_confidence": MIN_CONFIDENCE,
+        "far_distance": FAR_DISTANCE,
         "detector": {**detector.config(), "threshold": detector.threshold},
         "classifier": weights_sha256(detector.models),
         "index_seed": index_seed,
@@ -154,6 +162,10 @@ def build(
         rates.append(float(_run(encoder, decoder, detector, x, y, calibration, c, config)["success"].mean()))
     c = adaptive.C_GRID[int(np.argmax(rates))]
     result = _run(encoder, decoder, detector, x, y, index, c, config)
+    from uncertadv import data
+
+    train_z = latent.encode(encoder, data.load_mnist("train")[0])
+    result["data_distance"] = latent.distance_to_data(result["z"], train_z)
     with artifacts.atomic_path(out) as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, index=index, **result)
@@ -180,6 +192,7 @@ def row(result: dict, predictor: str, measure: str, c: float) -> dict:
     """One row of hole_search.csv; medians are over the successful searches (NaN if none)."""
     success = result["success"].astype(bool)
     n, k = len(success), int(success.sum())
+    holes = int((success & (result["data_distance"] > FAR_DISTANCE)).sum())
     from uncertadv import metrics
 
     lo, hi = metrics.wilson_interval(k, n)
@@ -198,4 +211,5 @@ def row(result: dict, predictor: str, measure: str, c: float) -> dict:
         "success_rate_hi": hi,
         "median_latent_distance": median(result["latent_distance"]),
         "median_pixel_l2": median(result["pixel_l2"]),
+        "n_holes": holes,
     }
