@@ -62,3 +62,25 @@ print(
     f"MI detector (threshold {detector.threshold:.4f}): flags {flag_clean:.0%} of clean images, "
     f"{flag_adv:.0%} of adversarial ones, {detector.predict(x_adv[fooled]).mean():.0%} of those that fool it"
 )
+
+"""
+## An attacker who knows the detector
+
+`pgd-adaptive` maximises the loss minus `c * max(0, MI / threshold - 1)` with fresh networks at each
+step; `pgd-adaptive-known` does it on the detector's own networks (it knows the seed). The evasion
+rate counts images that fool the model *and* pass the detector.
+"""
+
+
+def evasion(images):
+    unflagged = detector.score(images) <= detector.threshold
+    probs = ua.predict([model], images, predictor="mc", samples=20, seed=detector.seed)
+    return ((probs.mean(0).argmax(-1) != y_src) & unflagged).mean()
+
+
+for method in ("pgd", "pgd-adaptive", "pgd-adaptive-known"):
+    if method == "pgd":
+        x_method = ua.attack(model, x_src, y_src, method="pgd", eps=76, predictor="mc", samples=20, seed=0)
+    else:
+        x_method = ua.attack(model, x_src, y_src, method=method, eps=76, c=1.0, seed=0, detector=detector)
+    print(f"{method:>18}: evasion rate {evasion(x_method):.0%}")
