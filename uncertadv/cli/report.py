@@ -74,10 +74,13 @@ def report(
     """Table 1: train what is missing, attack, score, and write RESULTS/table1.{csv,md,json} and scores.csv.
 
     With no options this is the full MNIST table; finished attack sets and scores are reused.
-    With --model and --data, the same table for your own model and data (RESULTS: results/own)."""
+    With --model and --data, the same table for your own model and data (RESULTS: results/own).
+    With --adaptive, instead: detectors at 5% FPR against pgd, pgd-adaptive and pgd-adaptive-known
+    (RESULTS/adaptive.{csv,md,json}; on MNIST also the hole search, RESULTS/hole_search.csv)."""
     quiet_tensorflow()
     from uncertadv.attacks import METHODS
-    from uncertadv.experiments import own
+    from uncertadv.experiments import adaptive as protocol
+    from uncertadv.experiments import adaptive_report, own
     from uncertadv.experiments import report as pipeline
     from uncertadv.experiments.layout import DEFAULT_EPS, Layout, own_layout
     from uncertadv.predictors import PREDICTORS
@@ -85,55 +88,34 @@ def report(
     options = own_data(model, data, pixel_max, image_size, from_logits)
     layout = own_layout(results) if options else Layout.of(dataset, results)
     allowed = own.allowed_predictors(model) if options else PREDICTORS
+    defaults = protocol.DEFAULT_EPS if adaptive else DEFAULT_EPS
     try:
-        eps_list = tuple(float(e) for e in eps.split(",")) if eps else DEFAULT_EPS.get(layout.dataset, (5.0, 10.0))
+        eps_list = tuple(float(e) for e in eps.split(",")) if eps else defaults.get(layout.dataset, (5.0, 10.0))
     except ValueError:
         raise ValueError(f"--eps must be comma-separated numbers, got {eps!r}") from None
     if any(e < 0 for e in eps_list):
         raise ValueError(f"--eps values must be >= 0, got {eps}")
+    common = dict(layout=layout, eps=eps_list, n=n, samples=samples, seed=seed, bootstrap=bootstrap, force=force,
+                  model=model, data=options)  # fmt: skip
     if adaptive:
-        attack = {"iterations": iterations, "step": step, "holes": holes}
-        return _adaptive(layout, eps, predictors, allowed, measures, n, samples, seed, bootstrap, force, model, options,
-                         attack)  # fmt: skip
-    cfg = pipeline.TableConfig(
-        layout=layout,
-        methods=comma_list(methods, METHODS, "method"),
-        eps=eps_list,
-        predictors=comma_list(predictors, PREDICTORS, "predictor") if predictors else allowed,
-        n=n,
-        samples=samples,
-        seed=seed,
-        bootstrap=bootstrap,
-        force=force,
-        model=model,
-        data=options,
-    )
-    _, outputs = pipeline.run(cfg)
+        sampled = tuple(p for p in allowed if p != "deterministic")
+        cfg = adaptive_report.AdaptiveConfig(
+            predictors=comma_list(predictors, sampled, "predictor") if predictors else sampled,
+            measures=comma_list(measures, protocol.MEASURES_ALLOWED, "measure"),
+            iterations=iterations,
+            step=step,
+            holes=holes,
+            **common,
+        )
+        run, table = adaptive_report.run, "adaptive.md"
+    else:
+        cfg = pipeline.TableConfig(
+            methods=comma_list(methods, METHODS, "method"),
+            predictors=comma_list(predictors, PREDICTORS, "predictor") if predictors else allowed,
+            **common,
+        )
+        run, table = pipeline.run, "table1.md"
+    _, outputs = run(cfg)
     for path in outputs:
         echo(f"wrote {path}")
-    typer.echo((layout.folder / "table1.md").read_text())
-
-
-def _adaptive(layout, eps, predictors, allowed, measures, n, samples, seed, bootstrap, force, model, options, attack):
-    from uncertadv.experiments import adaptive, adaptive_report
-
-    eps_list = tuple(float(e) for e in eps.split(",")) if eps else adaptive.DEFAULT_EPS.get(layout.dataset, (5.0, 10.0))
-    sampled = tuple(p for p in allowed if p != "deterministic")
-    cfg = adaptive_report.AdaptiveConfig(
-        layout=layout,
-        eps=eps_list,
-        predictors=comma_list(predictors, sampled, "predictor") if predictors else sampled,
-        measures=comma_list(measures, adaptive.MEASURES_ALLOWED, "measure"),
-        n=n,
-        samples=samples,
-        seed=seed,
-        bootstrap=bootstrap,
-        force=force,
-        model=model,
-        data=options,
-        **attack,
-    )
-    _, outputs = adaptive_report.run(cfg)
-    for path in outputs:
-        echo(f"wrote {path}")
-    typer.echo((layout.folder / "adaptive.md").read_text())
+    typer.echo((layout.folder / table).read_text())
