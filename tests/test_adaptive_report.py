@@ -149,3 +149,12 @@ def test_detector_aware_mistakes_are_one_line_errors_before_any_work(run):
         assert_one_line_error(invoke("attack", *args, "--results", folder), text)
     adaptive_set = folder / "attacks" / "pgd-adaptive_eps76_mc_mutual_information.npz"
     assert_one_line_error(invoke("score", "--attack", adaptive_set), "report --adaptive")
+
+
+def test_the_same_seeds_give_the_same_adaptive_set(run):
+    folder, _ = run
+    npz = folder / "attacks" / "pgd-adaptive_eps76_mc_mutual_information.npz"
+    before = npz.read_bytes()
+    result = invoke("attack", "--method", "pgd-adaptive", "--eps", "76", *COMMON, "--force", "--results", folder)
+    assert result.exit_code == 0, result.output
+    assert npz.read_bytes() == before
