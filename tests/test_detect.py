@@ -97,5 +97,5 @@ def test_a_detector_whose_model_changed_is_refused(files, tmp_path):
     retrained.save(tmp_path / "m.keras")  # the same file name, other weights
     result = run("detect", "run", "--detector", tmp_path / "d.json", "--data", root / "suspicious.npz",
                  "--out", tmp_path / "f.csv")  # fmt: skip
-    assert_one_line_error(result, "has changed")
+    assert_one_line_error(result, "fitted on another model")
     assert not (tmp_path / "f.csv").exists()

@@ -119,7 +119,7 @@ def test_batchnorm_stays_in_inference_mode():
     bn.moving_mean.assign([5.0, -5.0, 2.0, 0.0])
     bn.moving_variance.assign([4.0, 0.5, 1.0, 9.0])
     x = np.random.default_rng(2).normal(size=(16, 4)).astype(np.float32)
-    probs = mc.mc_predict(model, x, samples=3, seed=0)
+    probs = mc.mc_predict(model, x, samples=3, seed=0, pixel_max=None)  # features, not images
     expected = model(x, training=False).numpy()
     np.testing.assert_allclose(probs, np.broadcast_to(expected, probs.shape), atol=1e-6)
     assert np.abs(model(x, training=True).numpy() - expected).max() > 1e-3  # training mode would differ
@@ -131,7 +131,7 @@ def test_nested_functional_model_with_batchnorm_and_dropout():
     inputs = keras.Input((8,))
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(block(inputs)))
     x = np.random.default_rng(3).normal(size=(5, 8)).astype(np.float32)
-    probs = mc.mc_predict(model, x, samples=4, seed=0)
+    probs = mc.mc_predict(model, x, samples=4, seed=0, pixel_max=None)
     assert probs.shape == (4, 5, 2) and np.abs(probs[0] - probs[1]).max() > 1e-4
     assert len(mc.stochastic_layers(model)) == 1
 
@@ -276,7 +276,7 @@ def test_heads_on_one_trunk_run_the_trunk_once_for_the_whole_ensemble():
         members.append(keras.Model(image, head(trunk(image))))
     x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
     CountingTrunk.calls = 0
-    joint = mc.mc_predict(members, x, samples=3, seed=7)
+    joint = mc.mc_predict(members, x, samples=3, seed=7, pixel_max=None)
     assert CountingTrunk.calls == 1 and joint.shape == (9, 5, 2)
     for k, member in enumerate(members):  # the same networks as each member alone, with its member key
         alone = mc.sample_probs(member, tf.constant(x), samples=3, key=mc._key(7, k)).numpy()

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from uncertadv import artifacts
 from uncertadv.cli import app
+from uncertadv.experiments import attack_sets
 
 runner = CliRunner()
 ROUNDS = 20
@@ -118,7 +119,7 @@ def test_attack_sets_of_an_older_protocol_are_rebuilt(tables, fresh_results):
     before = npz.stat().st_mtime_ns
     assert runner.invoke(app, [str(a) for a in [*REPORT, "--results", fresh_results]]).exit_code == 0
     assert npz.stat().st_mtime_ns != before
-    assert json.loads(record_path.read_text())["config"]["protocol"] == 2
+    assert json.loads(record_path.read_text())["config"]["protocol"] == attack_sets.PROTOCOL
 
 
 def test_a_changed_model_file_is_caught_when_a_set_is_scored(tables, fresh_results, tmp_path):

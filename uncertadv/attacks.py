@@ -21,6 +21,7 @@ attacks the detector's own T networks (it knows the seed: the white-box worst ca
 from __future__ import annotations
 
 import dataclasses
+import warnings
 import weakref
 
 import numpy as np
@@ -28,7 +29,7 @@ import tensorflow as tf
 from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
 from cleverhans.tf2.utils import clip_eta, compute_gradient, optimize_linear
 
-from uncertadv import mc, measures
+from uncertadv import inputs, mc, measures
 from uncertadv.predictors import PREDICTORS, check_predictor, members
 
 ADAPTIVE_METHODS = ("pgd-adaptive", "pgd-adaptive-known")
@@ -64,8 +65,7 @@ class AttackConfig:
         if self.method not in METHODS:
             raise ValueError(f"unknown attack method {self.method!r}; choose from {', '.join(METHODS)}")
         check_predictor(self.predictor)
-        if not np.isfinite(self.eps) or self.eps < 0:
-            raise ValueError(f"eps must be >= 0 (0-255 pixel units), got {self.eps}")
+        inputs.check_eps(self.eps)  # 0 <= eps <= 255 (0-255 units)
         if self.iterations < 1 or self.samples < 1:
             raise ValueError("iterations and samples must be >= 1")
         if self.step is not None and not self.step > 0:
@@ -233,13 +233,6 @@ def _step(models: list, config: AttackConfig, from_logits: bool, targeted: bool 
     return cache[key]
 
 
-def check_images(x: np.ndarray, pixel_max: float = 1.0) -> None:
-    if not np.isfinite(x).all() or x.min() < 0 or x.max() > pixel_max:
-        raise ValueError(
-            f"images must be finite and in [0, {pixel_max:g}], got [{np.nanmin(x):.3g}, {np.nanmax(x):.3g}]"
-        )
-
-
 def attack(
     models,
     x: np.ndarray,
@@ -265,7 +258,9 @@ def attack(
         ua.attack(model, x, y, method="pgd", eps=8, predictor="mc", samples=20, seed=0)
 
     eps and step are in 0-255 units of the image range [0, pixel_max] (or CleverHans's
-    [clip_min, clip_max]). targeted: move towards the labels ``y`` (then required).
+    [clip_min, clip_max]); eps above 255 is refused and eps below 1 warned about (0.3 is
+    ART's [0, 1] unit). ``x`` is checked against [0, pixel_max] (uint8 is scaled into it; see
+    ``uncertadv.inputs``). targeted: move towards the labels ``y`` (then required).
     strategy: a ``tf.distribute`` strategy; each batch is split across its replicas, which share
     the MC networks' counter, so the images equal the single-device ones up to float rounding.
     detector: a fitted ``ua.Detector`` for the adaptive methods, which then take its measure,
@@ -278,7 +273,7 @@ def attack(
     if detector is not None:
         if config is not None:
             raise ValueError("give the detector with keyword settings (method=..., eps=...), not an AttackConfig")
-        settings = _detector_settings(detector, settings)
+        settings = _detector_settings(detector, settings, clip=clip_min is not None or clip_max is not None)
     if targeted and y is None:
         raise ValueError("a targeted attack needs the target labels y")
     if clip_min is not None or clip_max is not None:
@@ -298,13 +293,25 @@ def attack(
         raise ValueError("give an AttackConfig or its fields as keywords, not both")
     if targeted and config.adaptive:
         raise ValueError(f"{config.method} is untargeted: it moves away from y while evading the detector")
-    check_images(x, config.pixel_max)
+    x = inputs.images(x, config.pixel_max)
     chosen = mc.check_models(members(models, config.predictor), from_logits)
-    if y is None:
+    inputs.check_shape(chosen[0], x)
+    if detector is not None:
+        detector.check_models(models)
+        if detector.pixel_max != config.pixel_max:
+            raise ValueError(
+                f"the detector takes inputs in [0, {detector.pixel_max}], the attack [0, {config.pixel_max:g}]"
+            )
+    warning = inputs.check_eps(config.eps)
+    if warning:
+        warnings.warn(warning, stacklevel=2)
+    if y is not None:
+        y = inputs.labels(y, len(x), inputs.classes(chosen[0]))
+    else:
         from uncertadv import predictors
 
         probs = predictors.predict(models, x, predictor=config.predictor, samples=config.samples, seed=config.seed,
-                                   from_logits=from_logits)  # fmt: skip
+                                   from_logits=from_logits, pixel_max=config.pixel_max)  # fmt: skip
         y = probs.mean(axis=0).argmax(axis=-1)
     if config.eps == 0:
         return x.copy()
@@ -335,13 +342,17 @@ def attack(
     return np.clip(np.clip(adv, x - eps, x + eps), 0.0, config.pixel_max).astype(np.float32)
 
 
-def _detector_settings(detector, settings: dict) -> dict:
+def _detector_settings(detector, settings: dict, clip: bool = False) -> dict:
     """The adaptive attack's settings filled in from a fitted detector (a conflict is an error)."""
     if detector.threshold is None:
         raise ValueError("the detector has no threshold yet: fit it on clean data first")
     known = settings.get("method") == "pgd-adaptive-known"
     given = {"measure": detector.measure, "threshold": detector.threshold, "predictor": detector.predictor,
              "samples": detector.samples, **({"detector_seed": detector.seed} if known else {})}  # fmt: skip
+    if detector.pixel_max is None:
+        raise ValueError("the detector takes inputs in another scale (pixel_max None); an attack needs an image range")
+    if not clip:  # CleverHans's range, if given, is checked against the detector's below
+        given["pixel_max"] = float(detector.pixel_max)
     for key, value in given.items():
         if key in settings and settings[key] != value:
             raise ValueError(f"{key}={settings[key]!r} conflicts with the detector's {value!r}")

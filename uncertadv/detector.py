@@ -1,20 +1,38 @@
 """A deployable detector: flag inputs whose uncertainty is above a threshold fitted on clean data.
 
-The threshold is chosen on clean inputs at a target false-positive rate (the same rule as
-``metrics.tpr_at_fpr``: the ceil((1 - fpr) * M)-th smallest of the M clean scores; an input is
-flagged when its score is above it). A saved detector is bound to its model: it records a hash
-of every weight, and ``Detector.load`` refuses another model.
+The threshold is chosen on M clean inputs at a target false-positive rate, by one of two rules
+(recorded in the file as ``rule``):
+
+- ``empirical`` (the default, as in ``metrics.tpr_at_fpr``): the ceil((1 - fpr) M)-th smallest
+  clean score, so that at most ``fpr`` of the fitting inputs are flagged;
+- ``conformal``: the ceil((1 - fpr)(M + 1))-th smallest, so that FPR <= fpr holds out of sample
+  for exchangeable clean inputs (split conformal; needs M >= 1/fpr - 1).
+
+An input is flagged when its score is above the threshold (``tail`` "upper"). A saved detector
+(format 2) records its input contract (shape, dtype, ``pixel_max``), a hash of its models'
+weights and of their configuration (so another dropout rate with the same weights is refused),
+the model file relative to itself, and the provenance of every sidecar (command, versions, CPU,
+threads, commit, wall time).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import os
+import time
 from pathlib import Path
 
 import numpy as np
 
-from uncertadv import artifacts, measures, predictors
+from uncertadv import artifacts, inputs, mc, measures, predictors
+
+FORMAT = 2
+RULES = ("empirical", "conformal")
+TAILS = ("upper",)
+# Measures that are 0 for every input of a model without a stochastic layer (T identical networks).
+SAMPLE_MEASURES = ("mutual_information", "softmax_variance", "variation_ratio")
 
 
 def weights_sha256(models: list) -> str:
@@ -26,43 +44,89 @@ def weights_sha256(models: list) -> str:
     return digest.hexdigest()
 
 
+def config_sha256(models: list) -> str:
+    """sha256 of every layer's class and configuration (names left out, which Keras numbers per
+    session): the same weights with another dropout rate or activation hash differently."""
+    from uncertadv import _keras_compat as compat
+
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in ("name", "build_config")}
+        if isinstance(value, (list, tuple)):
+            return [strip(v) for v in value]
+        return value
+
+    layers = []
+    for model in models:
+        for layer in compat.all_layers(model, include_self=False):
+            if hasattr(layer, "layers"):  # nested models: their layers are listed themselves
+                continue
+            layers.append([type(layer).__name__, strip(layer.get_config())])
+    return hashlib.sha256(json.dumps(layers, sort_keys=True, default=str).encode()).hexdigest()
+
+
 class Detector:
     """Flags inputs ``x [N, ...]`` whose ``measure`` (higher = more uncertain) exceeds a threshold.
 
-    models: the model file's models (a list); predictor: deterministic, mc or ensemble."""
+    models: the model file's models (a list); predictor: deterministic, mc or ensemble.
+    pixel_max: the models' input range [0, pixel_max]; inputs are checked against it (uint8 is
+    scaled into it; see ``uncertadv.inputs``), None for inputs in another scale."""
 
     def __init__(self, models, measure: str = "mutual_information", *, predictor: str = "mc", samples: int = 20,
-                 seed: int = 0, from_logits: bool = False):  # fmt: skip
+                 seed: int = 0, from_logits: bool = False, pixel_max: float | None = 1.0):  # fmt: skip
         self.models = list(models) if isinstance(models, (list, tuple)) else [models]
         if measure not in measures.MEASURES:
             raise ValueError(f"unknown measure {measure!r}; choose from {', '.join(measures.MEASURES)}")
         predictors.check_predictor(predictor)
         if predictor == "deterministic" and measure != "predictive_entropy":
             raise ValueError(f"{measure} is not defined for the deterministic predictor (one network)")
+        chosen = mc.check_models(predictors.members(self.models, predictor), from_logits)
+        if predictor == "mc" and measure in SAMPLE_MEASURES and not mc.stochastic_layers(chosen[0]):
+            raise ValueError(
+                f"model {chosen[0].name!r} has no dropout layer: its T networks are identical and {measure} is 0 "
+                "for every input (a threshold on float rounding); use predictive_entropy, or a model with dropout"
+            )
+        inputs.images(np.zeros((1,), np.float32), pixel_max)  # validates pixel_max itself
         self.measure, self.predictor, self.samples, self.seed = measure, predictor, samples, seed
-        self.from_logits = from_logits
+        self.from_logits, self.pixel_max = from_logits, pixel_max
         self.threshold: float | None = None
         self.fit_record: dict = {}
 
     def score(self, x: np.ndarray, *, strategy=None) -> np.ndarray:
         """The measure of each input: ``[N, ...] -> [N]``; ``strategy``: see ``mc.mc_predict``."""
         probs = predictors.predict(self.models, x, predictor=self.predictor, samples=self.samples, seed=self.seed,
-                                   from_logits=self.from_logits, strategy=strategy)  # fmt: skip
+                                   from_logits=self.from_logits, strategy=strategy,
+                                   pixel_max=self.pixel_max)  # fmt: skip
         return getattr(measures, self.measure)(probs)
 
-    def fit(self, x_clean: np.ndarray, fpr: float = 0.05) -> Detector:
-        """Choose the threshold on clean inputs so that at most ``fpr`` of them are flagged."""
-        return self.fit_scores(self.score(x_clean), fpr)
+    def fit(self, x_clean: np.ndarray, fpr: float = 0.05, *, rule: str = "empirical") -> Detector:
+        """Choose the threshold on clean inputs ``[M, ...]`` at the target ``fpr`` by ``rule`` (module doc)."""
+        self._check_fit(len(x_clean), fpr, rule)
+        return self.fit_scores(self.score(x_clean), fpr, rule=rule)
 
-    def fit_scores(self, scores: np.ndarray, fpr: float = 0.05) -> Detector:
+    def fit_scores(self, scores: np.ndarray, fpr: float = 0.05, *, rule: str = "empirical") -> Detector:
         """``fit`` from the clean inputs' scores ``[M]`` (this detector's measure, networks and T)."""
+        scores = np.asarray(scores, dtype=np.float64)
+        self._check_fit(len(scores), fpr, rule)
+        m = len(scores)
+        k = math.ceil((1.0 - fpr) * (m + 1 if rule == "conformal" else m) - 1e-9)
+        self.threshold = float(np.sort(scores)[k - 1])
+        self.fit_record = {"target_fpr": fpr, "fit_fpr": float(np.mean(scores > self.threshold)), "n_fit": m,
+                           "rule": rule, "tail": "upper"}  # fmt: skip
+        return self
+
+    @staticmethod
+    def _check_fit(m: int, fpr: float, rule: str) -> None:
         if not 0 < fpr < 1:
             raise ValueError(f"the target false-positive rate must be in (0, 1), got {fpr}")
-        k = math.ceil((1.0 - fpr) * len(scores))
-        self.threshold = float(np.sort(scores)[k - 1])
-        self.fit_record = {"target_fpr": fpr, "fit_fpr": float(np.mean(scores > self.threshold)),
-                           "n_fit": int(len(scores))}  # fmt: skip
-        return self
+        if rule not in RULES:
+            raise ValueError(f"unknown threshold rule {rule!r}; choose from {', '.join(RULES)}")
+        need = inputs.min_negatives(fpr) - (1 if rule == "conformal" else 0)
+        if m < need:
+            raise ValueError(
+                f"a threshold at fpr={fpr:g} needs at least {need} clean inputs, got {m}: with fewer, it is the "
+                "largest clean score and flags none of them by construction"
+            )
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Flags ``[N]`` bool: True where the input's score is above the threshold."""
@@ -74,34 +138,88 @@ class Detector:
         return {"measure": self.measure, "predictor": self.predictor, "samples": self.samples, "seed": self.seed,
                 "from_logits": self.from_logits}  # fmt: skip
 
-    def save(self, path: Path | str, model_file: Path | str | None = None, fit_data: dict | None = None) -> None:
-        """Write the detector as JSON, atomically, bound to its model's weights (and file).
-        fit_data: how the clean inputs it was fitted on were chosen (recorded as given)."""
+    def check_models(self, models) -> None:
+        """Refuse ``models`` that are not this detector's (other weights or configuration)."""
+        models = list(models) if isinstance(models, (list, tuple)) else [models]
+        if [id(m) for m in models] == [id(m) for m in self.models]:
+            return
+        if weights_sha256(models) != weights_sha256(self.models) or config_sha256(models) != config_sha256(self.models):
+            raise ValueError("these models are not the detector's (their weights or configuration differ)")
+
+    def save(self, path: Path | str, model_file: Path | str | None = None, fit_data: dict | None = None,
+             started: float | None = None) -> None:  # fmt: skip
+        """Write the detector as JSON (format 2), atomically, bound to its models and their file.
+        fit_data: how the clean inputs it was fitted on were chosen (recorded as given);
+        started: ``time.perf_counter()`` at the start of the work, for the recorded wall time."""
         if self.threshold is None:
             raise ValueError("the detector has no threshold yet: fit it on clean data first")
         path = Path(path)
-        record = {**self.config(), "threshold": self.threshold, **self.fit_record,
-                  "weights_sha256": weights_sha256(self.models)}  # fmt: skip
+        record = {
+            "format": FORMAT,
+            **self.config(),
+            "threshold": self.threshold,
+            "rule": "empirical",
+            "tail": "upper",
+            **self.fit_record,
+            "input": inputs.contract(self.models[0], self.pixel_max),
+            "weights_sha256": weights_sha256(self.models),
+            "config_sha256": config_sha256(self.models),
+        }
         if fit_data is not None:
             record["fit_data"] = fit_data
-        if model_file is not None:
-            record["model"] = str(Path(model_file).resolve())
+        if model_file is not None:  # relative to the detector file, so that the folder can move
+            record["model"] = os.path.relpath(Path(model_file).resolve(), path.resolve().parent)
             record["model_sha256"] = artifacts.file_sha256(model_file)
+        provenance = artifacts.record({}, time.perf_counter() if started is None else started)
+        record.update({k: v for k, v in provenance.items() if k != "config"})
         artifacts.write_json(path, record)
 
     @classmethod
     def load(cls, path: Path | str, models) -> Detector:
         """A saved detector for ``models``; refused if they are not the models it was fitted with."""
-        record = artifacts.read_json(path)
-        missing = [
-            k for k in ("measure", "predictor", "samples", "seed", "threshold", "weights_sha256") if k not in record
-        ]
-        if missing:
-            raise ValueError(f"{path} is not a detector file (missing {', '.join(missing)})")
+        path = Path(path)
+        record = read(path)
         detector = cls(models, record["measure"], predictor=record["predictor"], samples=record["samples"],
-                       seed=record["seed"], from_logits=record.get("from_logits", False))  # fmt: skip
+                       seed=record["seed"], from_logits=record.get("from_logits", False),
+                       pixel_max=record["input"]["pixel_max"])  # fmt: skip
         if weights_sha256(detector.models) != record["weights_sha256"]:
             raise ValueError(f"{path} was fitted on another model (its weights differ); fit it again on this one")
+        if "config_sha256" in record and config_sha256(detector.models) != record["config_sha256"]:
+            raise ValueError(
+                f"{path} was fitted on another model (same weights, other configuration, e.g. a dropout rate); "
+                "fit it again on this one"
+            )
+        shape = record["input"]["shape"]
+        have = [None if d is None else int(d) for d in detector.models[0].inputs[0].shape[1:]]
+        if shape is not None and shape != have:
+            raise ValueError(f"{path} was fitted on inputs of shape {shape}; this model takes {have}")
         detector.threshold = float(record["threshold"])
-        detector.fit_record = {k: record[k] for k in ("target_fpr", "fit_fpr", "n_fit", "fit_data") if k in record}
+        keep = ("target_fpr", "fit_fpr", "n_fit", "fit_data", "rule", "tail")
+        detector.fit_record = {k: record[k] for k in keep if k in record}
         return detector
+
+
+def read(path: Path) -> dict:
+    """A detector file's record, brought to format 2; a one-line error for other files.
+
+    Format 1 (uncertadv before this format) recorded no input contract. Files that ``detect fit``
+    wrote then (they name a model) may have been fitted at --pixel-max 255 and are refused with the
+    command to refit; files without a model (``Detector.save`` and the adaptive protocol) could only
+    be fitted on [0, 1] inputs then, so they load with pixel_max 1, the upper tail and the empirical rule."""
+    record = artifacts.read_json(path)
+    missing = [k for k in ("measure", "predictor", "samples", "seed", "threshold", "weights_sha256") if k not in record]
+    if missing:
+        raise ValueError(f"{path} is not a detector file (missing {', '.join(missing)})")
+    fmt = record.get("format", 1)
+    if fmt == 1:
+        if "model" in record:
+            raise ValueError(
+                f"{path} was written by an older uncertadv and does not record its input scale; refit it: "
+                "uncertadv detect fit --model MODEL --data CLEAN --out DETECTOR.json [--pixel-max 255]"
+            )
+        record = {**record, "rule": "empirical", "tail": "upper", "input": {"shape": None, "pixel_max": 1.0}}
+    elif fmt != FORMAT:
+        raise ValueError(f"{path} has detector format {fmt}, which this uncertadv does not know; upgrade uncertadv")
+    if record.get("tail", "upper") not in TAILS:
+        raise ValueError(f"{path} has tail {record['tail']!r}; this uncertadv knows {', '.join(TAILS)}")
+    return record

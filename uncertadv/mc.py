@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from uncertadv import _keras_compat as compat
+from uncertadv import inputs
 from uncertadv.progress import progress_bar
 
 compat.check_version()
@@ -120,6 +121,11 @@ def _check_models(models, from_logits: bool) -> None:
                         f"model {sub.name!r} is subclassed and holds dropout; "
                         "build it as a Functional or Sequential model"
                     )
+        if from_logits and has_softmax_output(m):
+            raise ValueError(
+                f"model {m.name!r} ends in a softmax, so it outputs probabilities, not logits; drop "
+                "from_logits (--from-logits), or softmax would be applied twice"
+            )
         if not from_logits and not has_softmax_output(m):
             raise ValueError(
                 f"model {m.name!r} has no softmax output; if it outputs logits, say so "
@@ -137,10 +143,7 @@ def check_models(models, from_logits: bool = False) -> list[keras.Model]:
 
 def check_input(model: keras.Model, x: np.ndarray) -> None:
     """Refuse ``x`` whose rank or feature shape does not fit the model's input."""
-    want = tuple(model.inputs[0].shape[1:])
-    got = tuple(x.shape[1:])
-    if x.ndim != len(want) + 1 or any(w is not None and w != g for w, g in zip(want, got)):
-        raise ValueError(f"input of shape {x.shape} does not fit model input [N, {', '.join(map(str, want))}]")
+    inputs.check_shape(model, x)
 
 
 # ----------------------------------------------------------------------------- noise
@@ -469,9 +472,9 @@ def _run_chunks(fn: Callable, x: np.ndarray, batch_size: int, desc: str | None) 
     return np.concatenate(chunks, axis=1)
 
 
-def _prepare(models, x, from_logits):
+def _prepare(models, x, from_logits, pixel_max):
     models = check_models(models, from_logits)
-    x = np.asarray(x, dtype=np.float32)
+    x = inputs.images(x, pixel_max)
     for m in models:
         check_input(m, x)
     return models, x
@@ -487,6 +490,7 @@ def mc_predict(
     from_logits: bool = False,
     desc: str | None = None,
     strategy: tf.distribute.Strategy | None = None,
+    pixel_max: float | None = 1.0,
 ) -> np.ndarray:
     """Probabilities of T sampled networks: ``x [N, ...] -> [K*T, N, C]`` float32.
 
@@ -496,9 +500,11 @@ def mc_predict(
     desc: show a progress bar with this label.
     strategy: a ``tf.distribute`` strategy (e.g. MirroredStrategy over local GPUs): each call's
         inputs are split across its replicas, which draw the same networks (the masks depend on
-        the seed only), so the result equals the single-device one up to float32 rounding."""
+        the seed only), so the result equals the single-device one up to float32 rounding.
+    pixel_max: the model's input range [0, pixel_max]; ``x`` outside it is refused and uint8 is
+        scaled into it (``uncertadv.inputs``); None for inputs in another scale (features)."""
     _check_samples(samples)
-    models, x = _prepare(models, x, from_logits)
+    models, x = _prepare(models, x, from_logits, pixel_max)
     if batch_size is None:
         batch_size = max(1, _ROWS_PER_CALL // samples)
     if len(models) == 1:
@@ -540,9 +546,11 @@ def deterministic_predict(
     from_logits: bool = False,
     desc: str | None = None,
     strategy: tf.distribute.Strategy | None = None,
+    pixel_max: float | None = 1.0,
 ) -> np.ndarray:
-    """Dropout off: ``x [N, ...] -> [K, N, C]`` (``[1, N, C]`` for one model); ``strategy`` as in mc_predict."""
-    models, x = _prepare(models, x, from_logits)
+    """Dropout off: ``x [N, ...] -> [K, N, C]`` (``[1, N, C]`` for one model); ``strategy`` and
+    ``pixel_max`` as in mc_predict."""
+    models, x = _prepare(models, x, from_logits, pixel_max)
     out = []
     for m in models:
         fn = _compiled(m, None, from_logits)

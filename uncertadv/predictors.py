@@ -43,14 +43,17 @@ def predict(
     from_logits: bool = False,
     desc: str | None = None,
     strategy=None,
+    pixel_max: float | None = 1.0,
 ) -> np.ndarray:
     """Probabilities ``[S, N, C]`` of ``x [N, ...]`` under one predictor (see the module doc).
-    strategy: an optional ``tf.distribute`` strategy (see ``mc.mc_predict``)."""
+    strategy: an optional ``tf.distribute`` strategy; pixel_max: the model's input range
+    [0, pixel_max], checked (see ``mc.mc_predict``)."""
     chosen = members(models, predictor)
     if predictor == "deterministic":
-        return mc.deterministic_predict(chosen, x, from_logits=from_logits, desc=desc, strategy=strategy)
+        return mc.deterministic_predict(chosen, x, from_logits=from_logits, desc=desc, strategy=strategy,
+                                        pixel_max=pixel_max)  # fmt: skip
     return mc.mc_predict(chosen, x, samples=samples, seed=seed, batch_size=batch_size, from_logits=from_logits,
-                         desc=desc, strategy=strategy)  # fmt: skip
+                         desc=desc, strategy=strategy, pixel_max=pixel_max)  # fmt: skip
 
 
 def scores(probs: np.ndarray, *, predictor: str) -> dict[str, np.ndarray]:

@@ -104,7 +104,34 @@ DataOption = Annotated[
         help="Your own data: an .npz with x (and y), a folder of class subfolders of images, or tfds:NAME[:SPLIT].",
     ),
 ]
-PixelMaxOption = Annotated[float, typer.Option(help="The model's input scale: 1.0, or 255 for models that take 0-255.")]
+PixelMaxOption = Annotated[
+    float,
+    typer.Option(
+        help="The model's input scale: 1.0, or 255 for models that take 0-255. uint8 data is scaled into it; "
+        "float data outside it is refused."
+    ),
+]
+ClassesOption = Annotated[
+    Optional[str],
+    typer.Option(
+        help="With an image folder: its subfolders in label order, comma-separated (default: integer names are "
+        "their labels, others sorted).",
+        show_default=False,
+    ),
+]
+
+
+class ColorMode(str, Enum):
+    rgb = "rgb"
+    grayscale = "grayscale"
+
+
+ColorModeOption = Annotated[
+    Optional[ColorMode],
+    typer.Option(
+        help="With an image folder or tfds: rgb or grayscale (default: what the model takes).", show_default=False
+    ),
+]
 ImageSizeOption = Annotated[Optional[int], typer.Option(min=1, help="Resize folder and tfds images to this size.")]
 FromLogitsOption = Annotated[
     bool, typer.Option(help="With --model: it outputs logits (a softmax output is found by itself).")
@@ -112,14 +139,46 @@ FromLogitsOption = Annotated[
 
 
 def own_data(
-    model: Optional[Path], data: Optional[str], pixel_max: float, image_size: Optional[int], from_logits: bool = False
+    model: Optional[Path],
+    data: Optional[str],
+    pixel_max: float,
+    image_size: Optional[int],
+    from_logits: bool = False,
+    classes: Optional[str] = None,
+    color_mode: Optional[ColorMode] = None,
 ) -> dict | None:
     """The recorded options of --data, or None for the paper's data sets; --model and --data go together."""
     if (model is None) != (data is None):
         raise ValueError("--model and --data go together: your own model on your own data")
     if model is None:
+        if classes or color_mode:
+            raise ValueError("--classes and --color-mode describe --data (your own data)")
         return None
-    return {"spec": str(data), "pixel_max": float(pixel_max), "image_size": image_size, "from_logits": from_logits}
+    return data_options(str(data), pixel_max, image_size, from_logits, classes, color_mode)
+
+
+def data_options(
+    spec: str, pixel_max: float, image_size=None, from_logits=False, classes=None, color_mode=None
+) -> dict:
+    """The recorded options of --data (``data.load_for_model`` reads them)."""
+    names = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
+    return {"spec": spec, "pixel_max": float(pixel_max), "image_size": image_size, "from_logits": from_logits,
+            "classes": names, "color_mode": color_mode.value if color_mode else None}  # fmt: skip
+
+
+def eps_warning(eps: float) -> None:
+    """Refuse a budget outside [0, 255]; warn about one below 1 (0-255 units, not [0, 1])."""
+    from uncertadv.inputs import check_eps
+
+    try:
+        warning = check_eps(eps)
+    except ValueError as err:
+        raise ValueError(str(err).replace("eps ", "--eps ", 1)) from None
+    if warning:
+        echo(f"warning: {warning}")
+        import warnings
+
+        warnings.filterwarnings("ignore", message="eps is in 0-255 units", category=UserWarning)  # said once
 
 
 def comma_list(text: str, allowed: tuple[str, ...], name: str) -> tuple[str, ...]:

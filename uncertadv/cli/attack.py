@@ -10,6 +10,8 @@ from typing import Annotated, Optional
 import typer
 
 from uncertadv.cli._common import (
+    ClassesOption,
+    ColorModeOption,
     DataOption,
     FromLogitsOption,
     ImageSizeOption,
@@ -18,6 +20,7 @@ from uncertadv.cli._common import (
     PredictorName,
     Results,
     echo,
+    eps_warning,
     own_data,
     quiet_tensorflow,
 )
@@ -81,6 +84,8 @@ def attack(
     pixel_max: PixelMaxOption = 1.0,
     image_size: ImageSizeOption = None,
     from_logits: FromLogitsOption = False,
+    classes: ClassesOption = None,
+    color_mode: ColorModeOption = None,
     detector: Annotated[
         Optional[Path],
         typer.Option(
@@ -111,8 +116,8 @@ def attack(
             raise ValueError("holes searches the VAE's latent space: it takes no --eps")
     elif eps is None:
         raise ValueError(f"{method.value} needs --eps (0-255 pixel units)")
-    elif eps < 0:
-        raise ValueError(f"--eps must be >= 0 (0-255 pixel units), got {eps:g}")
+    else:
+        eps_warning(eps)
     if (detector is not None or measure is not None) and method.value not in DETECTOR_AWARE:
         raise ValueError(
             f"{method.value} ignores detectors; --detector and --measure are for {', '.join(DETECTOR_AWARE)}"
@@ -125,7 +130,7 @@ def attack(
     from uncertadv.experiments import attack_sets, own
     from uncertadv.experiments.layout import Layout, ensure_classifiers, eval_seed, own_layout, set_name
 
-    options = own_data(model, data, pixel_max, image_size, from_logits)
+    options = own_data(model, data, pixel_max, image_size, from_logits, classes, color_mode)
     layout = own_layout(results) if options else Layout.of(dataset, results)
     if method is Method.holes and layout.dataset != "mnist":
         raise ValueError("holes searches the MNIST VAE's latent space; it is not defined for other data")
@@ -163,10 +168,12 @@ def attack(
         data_options=data_options,
         force=force,
     )
-    echo(f"attack set: {out}")
+    echo(f"{'reused' if record.get('reused') else 'wrote'} attack set {out}")
+    l2_255 = record["mean_l2"] * 255 / config.pixel_max
     typer.echo(
         f"{method.value} eps={eps:g} on the {predictor.value} predictor, {n} images: success rate "
-        f"{record['success_rate']:.3f} (label changed {record['label_changed_rate']:.3f}), mean L-inf {record['mean_linf_255']:.2f}/255, mean L2 {record['mean_l2']:.3f}"
+        f"{record['success_rate']:.3f} (label changed {record['label_changed_rate']:.3f}); mean L-inf "
+        f"{record['mean_linf_255']:.2f} and mean L2 {l2_255:.2f}, both in 0-255 pixel units"
     )
 
 
@@ -174,7 +181,7 @@ def _detector_aware(method, layout, models, files, x, y, config, measure, detect
     from uncertadv.experiments import adaptive
 
     name = measure.value if measure is not None else "mutual_information"
-    detector = adaptive.detector_for(layout, models, x, config, name, detector_file, n, options, force)
+    detector = adaptive.detector_for(layout, models, x, y, config, name, detector_file, n, options, force, model)
     if measure is not None and detector.measure != measure.value:
         raise ValueError(f"--measure {measure.value} differs from the measure of {detector_file} ({detector.measure})")
     if method == "holes":
@@ -188,9 +195,8 @@ def _detector_aware(method, layout, models, files, x, y, config, measure, detect
         return
     record = adaptive.build(models, files, x, y, config, detector, method, n=n, layout=layout, model=model,
                             data_options=options, force=force)  # fmt: skip
-    echo(
-        f"attack set: {layout.attack_set(adaptive.adaptive_name(method, config.eps, config.predictor, detector.measure))}"
-    )
+    stem = adaptive.adaptive_name(method, config.eps, config.predictor, detector.measure)
+    echo(f"{'reused' if record.get('reused') else 'wrote'} attack set {layout.attack_set(stem)}")
     typer.echo(
         f"{method} eps={config.eps:g} on the {config.predictor} predictor against its {detector.measure} detector "
         f"(threshold {detector.threshold:.6g}), {n} images: c = {record['c']:g}, success rate "

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import time
+from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
-from uncertadv.cli._common import OneLineErrors, PredictorName, echo, quiet_tensorflow
+from uncertadv.cli._common import (
+    ClassesOption,
+    ColorModeOption,
+    ImageSizeOption,
+    OneLineErrors,
+    PredictorName,
+    data_options,
+    echo,
+    quiet_tensorflow,
+)
 
 detect_app = typer.Typer(
     cls=OneLineErrors,
@@ -16,29 +27,47 @@ detect_app = typer.Typer(
 )
 
 ModelFile = Annotated[Path, typer.Option(help="A .keras classifier or an ensemble manifest (.json).")]
-DataFile = Annotated[Path, typer.Option(help="An .npz with 'x' [N, ...] (uint8 0-255, or float in the model's scale).")]
-PixelMax = Annotated[float, typer.Option(help="The model's input scale: 1.0, or 255 for models that take 0-255.")]
+DataSpec = Annotated[
+    str,
+    typer.Option(
+        help="An .npz with 'x' [N, ...] (uint8 0-255, or float in the model's scale), an attack set .npz (its "
+        "x_adv), a folder of class subfolders of images, or tfds:NAME[:SPLIT]."
+    ),
+]
 
 
-def _models(model: Path, data: Path, pixel_max: float, from_logits: bool):
+class Rule(str, Enum):
+    empirical = "empirical"
+    conformal = "conformal"
+
+
+def _load(model: Path, data: str, options: dict):
+    """``(models, x, info)``: the model file's models and --data, checked against its contract."""
     quiet_tensorflow()
     from uncertadv import data as loaders
     from uncertadv import io, mc
 
-    models = io.load_classifier(model)
-    x, _ = loaders.load_npz(data, pixel_max)
-    models = mc.check_models(models, from_logits)
-    mc.check_input(models[0], x)
+    models = mc.check_models(io.load_classifier(model), options["from_logits"])
+    x, _, info = loaders.load_for_model(options, models[0])
+    if info.get("array") == "x_adv":
+        echo(f"reading the adversarial images (x_adv) of the attack set {data}")
     return models, x
 
 
 @detect_app.command("fit")
 def fit(
     model: ModelFile,
-    data: DataFile,
+    data: DataSpec,
     out: Annotated[Path, typer.Option(help="Detector file to write (.json).")],
     measure: Annotated[str, typer.Option(help="Uncertainty measure; higher = more uncertain.")] = "mutual_information",
     fpr: Annotated[float, typer.Option(help="Target false-positive rate on the clean data, in (0, 1).")] = 0.05,
+    rule: Annotated[
+        Rule,
+        typer.Option(
+            help="empirical: at most FPR of the fitting data flagged; conformal: FPR <= target out of sample "
+            "(the ceil((1 - fpr)(M + 1))-th smallest of M clean scores)."
+        ),
+    ] = Rule.empirical,
     predictor: Annotated[
         PredictorName, typer.Option(help="deterministic, mc or ensemble (needs a manifest).")
     ] = PredictorName.mc,
@@ -46,52 +75,90 @@ def fit(
     seed: Annotated[
         int, typer.Option(help="Seed of the detector's dropout networks (keep it secret in deployment).")
     ] = 0,
-    pixel_max: PixelMax = 1.0,
+    pixel_max: Annotated[
+        float,
+        typer.Option(help="The model's input scale: 1.0, or 255 for models that take 0-255 (recorded in the file)."),
+    ] = 1.0,
+    image_size: ImageSizeOption = None,
+    classes: ClassesOption = None,
+    color_mode: ColorModeOption = None,
     from_logits: Annotated[bool, typer.Option(help="The model outputs logits, not probabilities.")] = False,
 ) -> None:
-    """Fit the threshold on clean data (--data) at the target false-positive rate and save the detector."""
+    """Fit the threshold on clean data (--data) at the target false-positive rate and save the detector,
+    with its input contract (shape, pixel scale), its model (relative path and hashes) and provenance."""
     if not 0 < fpr < 1:
         raise ValueError(f"--fpr must be in (0, 1), got {fpr:g}")
     if out.suffix != ".json":
         raise ValueError(f"--out must end in .json, got {out.name}")
+    started = time.perf_counter()
     from uncertadv.detector import Detector
 
-    models, x = _models(model, data, pixel_max, from_logits)
-    detector = Detector(models, measure, predictor=predictor.value, samples=samples, seed=seed, from_logits=from_logits)
-    detector.fit(x, fpr)
-    detector.save(out, model_file=model)
+    options = data_options(data, pixel_max, image_size, from_logits, classes, color_mode)
+    models, x = _load(model, data, options)
+    detector = Detector(models, measure, predictor=predictor.value, samples=samples, seed=seed, from_logits=from_logits,
+                        pixel_max=pixel_max)  # fmt: skip
+    detector.fit(x, fpr, rule=rule.value)
+    detector.save(out, model_file=model, started=started)
     echo(f"wrote {out}")
     typer.echo(
-        f"{measure} threshold {detector.threshold:.6g}: flags {detector.fit_record['fit_fpr']:.3f} of the "
-        f"{len(x)} clean inputs (target {fpr:g})"
+        f"{measure} threshold {detector.threshold:.6g} ({rule.value} rule): flags "
+        f"{detector.fit_record['fit_fpr']:.3f} of the {len(x)} clean inputs (target {fpr:g})"
     )
 
 
 @detect_app.command("run")
 def run(
-    detector: Annotated[Path, typer.Option(help="A detector file from `uncertadv detect fit`.")],
-    data: DataFile,
+    detector: Annotated[Path, typer.Option(help="A detector file from `uncertadv detect fit` or Detector.save.")],
+    data: DataSpec,
     out: Annotated[Path, typer.Option(help="CSV to write: index, prediction, score, flagged.")],
-    pixel_max: PixelMax = 1.0,
+    model: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="The detector's model (default: the file it names, relative to itself); refused if its weights "
+            "or configuration differ from the ones it was fitted on.",
+            show_default=False,
+        ),
+    ] = None,
+    pixel_max: Annotated[
+        Optional[float],
+        typer.Option(
+            help="The model's input scale (default: the detector's; another value is refused).", show_default=False
+        ),
+    ] = None,
+    image_size: ImageSizeOption = None,
+    classes: ClassesOption = None,
+    color_mode: ColorModeOption = None,
 ) -> None:
-    """Flag the inputs of --data with a saved detector; refuses a detector whose model has changed."""
+    """Flag the inputs of --data with a saved detector, on the inputs its contract says it takes."""
     if out.suffix != ".csv":
         raise ValueError(f"--out must end in .csv, got {out.name}")
-    from uncertadv import artifacts, predictors
+    quiet_tensorflow()
+    from uncertadv import artifacts, measures, predictors
+    from uncertadv import detector as detectors
     from uncertadv.detector import Detector
 
-    record = artifacts.read_json(detector)
-    if "model" not in record:
-        raise ValueError(f"{detector} does not name its model file; fit it with `uncertadv detect fit`")
-    model = Path(record["model"])
-    if not model.is_file() or artifacts.file_sha256(model) != record.get("model_sha256"):
-        raise ValueError(f"the model file {model} of {detector} is missing or has changed; fit the detector again")
-    models, x = _models(model, data, pixel_max, record.get("from_logits", False))
+    if not detector.is_file():
+        raise ValueError(f"no detector file at {detector}")
+    record = detectors.read(detector)
+    stored = record["input"]["pixel_max"]
+    if stored is None:
+        raise ValueError(f"{detector} takes inputs in another scale than images (pixel_max None); use it from Python")
+    if pixel_max is not None and pixel_max != stored:
+        raise ValueError(f"--pixel-max {pixel_max:g} contradicts the detector, which was fitted on inputs in "
+                         f"[0, {stored}]; leave --pixel-max out")  # fmt: skip
+    if model is None:
+        if "model" not in record:
+            raise ValueError(f"{detector} does not name its model file; give it with --model")
+        model = (
+            (detector.parent / record["model"]) if not Path(record["model"]).is_absolute() else Path(record["model"])
+        )
+        if not model.is_file():
+            raise ValueError(f"the model file {model} of {detector} is missing; give it with --model")
+    options = data_options(data, stored, image_size, record.get("from_logits", False), classes, color_mode)
+    models, x = _load(model, data, options)
     det = Detector.load(detector, models)
     probs = predictors.predict(models, x, predictor=det.predictor, samples=det.samples, seed=det.seed,
-                               from_logits=det.from_logits)  # fmt: skip
-    from uncertadv import measures
-
+                               from_logits=det.from_logits, pixel_max=det.pixel_max)  # fmt: skip
     scores = getattr(measures, det.measure)(probs)
     flagged = scores > det.threshold
     artifacts.write_csv(out, {"index": range(len(x)), "prediction": probs.mean(axis=0).argmax(axis=-1),

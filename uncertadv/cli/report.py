@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from uncertadv.cli._common import (
+    ClassesOption,
+    ColorModeOption,
     DataOption,
     FromLogitsOption,
     ImageSizeOption,
@@ -15,6 +17,7 @@ from uncertadv.cli._common import (
     Results,
     comma_list,
     echo,
+    eps_warning,
     own_data,
     quiet_tensorflow,
 )
@@ -48,6 +51,8 @@ def report(
     pixel_max: PixelMaxOption = 1.0,
     image_size: ImageSizeOption = None,
     from_logits: FromLogitsOption = False,
+    classes: ClassesOption = None,
+    color_mode: ColorModeOption = None,
     adaptive: Annotated[
         bool,
         typer.Option(
@@ -78,6 +83,7 @@ def report(
     With --adaptive, instead: detectors at 5% FPR against pgd, pgd-adaptive and pgd-adaptive-known
     (RESULTS/adaptive.{csv,md,json}; on MNIST also the hole search, RESULTS/hole_search.csv)."""
     quiet_tensorflow()
+    from uncertadv import artifacts
     from uncertadv.attacks import METHODS
     from uncertadv.experiments import adaptive as protocol
     from uncertadv.experiments import adaptive_report, own
@@ -85,7 +91,7 @@ def report(
     from uncertadv.experiments.layout import DEFAULT_EPS, Layout, own_layout
     from uncertadv.predictors import PREDICTORS
 
-    options = own_data(model, data, pixel_max, image_size, from_logits)
+    options = own_data(model, data, pixel_max, image_size, from_logits, classes, color_mode)
     layout = own_layout(results) if options else Layout.of(dataset, results)
     allowed = own.allowed_predictors(model) if options else PREDICTORS
     defaults = protocol.DEFAULT_EPS if adaptive else DEFAULT_EPS
@@ -93,8 +99,8 @@ def report(
         eps_list = tuple(float(e) for e in eps.split(",")) if eps else defaults.get(layout.dataset, (5.0, 10.0))
     except ValueError:
         raise ValueError(f"--eps must be comma-separated numbers, got {eps!r}") from None
-    if any(e < 0 for e in eps_list):
-        raise ValueError(f"--eps values must be >= 0, got {eps}")
+    for e in eps_list:
+        eps_warning(e)
     common = dict(layout=layout, eps=eps_list, n=n, samples=samples, seed=seed, bootstrap=bootstrap, force=force,
                   model=model, data=options)  # fmt: skip
     if adaptive:
@@ -116,6 +122,10 @@ def report(
         )
         run, table = pipeline.run, "table1.md"
     _, outputs = run(cfg)
+    record = artifacts.read_json(outputs[-1]) if outputs[-1].suffix == ".json" else {}
+    if "attack_sets_reused" in record:
+        echo(f"attack sets: {record['attack_sets_built']} made, {record['attack_sets_reused']} reused (same config, "
+             "models and data contents)")  # fmt: skip
     for path in outputs:
         echo(f"wrote {path}")
     typer.echo((layout.folder / table).read_text())

@@ -8,10 +8,13 @@ from typing import Annotated, Optional
 import typer
 
 from uncertadv.cli._common import (
+    ClassesOption,
+    ColorModeOption,
     DataOption,
     FromLogitsOption,
     ImageSizeOption,
     PixelMaxOption,
+    data_options,
     echo,
     quiet_tensorflow,
 )
@@ -43,7 +46,11 @@ def score(
     pixel_max: PixelMaxOption = 1.0,
     image_size: ImageSizeOption = None,
     from_logits: FromLogitsOption = False,
-    force: Annotated[bool, typer.Option(help="Recompute even if OUT exists with the same config.")] = False,
+    classes: ClassesOption = None,
+    color_mode: ColorModeOption = None,
+    force: Annotated[
+        bool, typer.Option(help="Recompute even if OUT exists with the same config, model and data contents.")
+    ] = False,
 ) -> None:
     """Score a test set (--model, --out), your own data (--model, --data, --out) or a saved attack set
     (--attack): predictions and the five measures, one row per input."""
@@ -57,7 +64,9 @@ def score(
 
     options = None
     if data:
-        options = {"spec": data, "pixel_max": float(pixel_max), "image_size": image_size, "from_logits": from_logits}
+        options = data_options(data, pixel_max, image_size, from_logits, classes, color_mode)
+    elif classes or color_mode:
+        raise ValueError("--classes and --color-mode describe --data (your own data)")
     config = scores.ScoreConfig(
         model=str(model), dataset=dataset, source=source.value, samples=samples, seed=seed, limit=limit, data=options
     )

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uncertadv import artifacts, predictors
+from uncertadv import artifacts, inputs, predictors
 from uncertadv.attacks import ADAPTIVE_METHODS, DIFFERENTIABLE_MEASURES, AttackConfig, attack
 from uncertadv.detector import Detector
 from uncertadv.experiments import attack_sets
@@ -39,16 +39,17 @@ N_CALIBRATION = 50
 DEFAULT_EPS = {"mnist": (76.0, 128.0), "catsdogs": (5.0, 10.0)}
 
 
-def held_out(n_available: int, n: int, seed: int) -> dict[str, np.ndarray]:
-    """Test images no attack set of (n, seed) uses: ``{"fit": [N_FIT], "calibration": [N_CALIBRATION]}``.
-    They follow the 3n evaluation images in the permutation ``attack_sets.draw_indices`` draws."""
-    need = 3 * n + N_FIT + N_CALIBRATION
+def held_out(n_available: int, n: int, seed: int, n_fit: int = N_FIT) -> dict[str, np.ndarray]:
+    """Test images no attack set of (n, seed) uses: ``{"fit": [n_fit], "calibration": [N_CALIBRATION]}``.
+    They follow the 3n evaluation images in the permutation ``attack_sets.draw_indices`` draws.
+    n_fit = 0: a detector given from outside, fitted on other images."""
+    need = 3 * n + n_fit + N_CALIBRATION
     if need > n_available:
         raise ValueError(
-            f"the adaptive protocol needs {need} test images (3 x {n} + {N_FIT} + {N_CALIBRATION}), got {n_available}"
+            f"the adaptive protocol needs {need} test images (3 x {n} + {n_fit} + {N_CALIBRATION}), got {n_available}"
         )
     order = np.random.default_rng(seed).permutation(n_available)
-    return {"fit": order[3 * n : 3 * n + N_FIT], "calibration": order[3 * n + N_FIT : need]}
+    return {"fit": order[3 * n : 3 * n + n_fit], "calibration": order[3 * n + n_fit : need]}
 
 
 def detector_path(layout: Layout, predictor: str, measure: str) -> Path:
@@ -65,6 +66,7 @@ def fit_detectors(
     layout: Layout,
     models: list,
     x: np.ndarray,
+    y: np.ndarray,
     *,
     predictor: str,
     measures,
@@ -72,13 +74,16 @@ def fit_detectors(
     samples: int,
     seed: int,
     from_logits: bool = False,
+    pixel_max: float = 1.0,
+    model_file: Path | None = None,
     force: bool = False,
 ) -> dict[str, Detector]:
     """``{measure: Detector}`` for one predictor, fitted at TARGET_FPR on the held-out fit images
     (reused where a saved detector was fitted the same way on these very models). A saved detector
     of these models fitted for another protocol (N, seed, T) is refitted only with ``force``: the
     held-out images depend on N, so another N would fit on images that other sets evaluate."""
-    fit_data = {"dataset": layout.dataset, "index_seed": seed, "n_evaluation": n, "n_fit": N_FIT}
+    fit_data = {"dataset": layout.dataset, "index_seed": seed, "n_evaluation": n, "n_fit": N_FIT,
+                "data_sha256": inputs.data_sha256(x, y)}  # fmt: skip
     out, missing = {}, []
     for measure in measures:
         path = detector_path(layout, predictor, measure)
@@ -90,7 +95,7 @@ def fit_detectors(
         have = {**found.config(), **found.fit_record} if found is not None else {}
         if not force and all(have.get(k) == v for k, v in want.items()):
             out[measure] = found
-        elif found is not None and not force:
+        elif found is not None and not force and "data_sha256" in have.get("fit_data", {}):
             raise ValueError(
                 f"{path} was fitted for another protocol ({have.get('fit_data')}, T={have.get('samples')}, seed "
                 f"{have.get('seed')}); use the same --n, --samples and --seed, or --force to refit it"
@@ -98,6 +103,9 @@ def fit_detectors(
         else:
             missing.append(measure)
     if missing:
+        import time
+
+        start = time.perf_counter()
         fit_x = x[held_out(len(x), n, seed)["fit"]]
         probs = predictors.predict(
             models,
@@ -107,35 +115,47 @@ def fit_detectors(
             seed=eval_seed(seed),
             from_logits=from_logits,
             desc=f"detector fit ({predictor})",
+            pixel_max=pixel_max,
         )
         for measure in missing:
-            detector = Detector(
-                models, measure, predictor=predictor, samples=samples, seed=eval_seed(seed), from_logits=from_logits
-            )
+            detector = Detector(models, measure, predictor=predictor, samples=samples, seed=eval_seed(seed),
+                                from_logits=from_logits, pixel_max=pixel_max)  # fmt: skip
             detector.fit_scores(_measure(probs, measure), TARGET_FPR)
-            detector.save(detector_path(layout, predictor, measure), fit_data=fit_data)
+            detector.save(detector_path(layout, predictor, measure), model_file=model_file, fit_data=fit_data,
+                          started=start)  # fmt: skip
             out[measure] = Detector.load(detector_path(layout, predictor, measure), models)
     return out
 
 
 def detector_for(
-    layout: Layout, models: list, x: np.ndarray, base: AttackConfig, measure: str, detector_file: Path | None,
-    n: int, data_options: dict | None = None, force: bool = False,
+    layout: Layout, models: list, x: np.ndarray, y: np.ndarray, base: AttackConfig, measure: str,
+    detector_file: Path | None, n: int, data_options: dict | None = None, force: bool = False,
+    model_file: Path | None = None,
 ) -> Detector:  # fmt: skip
-    """The detector an attack evades: ``detector_file`` (checked against ``models`` and the
-    evaluator), else the protocol's detector in ``layout`` for ``measure``, fitted if missing."""
+    """The detector an attack evades: ``detector_file`` (checked against ``models``; any seed and T),
+    else the protocol's detector in ``layout`` for ``measure``, fitted if missing."""
     if base.predictor == "deterministic":
         raise ValueError("the detector-aware attacks need sampled networks: use the mc or ensemble predictor")
+    options = data_options or {}
     if detector_file is not None:
         if not Path(detector_file).is_file():
             raise ValueError(f"no detector file at {detector_file}")
         detector = Detector.load(detector_file, models)
-        check_detector(detector, base)
+        check_detector(detector, base, protocol=False)
         return detector
-    fitted = fit_detectors(layout, models, x, predictor=base.predictor, measures=(measure,), n=n,
-                           samples=base.samples, seed=base.seed, force=force,
-                           from_logits=(data_options or {}).get("from_logits", False))  # fmt: skip
+    fitted = fit_detectors(layout, models, x, y, predictor=base.predictor, measures=(measure,), n=n,
+                           samples=base.samples, seed=base.seed, force=force, model_file=model_file,
+                           from_logits=options.get("from_logits", False),
+                           pixel_max=options.get("pixel_max", 1.0))  # fmt: skip
     return fitted[measure]
+
+
+def protocol_fit(detector: Detector, layout: Layout, n: int, seed: int, x: np.ndarray, y: np.ndarray) -> bool:
+    """Whether ``detector`` was fitted by the protocol on this data's held-out images (which the
+    calibration images then follow), rather than given from outside (on images of its own)."""
+    fit = detector.fit_record.get("fit_data") or {}
+    return fit.get("dataset") == layout.dataset and fit.get("index_seed") == seed and \
+        fit.get("n_evaluation") == n and fit.get("data_sha256") == inputs.data_sha256(x, y)  # fmt: skip
 
 
 def _measure(probs: np.ndarray, measure: str) -> np.ndarray:
@@ -147,9 +167,8 @@ def _measure(probs: np.ndarray, measure: str) -> np.ndarray:
 def judge(detector: Detector, x_clean: np.ndarray, x_adv: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
     """The detector's verdict on adversarial images ``x_adv [N, ...]`` made from ``x_clean``
     (labels ``y [N]``): success (correct when clean, wrong after), flagged, evaded (both), ``[N]`` each."""
-    evaluate = dict(
-        predictor=detector.predictor, samples=detector.samples, seed=detector.seed, from_logits=detector.from_logits
-    )
+    evaluate = dict(predictor=detector.predictor, samples=detector.samples, seed=detector.seed,
+                    from_logits=detector.from_logits, pixel_max=detector.pixel_max)  # fmt: skip
     clean_pred = predictors.predict(detector.models, x_clean, **evaluate).mean(axis=0).argmax(axis=-1)
     probs = predictors.predict(detector.models, x_adv, **evaluate)
     success = (clean_pred == y) & (probs.mean(axis=0).argmax(axis=-1) != y)
@@ -175,9 +194,10 @@ def _adaptive_config(base: AttackConfig, detector: Detector, method: str, c: flo
     )
 
 
-def check_detector(detector: Detector, base: AttackConfig) -> None:
-    """The detector must judge with the evaluator's networks, or its flags would not match the scores,
-    and its measure must have a gradient for the attack to follow."""
+def check_detector(detector: Detector, base: AttackConfig, protocol: bool = True) -> None:
+    """The detector's measure must have a gradient for the attack to follow, and it must take the
+    attack's predictor and pixel scale. The protocol's detector must also judge with the evaluator's
+    networks, or its flags would not match the scores; a detector given from outside may use any."""
     if detector.measure not in DIFFERENTIABLE_MEASURES:
         raise ValueError(
             f"an adaptive attack needs a differentiable measure ({', '.join(DIFFERENTIABLE_MEASURES)}); "
@@ -185,7 +205,10 @@ def check_detector(detector: Detector, base: AttackConfig) -> None:
         )
     if detector.predictor != base.predictor:
         raise ValueError(f"the detector is for the {detector.predictor} predictor, the attack for {base.predictor}")
-    if detector.seed != eval_seed(base.seed) or detector.samples != base.samples:
+    if detector.pixel_max != base.pixel_max:
+        raise ValueError(f"the detector takes inputs in [0, {detector.pixel_max}], the attack [0, {base.pixel_max:g}]"
+                         " (--pixel-max)")  # fmt: skip
+    if protocol and detector.seed != eval_seed(base.seed) or detector.samples != base.samples:
         raise ValueError(
             f"the detector's networks (seed {detector.seed}, T={detector.samples}) must be the evaluator's "
             f"(seed {eval_seed(base.seed)} = SEED + 1000000, T={base.samples}); fit it with those"
@@ -213,7 +236,7 @@ def build(
     random start and the negatives; it is built first if missing."""
     if method not in ADAPTIVE_METHODS:
         raise ValueError(f"unknown adaptive method {method!r}; choose from {', '.join(ADAPTIVE_METHODS)}")
-    check_detector(detector, base)
+    check_detector(detector, base, protocol=False)
     from_logits = (data_options or {}).get("from_logits", False)
     attack_sets.build(models, model_files, x, y, base, n=n, layout=layout, model=model, data_options=data_options)
     pgd_npz = layout.attack_set(set_name("pgd", base.eps, base.predictor))
@@ -229,12 +252,16 @@ def build(
         "n_calibration": N_CALIBRATION,
         "pgd_set": artifacts.file_sha256(pgd_npz),
         "models": [artifacts.file_sha256(f) for f in model_files],
+        "data_sha256": inputs.data_sha256(x, y),
     }
+    n_fit = N_FIT if protocol_fit(detector, layout, n, base.seed, x, y) else 0
+    if n_fit == 0:  # calibration images follow the evaluation images directly (recorded, so a key)
+        want["n_fit_held_out"] = 0
     found = None if force else artifacts.reusable_record(artifacts.sidecar_path(out), want, [out])
     if found is not None:
         return {**found, "reused": True}
     start = time.perf_counter()
-    cal = held_out(len(x), n, base.seed)["calibration"]
+    cal = held_out(len(x), n, base.seed, n_fit)["calibration"]
     c, rates = calibrate(models, x[cal], y[cal], base, detector, method, from_logits)
     arrays, _ = attack_sets.load(pgd_npz)
     index = arrays["adversarial_index"]
@@ -279,8 +306,10 @@ def scores(layout: Layout, stem: str, models: list, x: np.ndarray, y: np.ndarray
         negative = pgd_rows["kind"] != "adversarial"
         return {k: np.concatenate([pgd_rows[k][negative], adv[k]]) for k in adv}
 
+    attack_sets.check_data(npz, record, x, y)
     config = {
         "protocol": attack_sets.PROTOCOL,
+        "data_sha256": record["config"]["data_sha256"],
         "attack_set": artifacts.file_sha256(npz),
         "pgd_set": record["config"]["pgd_set"],
         "eval_samples": pgd_record["config"]["eval_samples"],

@@ -147,17 +147,20 @@ def run(cfg: AdaptiveConfig) -> tuple[list[dict], list[Path]]:
     from_logits = (options or {}).get("from_logits", False)
     detectors = {}
     for predictor in cfg.predictors:
-        x, _ = loaded[predictor]
+        x, y = loaded[predictor]
         fitted = adaptive.fit_detectors(
             layout,
             models[predictor][0],
             x,
+            y,
             predictor=predictor,
             measures=cfg.measures,
             n=cfg.n,
             samples=cfg.samples,
             seed=cfg.seed,
             from_logits=from_logits,
+            pixel_max=(options or {}).get("pixel_max", 1.0) if cfg.model is not None else 1.0,
+            model_file=cfg.model or layout.classifier(predictor),
             force=cfg.force,
         )
         detectors.update({(predictor, m): d for m, d in fitted.items()})

@@ -7,7 +7,9 @@ rate. Noise image i is paired with adversarial image i: its noise has the same L
 clipping. Its scores are long-format rows, one per image. Source arrays are never modified.
 
 PROTOCOL is part of every cache key: an attack set or score table made under an older rule
-(the noise scaling, the success definition) is never reused silently.
+(the noise scaling, the success definition) is never reused silently. Every key also holds the
+sha256 of the data's contents (``inputs.data_sha256``), not its path: a replaced data file is a
+new data set. ``experiments/migrate.py`` brings protocol-2 records to 3 where it can check them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uncertadv import artifacts, predictors
+from uncertadv import artifacts, inputs, predictors
 from uncertadv.attacks import AttackConfig, attack
 from uncertadv.experiments.layout import Layout, eval_seed, set_name
 from uncertadv.measures import MEASURES
@@ -27,7 +29,8 @@ from uncertadv.measures import MEASURES
 KINDS = ("clean", "noise", "adversarial")
 # 2: noise matched in L2 after clipping; success = correct when clean and wrong after the attack;
 #    model files named relative to the results folder.
-PROTOCOL = 2
+# 3: keys hold data_sha256, the data's contents (images and labels).
+PROTOCOL = 3
 NOISE_PASSES = 10  # rescaling passes at most; MNIST needs about three to reach 1%
 
 
@@ -96,6 +99,7 @@ def build(
         "eval_samples": config.samples,
         "eval_seed": eval_seed(config.seed),
         "models": [artifacts.file_sha256(f) for f in model_files],
+        "data_sha256": inputs.data_sha256(x, y),
     }
     found = None if force else artifacts.reusable_record(artifacts.sidecar_path(out), want, [out])
     if found is not None:
@@ -108,7 +112,7 @@ def build(
     linf, l2 = perturbation_norms(x_src, x_adv)
     x_noise = matched_noise(x[idx["noise"]], l2, seed=config.seed + 1, pixel_max=config.pixel_max)
     evaluate = dict(predictor=config.predictor, samples=config.samples, seed=eval_seed(config.seed),
-                    from_logits=from_logits)  # fmt: skip
+                    from_logits=from_logits, pixel_max=config.pixel_max)  # fmt: skip
     clean_pred = predictors.predict(models, x_src, **evaluate).mean(axis=0).argmax(axis=-1)
     label_changed = predictors.predict(models, x_adv, **evaluate).mean(axis=0).argmax(axis=-1) != y_src
     success = (clean_pred == y_src) & label_changed
@@ -155,6 +159,18 @@ def load(path: Path) -> tuple[dict, dict]:
     return arrays, artifacts.read_json(record_path)
 
 
+def check_data(npz: Path, record: dict, x: np.ndarray, y: np.ndarray) -> None:
+    """Refuse to score an attack set against data other than the data it was made from (its
+    clean rows would come from the new data and its adversarial rows from the old)."""
+    cfg = record["config"]
+    if cfg.get("protocol") != PROTOCOL:
+        raise ValueError(f"{npz} was made by an older uncertadv protocol ({cfg.get('protocol')}); run "
+                         "`uncertadv migrate RESULTS` to check and carry it over, or make it again")  # fmt: skip
+    if cfg["data_sha256"] != inputs.data_sha256(x, y):
+        raise ValueError(f"{npz} was made from other data than --data holds now (its contents changed); "
+                         "make the set again: `uncertadv attack ... --force`")  # fmt: skip
+
+
 def model_path(npz: Path, record: dict) -> Path:
     """The model (``.keras`` or manifest) an attack set was made against, its files checked
     against the sha256 it recorded."""
@@ -198,7 +214,8 @@ def kind_rows(
     cfg = record["config"]
     predictor = cfg["attack"]["predictor"]
     evaluate = dict(predictor=predictor, samples=cfg["eval_samples"], seed=cfg["eval_seed"],
-                    from_logits=cfg.get("data_options", {}).get("from_logits", False))  # fmt: skip
+                    from_logits=cfg.get("data_options", {}).get("from_logits", False),
+                    pixel_max=cfg["attack"]["pixel_max"])  # fmt: skip
     n = len(index)
     values = predictors.scores(predictors.predict(models, images, **evaluate), predictor=predictor)
     none = np.full(n, np.nan)
@@ -223,11 +240,13 @@ def kind_rows(
 
 
 def cached_scores(layout: Layout, stem: str, models: list, x: np.ndarray, y: np.ndarray) -> dict:
-    """The score rows of one attack set, cached beside it (keyed by the set's sha256)."""
+    """The score rows of one attack set, cached beside it (keyed by the set's sha256 and the data's)."""
     npz = layout.attack_set(stem)
     arrays, record = load(npz)
+    check_data(npz, record, x, y)
     config = {
         "protocol": PROTOCOL,
+        "data_sha256": record["config"]["data_sha256"],
         "attack_set": artifacts.file_sha256(npz),
         "eval_samples": record["config"]["eval_samples"],
         "eval_seed": record["config"]["eval_seed"],

@@ -159,14 +159,14 @@ def train_heads(config: CatsDogsConfig, f_train, y_train, f_test, y_test) -> tup
         h = cd.head(f_train.shape[1], name=f"head{k}")
         h.compile(keras.optimizers.Adam(config.learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
         h.fit(f_train, y_train, epochs=config.head_epochs, batch_size=config.batch_size, verbose=0)
-        det = mc.deterministic_predict(h, f_test)
-        probs = mc.mc_predict(h, f_test, samples=config.eval_samples, seed=ACCURACY_SEED)
+        det = mc.deterministic_predict(h, f_test, pixel_max=None)  # features, not images
+        probs = mc.mc_predict(h, f_test, samples=config.eval_samples, seed=ACCURACY_SEED, pixel_max=None)
         member_metrics.append({"seed": config.seed + k, "test_accuracy_deterministic": accuracy(det, y_test),
                                "test_accuracy_mc": accuracy(probs, y_test)})  # fmt: skip
         _say_head(k, config.members, member_metrics[-1])
         heads.append(h)
-    det = mc.deterministic_predict(heads, f_test)
-    probs = mc.mc_predict(heads, f_test, samples=config.eval_samples, seed=ACCURACY_SEED)
+    det = mc.deterministic_predict(heads, f_test, pixel_max=None)
+    probs = mc.mc_predict(heads, f_test, samples=config.eval_samples, seed=ACCURACY_SEED, pixel_max=None)
     return heads, _metrics(member_metrics, det, probs, len(y_train), y_test, config.eval_samples)
 
 

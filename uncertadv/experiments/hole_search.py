@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from uncertadv import artifacts, io, mc, predictors
+from uncertadv import artifacts, inputs, io, mc, predictors
 from uncertadv.attacks import DIFFERENTIABLE_MEASURES
 from uncertadv.detector import Detector, weights_sha256
 from uncertadv.experiments import adaptive, latent
@@ -145,6 +145,7 @@ def build(
         "n_evaluation": n_evaluation,
         "c_grid": list(adaptive.C_GRID),
         "vae": [artifacts.file_sha256(f) for f in io.vae_paths(layout.vae)],
+        "data_sha256": inputs.data_sha256(x, y),
     }
     found = None if force else artifacts.reusable_record(artifacts.sidecar_path(out), want, [out])
     if found is not None:

@@ -35,17 +35,18 @@ def classifiers(model: Path, wanted: tuple[str, ...], from_logits: bool = False)
 
 
 def load(options: dict, models: list, predictor: str, samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(x, y)`` of ``--data`` (``options``: spec, pixel_max, image_size, from_logits). Without
-    labels, ``y`` is the predictor's own prediction on the clean inputs (the CleverHans convention),
-    with ``seed``; ``options["labels"]`` records which (``data`` or ``predictor``)."""
-    x, y = data.load_spec(options["spec"], options["pixel_max"], options.get("image_size"))
-    mc.check_input(models[0], x)
-    classes = int(models[0].outputs[0].shape[-1])
-    if y is not None and y.max(initial=0) >= classes:
-        raise ValueError(f"the labels of {options['spec']} go up to {y.max()}, but the model has {classes} classes")
+    """``(x, y)`` of ``--data`` (``options``: spec, pixel_max, image_size, from_logits, classes,
+    color_mode), checked against the model's contract (``data.load_for_model``). Without labels,
+    ``y`` is the predictor's own prediction on the clean inputs (the CleverHans convention), with
+    ``seed``; ``options["labels"]`` records which (``data`` or ``predictor``) and
+    ``options["class_labels"]`` a folder's ``{subfolder: label}``."""
+    x, y, info = data.load_for_model(options, models[0])
     options["labels"] = "data" if y is not None else "predictor"
+    if "classes" in info:
+        options["class_labels"] = info["classes"]
     if y is None:
         probs = predictors.predict(models, x, predictor=predictor, samples=samples, seed=seed,
-                                   from_logits=options.get("from_logits", False))  # fmt: skip
+                                   from_logits=options.get("from_logits", False),
+                                   pixel_max=options["pixel_max"])  # fmt: skip
         y = probs.mean(axis=0).argmax(axis=-1).astype(np.int64)
-    return x, y
+    return data.read_only(x, y)

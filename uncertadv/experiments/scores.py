@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from uncertadv import artifacts, data, io, mc, predictors
-from uncertadv.measures import MEASURES, all_measures
+from uncertadv import artifacts, data, inputs, io, mc, predictors
+from uncertadv.measures import MEASURES
 
 COLUMNS = ("index", "label", "mc_pred", "det_pred") + MEASURES
 
@@ -24,14 +25,17 @@ class ScoreConfig:
     samples: int = 50
     seed: int = 0
     limit: int | None = None
-    data: dict | None = None  # your own data (--data): {"spec", "pixel_max", "image_size"}; replaces dataset
+    data: dict | None = None  # your own data (--data): {"spec", "pixel_max", "image_size", ...}; replaces dataset
 
 
 def score_arrays(
-    models: list, x: np.ndarray, *, samples: int, seed: int, batch_size: int | None = None, from_logits: bool = False
-) -> dict[str, np.ndarray]:
+    models: list, x: np.ndarray, *, samples: int, seed: int, batch_size: int | None = None, from_logits: bool = False,
+    pixel_max: float | None = 1.0,
+) -> dict[str, np.ndarray]:  # fmt: skip
     """MC and deterministic predictions and the MC measures of ``x [N, ...]``: ``[N]`` columns.
-    A list of K models is scored as one ensemble (K * T networks; dropout off: their mean)."""
+    A list of K models is scored as one ensemble (K * T networks; dropout off: their mean).
+    A single model without dropout has T identical networks: its sample-based measures are NaN
+    ("not applicable"), never 0."""
     predictor = "ensemble" if len(models) > 1 else "mc"
     probs = predictors.predict(
         models,
@@ -42,20 +46,33 @@ def score_arrays(
         batch_size=batch_size,
         from_logits=from_logits,
         desc=f"MC scoring (T={samples})",
+        pixel_max=pixel_max,
     )
-    det = mc.deterministic_predict(models, x, from_logits=from_logits)
+    det = mc.deterministic_predict(models, x, from_logits=from_logits, pixel_max=pixel_max)
+    values = predictors.scores(probs, predictor="deterministic" if not has_dropout(models) else predictor)
     return {
         "mc_pred": probs.mean(axis=0).argmax(axis=-1),
         "det_pred": det.mean(axis=0).argmax(axis=-1),
-        **all_measures(probs),
+        **{m: values[m] for m in MEASURES},
     }
 
 
-def score_test_set(config: ScoreConfig, out: Path, *, batch_size: int | None = None, force: bool = False):
-    """Score the test split of ``config.dataset`` into ``out`` (CSV + JSON sidecar).
+def has_dropout(models: list) -> bool:
+    """Whether the MC predictor of ``models`` samples anything: an ensemble, or a model with dropout."""
+    return len(models) > 1 or bool(mc.stochastic_layers(models[0]))
 
-    Returns ``(columns, reused)``; a finished table with the same config and model
-    file is read back instead of recomputed unless ``force``."""
+
+NO_DROPOUT_WARNING = (
+    "warning: {model} has no dropout layer: its T networks are identical, so mutual information, "
+    "softmax variance and variation ratio are not applicable (written as empty cells, not 0)"
+)
+
+
+def score_test_set(config: ScoreConfig, out: Path, *, batch_size: int | None = None, force: bool = False):
+    """Score the test split of ``config.dataset`` (or ``config.data``) into ``out`` (CSV + JSON sidecar).
+
+    Returns ``(columns, reused)``; a finished table with the same config, model file and data
+    contents is read back instead of recomputed unless ``force``."""
     if config.samples < 1:
         raise ValueError(f"samples must be >= 1, got {config.samples}")
     if out.suffix != ".csv":
@@ -63,28 +80,38 @@ def score_test_set(config: ScoreConfig, out: Path, *, batch_size: int | None = N
     model_path = Path(config.model)
     if not model_path.is_file():
         raise ValueError(f"no model file at {model_path}")
-    record_path = artifacts.sidecar_path(out)
-    want = {**dataclasses.asdict(config), "model_sha256": artifacts.file_sha256(model_path)}
-    if not force and artifacts.reusable_record(record_path, want, [out]) is not None:
-        return read_scores(out), True
-
     from_logits = (config.data or {}).get("from_logits", False)
     model = mc.check_models(io.load_classifier(model_path), from_logits)
+    pixel_max = 1.0
     if config.data is not None:
-        opts = config.data
-        x, y = data.load_spec(opts["spec"], opts["pixel_max"], opts.get("image_size"))
-        mc.check_input(model[0], x)
-        y = np.full(len(x), np.nan) if y is None else y  # no labels: the column stays empty
+        x, y, info = data.load_for_model(config.data, model[0])
+        pixel_max = config.data["pixel_max"]
     else:
         x, y = data.load(config.dataset, "test", config.source)
-    x, y = x[: config.limit], y[: config.limit]
+        info = {}
+    x, y = x[: config.limit], (None if y is None else y[: config.limit])
+    if not has_dropout(model):
+        print(NO_DROPOUT_WARNING.format(model=model_path), file=sys.stderr)
+    record_path = artifacts.sidecar_path(out)
+    want = {**dataclasses.asdict(config), "model_sha256": artifacts.file_sha256(model_path),
+            "data_sha256": inputs.data_sha256(x, y)}  # fmt: skip
+    if "classes" in info:
+        want["class_labels"] = info["classes"]
+    if not force and artifacts.reusable_record(record_path, want, [out]) is not None:
+        return read_scores(out), True
     start = time.perf_counter()
     columns = {
-        "index": np.arange(len(y)),
-        "label": y,
+        "index": np.arange(len(x)),
+        "label": np.full(len(x), np.nan) if y is None else y,  # no labels: the column stays empty
         **score_arrays(
-            model, x, samples=config.samples, seed=config.seed, batch_size=batch_size, from_logits=from_logits
-        ),
+            model,
+            x,
+            samples=config.samples,
+            seed=config.seed,
+            batch_size=batch_size,
+            from_logits=from_logits,
+            pixel_max=pixel_max,
+        ),  # fmt: skip
     }
     columns = {name: columns[name] for name in COLUMNS}
     artifacts.write_csv(out, columns)
@@ -108,8 +135,8 @@ def summary(columns: dict[str, np.ndarray], config: ScoreConfig) -> str:
     head = f"{source}, {len(label)} images, T={config.samples}, seed={config.seed}"
     if np.isnan(label).all():  # no labels: accuracy omitted
         lines = [head, "accuracy: n/a (the data has no labels)", f"{'measure':<20} {'mean':>15}"]
-        lines += [f"{name:<20} {columns[name].mean():15.4f}" for name in MEASURES]
-        return "\n".join(lines)
+        lines += [f"{name:<20} {_mean(columns[name]):>15}" for name in MEASURES]
+        return "\n".join(lines + [NOTE])
     correct = columns["mc_pred"] == label
     lines = [
         head,
@@ -118,6 +145,14 @@ def summary(columns: dict[str, np.ndarray], config: ScoreConfig) -> str:
     ]
     for name in MEASURES:
         values = columns[name]
-        wrong = f"{values[~correct].mean():13.4f}" if (~correct).any() else f"{'-':>13}"
-        lines.append(f"{name:<20} {values[correct].mean() if correct.any() else float('nan'):15.4f} {wrong}")
-    return "\n".join(lines)
+        lines.append(f"{name:<20} {_mean(values[correct]):>15} {_mean(values[~correct]):>13}")
+    return "\n".join(lines + [NOTE])
+
+
+NOTE = "Entropies are in nats; n/a: not applicable (no dropout, so T identical networks), never 0."
+
+
+def _mean(values: np.ndarray) -> str:
+    if len(values) == 0:
+        return "-"
+    return "n/a" if np.isnan(values).all() else f"{np.mean(values):.4f}"
