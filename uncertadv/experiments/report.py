@@ -105,7 +105,8 @@ def score_set(npz: Path) -> tuple[AttackConfig, dict]:
     if "method" in record["config"] or "hole_search" in record["config"]:
         raise ValueError(f"{npz} is an adaptive attack set; `uncertadv report --adaptive` scores it")
     if record["config"].get("protocol") != attack_sets.PROTOCOL:
-        raise ValueError(f"{npz} was made by an older uncertadv protocol; run `uncertadv migrate RESULTS` or make it again with `uncertadv attack`")
+        raise ValueError(f"{npz} was made by an older uncertadv protocol; run `uncertadv migrate RESULTS`, or make "
+                         "it again with `uncertadv attack`")  # fmt: skip
     config = AttackConfig(**record["config"]["attack"])
     models = io.load_classifier(attack_sets.model_path(npz, record))
     if record["config"]["dataset"] == own.DATASET:
