@@ -165,3 +165,14 @@ def test_the_same_seeds_give_the_same_adaptive_set(run):
     result = invoke("attack", "--method", "pgd-adaptive", "--eps", "76", *COMMON, "--force", "--results", folder)
     assert result.exit_code == 0, result.output
     assert npz.read_bytes() == before
+
+
+def test_the_protocols_detectors_work_with_detect_run(run, tmp_path):
+    folder, _ = run
+    x, y = data.load_mnist("test")
+    np.savez(tmp_path / "digits.npz", x=(x[:40] * 255).round().astype(np.uint8), y=y[:40])
+    record = artifacts.read_json(folder / "detectors" / "mc_mutual_information.json")
+    assert record["model"] == "../models/cnn.keras" and record["fit_data"]["data_sha256"]  # relative to itself
+    result = invoke("detect", "run", "--detector", folder / "detectors" / "mc_mutual_information.json",
+                    "--data", tmp_path / "digits.npz", "--out", tmp_path / "flags.csv")  # fmt: skip
+    assert result.exit_code == 0 and "of 40 inputs" in result.stdout, result.output

@@ -188,10 +188,11 @@ def calibrate(
 
 
 def _adaptive_config(base: AttackConfig, detector: Detector, method: str, c: float) -> AttackConfig:
+    """The adaptive attack on ``detector``: its measure, threshold and T (the known-networks attack
+    needs its very networks; for the protocol's detectors T is the evaluator's anyway)."""
     known = {"detector_seed": detector.seed} if method == "pgd-adaptive-known" else {}
-    return dataclasses.replace(
-        base, method=method, measure=detector.measure, threshold=detector.threshold, c=c, **known
-    )
+    return dataclasses.replace(base, method=method, measure=detector.measure, threshold=detector.threshold, c=c,
+                               samples=detector.samples, **known)  # fmt: skip
 
 
 def check_detector(detector: Detector, base: AttackConfig, protocol: bool = True) -> None:
