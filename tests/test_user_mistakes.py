@@ -27,9 +27,9 @@ def run(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-def _model(scale: float, dropout: float = 0.3, softmax: bool = True, seed: int = 0):
+def _model(scale: float, dropout: float = 0.3, softmax: bool = True, seed: int = 0, channels: int = 1):
     keras.utils.set_random_seed(seed)
-    inputs = keras.Input((16, 16, 1))
+    inputs = keras.Input((16, 16, channels))
     h = keras.layers.Rescaling(1.0 / scale)(inputs)
     h = keras.layers.Conv2D(6, 3, activation="relu")(h)
     h = keras.layers.BatchNormalization()(h)
@@ -53,6 +53,7 @@ def user(tmp_path_factory):
     big.set_weights(model.get_weights())
     big.save(root / "mine255.keras")
     _model(1.0, dropout=0).save(root / "nodrop.keras")
+    _model(1.0, channels=3).save(root / "rgb.keras")  # untrained: for what folders load, not for accuracy
     np.savez(root / "t.npz", x=x, y=y)
     return root, model, x, y
 
@@ -92,6 +93,7 @@ def test_1_a_set_is_never_scored_against_other_data(user, tmp_path):
 
     layout = own_layout(tmp_path)
     config = ua.AttackConfig(method="fgm", eps=8, samples=2)
+    x = x / np.float32(255)
     attack_sets.build([model], [root / "mine.keras"], x[:60], y[:60], config, n=10, layout=layout,
                       model=root / "mine.keras")  # fmt: skip
     with pytest.raises(ValueError, match="other data"):
@@ -159,7 +161,7 @@ def _folder(root, names, x, per=3):
 def test_4_integer_folders_are_their_labels_and_names_follow_classes(user, tmp_path):
     root, _, x, _ = user
     _folder(tmp_path / "ints", ["0", "2", "9"], x)
-    score = ["score", "--model", root / "mine.keras", "--image-size", "16", "--samples", "2"]
+    score = ["score", "--model", root / "rgb.keras", "--image-size", "16", "--samples", "2"]
     result = run(*score, "--data", tmp_path / "ints", "--out", tmp_path / "a.csv")
     assert result.exit_code == 0, result.output
     assert list(artifacts.read_table(tmp_path / "a.csv")["label"]) == [0] * 3 + [2] * 3 + [9] * 3
@@ -169,7 +171,7 @@ def test_4_integer_folders_are_their_labels_and_names_follow_classes(user, tmp_p
 def test_4_named_folders_take_their_order_from_classes(user, tmp_path):
     root, _, x, _ = user
     _folder(tmp_path / "colours", ["blue", "green", "red"], x)
-    score = ["score", "--model", root / "mine.keras", "--image-size", "16", "--samples", "2",
+    score = ["score", "--model", root / "rgb.keras", "--image-size", "16", "--samples", "2",
              "--data", tmp_path / "colours"]  # fmt: skip
     result = run(*score, "--classes", "red,green,blue", "--out", tmp_path / "c.csv")
     assert result.exit_code == 0, result.output
