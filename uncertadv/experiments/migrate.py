@@ -113,6 +113,7 @@ def _score_groups(scores_csv: Path) -> dict[tuple, dict[str, np.ndarray]]:
     if not scores_csv.is_file():
         return {}
     table = artifacts.read_csv(scores_csv)
+    table.setdefault("detector_measure", [""] * len(table["attack"]))  # scores.csv before adaptive attacks
     groups: dict[tuple, dict[str, list]] = {}
     for i in range(len(table["attack"])):
         key = (table["attack"][i], float(table["eps"][i]), table["predictor"][i], table["detector_measure"][i])
