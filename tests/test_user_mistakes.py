@@ -398,3 +398,89 @@ def test_protocol_2_records_migrate_when_their_data_checks_out(user, tmp_path):
     other = (x[100:160] / np.float32(255), y[100:160])
     lines = migrate.migrate(tmp_path, load=lambda record: other)
     assert lines[0].startswith("kept fgm_eps8_mc.json") and artifacts.read_json(path)["config"]["protocol"] == 2
+
+
+# ------------------------------------------------------------------ found by a newcomer's run of other models
+
+
+def test_report_on_a_model_without_dropout_leaves_the_sample_measures_na(user, tmp_path):
+    root, _, x, _ = user
+    result = run("report", "--model", root / "nodrop.keras", "--data", root / "t.npz", "--methods", "fgm", "--eps",
+                 "8", "--n", "10", "--samples", "3", "--bootstrap", "10", "--results", tmp_path)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    table = artifacts.read_table(tmp_path / "table1.csv")
+    assert np.isnan(table["mi_auc"]).all() and not np.isnan(table["entropy_auc"]).any()
+    scores = artifacts.read_table(tmp_path / "scores.csv")
+    assert np.isnan(scores["mutual_information"]).all() and np.isnan(scores["variation_ratio"]).all()
+    with pytest.warns(UserWarning, match="no dropout layer"):
+        ua.mc_predict(ua.load_model(root / "nodrop.keras"), x[:4], samples=2, seed=0)
+    with pytest.raises(ValueError, match="no dropout layer"):
+        ua.Detector(ua.load_model(root / "nodrop.keras"), "expected_entropy")
+
+
+def test_the_wrong_scale_for_a_model_that_rescales_by_1_255_is_warned(user, tmp_path):
+    root, _, x, _ = user
+    result = run("score", "--model", root / "mine255.keras", "--data", root / "t.npz", "--samples", "2",
+                 "--out", tmp_path / "s.csv")  # fmt: skip
+    assert result.exit_code == 0 and "warning:" in result.stderr and "--pixel-max 255" in result.stderr
+    det = tmp_path / "d.json"
+    np.savez(tmp_path / "f255.npz", x=x.astype(np.float32))
+    fit = run("detect", "fit", "--model", root / "mine255.keras", "--data", tmp_path / "f255.npz", "--pixel-max", "255",
+              "--samples", "2", "--out", det)  # fmt: skip
+    assert fit.exit_code == 0, fit.output
+    np.savez(tmp_path / "f01.npz", x=x.astype(np.float32) / 255)  # [0, 1] floats for a 0-255 detector
+    result = run("detect", "run", "--detector", det, "--data", tmp_path / "f01.npz", "--out", tmp_path / "f.csv")
+    assert "warning:" in result.stderr and "multiply them by 255" in result.stderr, result.stderr
+
+
+def test_score_never_overwrites_a_json_that_is_not_its_record(user, tmp_path):
+    root, model, x, _ = user
+    ua.Detector(model, samples=2).fit(x[:100] / 255.0).save(tmp_path / "det.json")
+    before = (tmp_path / "det.json").read_bytes()
+    result = run("score", "--model", root / "mine.keras", "--data", root / "t.npz", "--out", tmp_path / "det.csv")
+    assert_one_line_error(result, "not a score table's record")
+    fit = run("detect", "fit", "--model", root / "mine.keras", "--data", root / "t.npz", "--out", root / "t.json")
+    assert (tmp_path / "det.json").read_bytes() == before and fit.exit_code == 0  # a new name is fine
+    (tmp_path / "notes.json").write_text('{"mine": 1}')
+    fit = run(
+        "detect", "fit", "--model", root / "mine.keras", "--data", root / "t.npz", "--out", tmp_path / "notes.json"
+    )
+    assert_one_line_error(fit, "not a detector file")
+
+
+def test_the_api_takes_a_bare_model_and_says_what_eps_is(user):
+    _, model, x, y = user
+    assert ua.predict(model, x[:3], predictor="mc", samples=2, seed=0).shape == (2, 3, 10)
+    with pytest.raises(ValueError, match="must be a number"):
+        ua.attack(model, x[:3] / 255.0, y[:3], method="fgm", eps="8")
+    with pytest.raises(ValueError, match="image range"):
+        ua.attack(model, x[:3] / 255.0, y[:3], method="fgm", eps=8, pixel_max=None)
+
+
+def test_folders_default_to_the_models_size_and_ambiguous_names_are_refused(user, tmp_path):
+    root, _, x, _ = user
+    _folder(tmp_path / "f", ["0", "3"], x)
+    score = ["score", "--model", root / "mine.keras", "--samples", "2", "--out", tmp_path / "s.csv"]
+    result = run(*score, "--data", tmp_path / "f")  # 16x16 without --image-size: the model's own size
+    assert result.exit_code == 0, result.output
+    (tmp_path / "f" / "empty").mkdir()
+    assert_one_line_error(run(*score, "--data", tmp_path / "f"), "mixes integer subfolders")
+    (tmp_path / "f" / "empty").rmdir()
+    (tmp_path / "f" / ".ipynb_checkpoints").mkdir()
+    assert_one_line_error(run(*score, "--data", tmp_path / "f"), "hidden subfolder")
+    np.savez(tmp_path / "rgb.npz", x=np.repeat(x[:5], 3, axis=-1))
+    result = run(*score, "--data", tmp_path / "rgb.npz")
+    assert_one_line_error(result, "does not fit model input")
+    assert "--color-mode" not in result.stderr  # an npz has no color mode to choose
+
+
+def test_a_given_detector_of_another_t_attacks_its_own_networks(user, tmp_path):
+    root, model, x, y = user
+    np.savez(tmp_path / "small.npz", x=x[:80], y=y[:80])
+    ua.Detector(model, samples=4, seed=7).fit(x[100:] / 255.0).save(tmp_path / "det.json")
+    result = run("attack", "--model", root / "mine.keras", "--data", tmp_path / "small.npz", "--method",
+                 "pgd-adaptive-known", "--eps", "16", "--n", "10", "--samples", "2",
+                 "--detector", tmp_path / "det.json", "--results", tmp_path / "out")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = artifacts.read_json(tmp_path / "out" / "attacks" / "pgd-adaptive-known_eps16_mc_mutual_information.json")
+    assert record["config"]["detector"]["samples"] == 4

@@ -248,7 +248,8 @@ def attack(
     detector=None,
     **settings,
 ) -> np.ndarray:
-    """Adversarial versions of ``x [N, ...]``: ``[N, ...]`` float32, same range.
+    """Adversarial versions of ``x [N, ...]``: ``[N, ...]`` float32 in [0, pixel_max] (uint8 ``x`` is
+    0-255 and scaled into that range first, so compare the result with the scaled images).
 
     models: a Keras model or the model file's models (a list; the predictor picks which it uses).
     y: true labels ``[N]``; None uses the predictor's own clean predictions (CleverHans's
@@ -276,6 +277,10 @@ def attack(
         settings = _detector_settings(detector, settings, clip=clip_min is not None or clip_max is not None)
     if targeted and y is None:
         raise ValueError("a targeted attack needs the target labels y")
+    if "pixel_max" in settings and settings["pixel_max"] is None:  # no scale: clip_min/clip_max must give one
+        if clip_max is None:
+            raise ValueError("an attack needs the image range: pixel_max, or clip_min and clip_max")
+        del settings["pixel_max"]
     if clip_min is not None or clip_max is not None:
         if clip_min is None or clip_max is None or not clip_max > clip_min:
             raise ValueError(f"give both clip_min < clip_max, got {clip_min}, {clip_max}")

@@ -12,6 +12,7 @@ import hashlib
 import importlib.resources
 import os
 import sys
+import warnings
 from enum import Enum
 from pathlib import Path
 
@@ -287,9 +288,8 @@ def load_data(spec: str, pixel_max: float = 1.0, image_size: int | None = None, 
 
     - an ``.npz`` with ``x`` and optionally ``y`` (see ``load_npz``), or an attack set's ``x_adv``;
     - a folder of class subfolders of images (``image_size`` resizes, default 256; ``color_mode``
-      rgb or grayscale, default rgb). Labels: subfolders named by integers get those integers
-      (``0`` and ``2`` are labels 0 and 2); other names get their position in ``classes`` if given,
-      else in sorted order (Keras's convention). ``info["classes"]`` records ``{folder: label}``;
+      rgb or grayscale, default rgb). Labels: see ``folder_classes``; ``info["classes"]`` records
+      ``{folder: label}``;
     - ``tfds:NAME[:SPLIT]`` for a tfds image-classification set (split defaults to ``test``; only
       the first two colons split, so ``tfds:mnist:test[:10%]`` works).
     Images from folders and tfds are 0-255 and scaled into [0, pixel_max]."""
@@ -344,8 +344,12 @@ IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what Keras's image
 
 def folder_classes(folder: Path, classes: list[str] | None = None) -> dict[str, int]:
     """``{subfolder: label}``: integer names map to their integers, others to their position in
-    ``classes`` (if given) or in sorted order."""
+    ``classes`` (if given) or in sorted order. A mix of the two, or a hidden subfolder
+    (``.ipynb_checkpoints``), is refused: it would shift every label silently."""
     found = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    hidden = [c for c in found if c.startswith(".")]
+    if hidden:
+        raise ValueError(f"{folder} holds the hidden subfolder {hidden[0]}, which would count as a class; remove it")
     if not found:
         raise ValueError(f"{folder} has no class subfolders (FOLDER/CLASS/image.jpg)")
     if classes:
@@ -355,7 +359,12 @@ def folder_classes(folder: Path, classes: list[str] | None = None) -> dict[str, 
             raise ValueError(f"--classes {','.join(classes)} must name each subfolder of {folder} once "
                              f"(it holds {', '.join(found)})")  # fmt: skip
         return {c: i for i, c in enumerate(classes)}
-    if all(c.isdigit() for c in found):
+    numbers = [c for c in found if c.isdigit()]
+    if numbers and len(numbers) != len(found):
+        others = ", ".join(c for c in found if not c.isdigit())
+        raise ValueError(f"{folder} mixes integer subfolders ({', '.join(numbers)}) with others ({others}); "
+                         "give the label order with --classes")  # fmt: skip
+    if numbers:
         return {c: int(c) for c in found}
     return {c: i for i, c in enumerate(found)}
 
@@ -401,17 +410,27 @@ def _undecodable(folder: Path, names: list[str]) -> str:
 def load_for_model(options: dict, model) -> tuple[np.ndarray, np.ndarray | None, dict]:
     """``--data`` checked against ``model``'s input contract: the one validation path of every command.
 
-    options: ``spec``, ``pixel_max``, and optionally ``image_size``, ``classes`` (folder names in
-    label order) and ``color_mode`` (default: grayscale for a one-channel model, else rgb).
+    options: ``spec``, ``pixel_max``, and optionally ``image_size`` (default for folders and tfds:
+    the model's square input size), ``classes`` (folder names in label order) and ``color_mode``
+    (default: grayscale for a one-channel model, else rgb).
     Returns ``(x, y or None, info)``; info holds ``classes`` (folders), ``array`` (npz) and
     ``data_sha256``, the data's identity in reuse keys. The folder mapping is printed."""
     from uncertadv import inputs
 
-    channels = model.inputs[0].shape[-1]
-    color_mode = options.get("color_mode") or ("grayscale" if channels == 1 else "rgb")
-    x, y, info = load_data(options["spec"], options["pixel_max"], options.get("image_size"),
-                           classes=options.get("classes"), color_mode=color_mode)  # fmt: skip
-    inputs.check_shape(model, x)
+    shape = model.inputs[0].shape
+    color_mode = options.get("color_mode") or ("grayscale" if shape[-1] == 1 else "rgb")
+    image_size = options.get("image_size")
+    spec = options["spec"]
+    images = spec.startswith("tfds:") or Path(spec).is_dir()
+    if images and image_size is None and len(shape) == 4 and shape[1] is not None and shape[1] == shape[2]:
+        image_size = int(shape[1])  # folders and tfds are resized to what the model takes
+    x, y, info = load_data(spec, options["pixel_max"], image_size, classes=options.get("classes"),
+                           color_mode=color_mode)  # fmt: skip
+    hint = "; resize with --image-size, and choose channels with --color-mode" if images else ""
+    inputs.check_shape(model, x, hint)
+    warning = inputs.scale_hint(model, options["pixel_max"])
+    if warning:
+        warnings.warn(warning.replace("pixel_max=255 (--pixel-max 255)", "--pixel-max 255"), stacklevel=2)
     if y is not None:
         y = inputs.labels(y, len(x), inputs.classes(model), name=f"of {options['spec']}")
     if "classes" in info:

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +32,9 @@ from uncertadv import artifacts, inputs, mc, measures, predictors
 FORMAT = 2
 RULES = ("empirical", "conformal")
 TAILS = ("upper",)
-# Measures that are 0 for every input of a model without a stochastic layer (T identical networks).
-SAMPLE_MEASURES = ("mutual_information", "softmax_variance", "variation_ratio")
+# Measures that need T different networks: without a stochastic layer, MI, softmax variance and
+# variation ratio are 0 for every input and expected entropy is predictive entropy.
+SAMPLE_MEASURES = ("expected_entropy", "mutual_information", "softmax_variance", "variation_ratio")
 
 
 def weights_sha256(models: list) -> str:
@@ -81,11 +83,14 @@ class Detector:
         if predictor == "deterministic" and measure != "predictive_entropy":
             raise ValueError(f"{measure} is not defined for the deterministic predictor (one network)")
         chosen = mc.check_models(predictors.members(self.models, predictor), from_logits)
-        if predictor == "mc" and measure in SAMPLE_MEASURES and not mc.stochastic_layers(chosen[0]):
+        if predictor == "mc" and measure in SAMPLE_MEASURES and not predictors.sampled(chosen, predictor):
             raise ValueError(
-                f"model {chosen[0].name!r} has no dropout layer: its T networks are identical and {measure} is 0 "
-                "for every input (a threshold on float rounding); use predictive_entropy, or a model with dropout"
+                f"model {chosen[0].name!r} has no dropout layer: its T networks are identical, so {measure} is not "
+                "defined (0, or predictive entropy); use predictive_entropy, or a model with dropout"
             )
+        hint = inputs.scale_hint(chosen[0], pixel_max)
+        if hint:
+            warnings.warn(hint, stacklevel=2)
         inputs.images(np.zeros((1,), np.float32), pixel_max)  # validates pixel_max itself
         self.measure, self.predictor, self.samples, self.seed = measure, predictor, samples, seed
         self.from_logits, self.pixel_max = from_logits, pixel_max

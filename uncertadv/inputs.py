@@ -45,6 +45,11 @@ def images(x, pixel_max: float | None = 1.0, *, name: str = "x") -> np.ndarray:
             else "rescale it, or pass the model's pixel_max (--pixel-max)"
         )
         raise ValueError(f"{name} lies in [{lo:.3g}, {hi:.3g}] but the model takes [0, {pixel_max:g}]: {hint}")
+    if pixel_max is not None and pixel_max > 1.5 and x.size and x.max() <= 1.0:
+        import warnings
+
+        warnings.warn(f"{name} lies in [0, 1] but the model takes [0, {pixel_max:g}]: if these are [0, 1] images, "
+                      f"multiply them by {pixel_max:g}", stacklevel=2)  # fmt: skip
     return x
 
 
@@ -73,15 +78,32 @@ def contract(model, pixel_max: float | None) -> dict:
             "range": None if pixel_max is None else [0.0, float(pixel_max)]}  # fmt: skip
 
 
-def check_shape(model, x: np.ndarray) -> None:
-    """Refuse ``x`` whose rank or feature shape does not fit the model's input."""
+def check_shape(model, x: np.ndarray, hint: str = "") -> None:
+    """Refuse ``x`` whose rank or feature shape does not fit the model's input (``hint``: what to do)."""
     want = tuple(model.inputs[0].shape[1:])
     got = tuple(x.shape[1:])
     if x.ndim != len(want) + 1 or any(w is not None and w != g for w, g in zip(want, got)):
-        hint = ""
-        if x.ndim == len(want) + 1 and want[-1] in (1, 3) and got[-1] in (1, 3) and want[-1] != got[-1]:
-            hint = f"; the model takes {want[-1]} channel(s): load images with --color-mode"
         raise ValueError(f"input of shape {x.shape} does not fit model input [N, {', '.join(map(str, want))}]{hint}")
+
+
+def scale_hint(model, pixel_max: float | None) -> str | None:
+    """A warning if the model's first layer rescales by 1/255 (so it takes 0-255 images) while
+    ``pixel_max`` says [0, 1]: the commonest way to feed a model the wrong scale."""
+    import keras
+
+    from uncertadv import _keras_compat as compat
+
+    if pixel_max is None or pixel_max > 1:
+        return None
+    layers = compat.all_layers(model, include_self=False)
+    first = [layer for layer in layers if not isinstance(layer, keras.layers.InputLayer)]
+    for layer in first[:3]:
+        if isinstance(layer, keras.layers.Rescaling):
+            scale, offset = np.ravel(layer.scale), np.ravel(layer.offset)
+            if np.allclose(scale, 1 / 255, rtol=0.01) and np.allclose(offset, 0):
+                return (f"model {model.name!r} starts by rescaling its inputs by 1/255, so it likely takes 0-255 "
+                        "images, but they are given in [0, 1]; pass pixel_max=255 (--pixel-max 255) if so")  # fmt: skip
+    return None
 
 
 def classes(model) -> int:
@@ -122,6 +144,8 @@ def _sha256(x, y) -> str:
 
 def check_eps(eps: float) -> str | None:
     """Refuse a budget outside [0, 255] (0-255 units); return a warning for one below 1, else None."""
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)):
+        raise ValueError(f"eps must be a number (0-255 pixel units), got {eps!r}")
     if not math.isfinite(eps) or eps < 0:
         raise ValueError(f"eps must be >= 0 (0-255 pixel units), got {eps:g}")
     if eps > EPS_MAX:

@@ -20,6 +20,7 @@ AlphaDropout, with one input and a ``[N, C]`` softmax output.
 from __future__ import annotations
 
 import math
+import warnings
 import weakref
 from collections.abc import Callable, Sequence
 
@@ -475,6 +476,9 @@ def _run_chunks(fn: Callable, x: np.ndarray, batch_size: int, desc: str | None) 
 def _prepare(models, x, from_logits, pixel_max):
     models = check_models(models, from_logits)
     x = inputs.images(x, pixel_max)
+    hint = inputs.scale_hint(models[0], pixel_max)
+    if hint:
+        warnings.warn(hint, stacklevel=3)
     for m in models:
         check_input(m, x)
     return models, x
@@ -505,6 +509,10 @@ def mc_predict(
         scaled into it (``uncertadv.inputs``); None for inputs in another scale (features)."""
     _check_samples(samples)
     models, x = _prepare(models, x, from_logits, pixel_max)
+    if len(models) == 1 and not stochastic_layers(models[0]):
+        warnings.warn(f"model {models[0].name!r} has no dropout layer: its {samples} networks are identical, so "
+                      "mutual information, softmax variance and variation ratio are 0 (not applicable)",
+                      stacklevel=2)  # fmt: skip
     if batch_size is None:
         batch_size = max(1, _ROWS_PER_CALL // samples)
     if len(models) == 1:

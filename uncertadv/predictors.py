@@ -27,6 +27,7 @@ def check_predictor(predictor: str) -> str:
 def members(models: list, predictor: str) -> list:
     """The models a predictor uses: the first one, or all of them for ``ensemble``."""
     check_predictor(predictor)
+    models = list(models) if isinstance(models, (list, tuple)) else [models]
     if predictor == "ensemble" and len(models) < 2:
         raise ValueError("the ensemble predictor needs an ensemble manifest (two or more models)")
     return list(models) if predictor == "ensemble" else list(models[:1])
@@ -54,6 +55,13 @@ def predict(
                                         pixel_max=pixel_max)  # fmt: skip
     return mc.mc_predict(chosen, x, samples=samples, seed=seed, batch_size=batch_size, from_logits=from_logits,
                          desc=desc, strategy=strategy, pixel_max=pixel_max)  # fmt: skip
+
+
+def sampled(models: list, predictor: str) -> bool:
+    """Whether a predictor's networks differ: not for ``deterministic``, nor for ``mc`` on a model
+    without dropout (T identical networks, whose sample-based measures are not applicable)."""
+    chosen = members(models, predictor)
+    return predictor != "deterministic" and (len(chosen) > 1 or bool(mc.stochastic_layers(chosen[0])))
 
 
 def scores(probs: np.ndarray, *, predictor: str) -> dict[str, np.ndarray]:

@@ -18,6 +18,9 @@ class OneLineErrors(typer.core.TyperGroup):
     """Turns usage errors and expected failures into one line on stderr."""
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):
+        import warnings
+
+        warnings.showwarning = _show_warning
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
         except typer._click.exceptions.ClickException as err:
@@ -31,6 +34,12 @@ class OneLineErrors(typer.core.TyperGroup):
         if isinstance(code, int) and code != 0:
             sys.exit(code)
         return code
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python warnings as one line on stderr, like the errors (UNCERTADV_DEBUG=1: with their source)."""
+    where = f" ({filename}:{lineno})" if os.environ.get(DEBUG_ENV) else ""
+    print(f"warning: {str(message).strip().splitlines()[0]}{where}", file=sys.stderr)
 
 
 def _one_line(err: BaseException) -> str:

@@ -91,7 +91,14 @@ def fit(
     if out.suffix != ".json":
         raise ValueError(f"--out must end in .json, got {out.name}")
     started = time.perf_counter()
+    from uncertadv import detector as detectors
     from uncertadv.detector import Detector
+
+    if out.exists():  # nothing already saved is lost: refit a detector, never overwrite another file
+        try:
+            detectors.read(out)
+        except ValueError:
+            raise ValueError(f"--out {out} exists and is not a detector file; choose another name") from None
 
     options = data_options(data, pixel_max, image_size, from_logits, classes, color_mode)
     models, x = _load(model, data, options)
@@ -155,7 +162,10 @@ def run(
         if not model.is_file():
             raise ValueError(f"the model file {model} of {detector} is missing; give it with --model")
     options = data_options(data, stored, image_size, record.get("from_logits", False), classes, color_mode)
-    models, x = _load(model, data, options)
+    try:
+        models, x = _load(model, data, options)
+    except ValueError as err:  # the scale is the detector's: say so rather than suggest --pixel-max
+        raise ValueError(str(err).replace("pass --pixel-max 255", f"the detector takes [0, {stored:g}]")) from None
     det = Detector.load(detector, models)
     probs = predictors.predict(models, x, predictor=det.predictor, samples=det.samples, seed=det.seed,
                                from_logits=det.from_logits, pixel_max=det.pixel_max)  # fmt: skip

@@ -209,7 +209,7 @@ def check_detector(detector: Detector, base: AttackConfig, protocol: bool = True
     if detector.pixel_max != base.pixel_max:
         raise ValueError(f"the detector takes inputs in [0, {detector.pixel_max}], the attack [0, {base.pixel_max:g}]"
                          " (--pixel-max)")  # fmt: skip
-    if protocol and detector.seed != eval_seed(base.seed) or detector.samples != base.samples:
+    if protocol and (detector.seed != eval_seed(base.seed) or detector.samples != base.samples):
         raise ValueError(
             f"the detector's networks (seed {detector.seed}, T={detector.samples}) must be the evaluator's "
             f"(seed {eval_seed(base.seed)} = SEED + 1000000, T={base.samples}); fit it with those"

@@ -217,7 +217,9 @@ def kind_rows(
                     from_logits=cfg.get("data_options", {}).get("from_logits", False),
                     pixel_max=cfg["attack"]["pixel_max"])  # fmt: skip
     n = len(index)
-    values = predictors.scores(predictors.predict(models, images, **evaluate), predictor=predictor)
+    # a model without dropout has T identical networks: its sample-based measures are n/a, as for deterministic
+    scored_as = predictor if predictors.sampled(models, predictor) else "deterministic"
+    values = predictors.scores(predictors.predict(models, images, **evaluate), predictor=scored_as)
     none = np.full(n, np.nan)
     block = {
         "kind": np.full(n, kind),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,20 @@ def score_arrays(
     A single model without dropout has T identical networks: its sample-based measures are NaN
     ("not applicable"), never 0."""
     predictor = "ensemble" if len(models) > 1 else "mc"
-    probs = predictors.predict(
+    with warnings.catch_warnings():  # score_test_set says it once, with what it means for the table
+        warnings.filterwarnings("ignore", message=".*has no dropout layer")
+        probs = _predict(models, x, predictor, samples, seed, batch_size, from_logits, pixel_max)
+    det = mc.deterministic_predict(models, x, from_logits=from_logits, pixel_max=pixel_max)
+    values = predictors.scores(probs, predictor=predictor if predictors.sampled(models, predictor) else "deterministic")
+    return {
+        "mc_pred": probs.mean(axis=0).argmax(axis=-1),
+        "det_pred": det.mean(axis=0).argmax(axis=-1),
+        **{m: values[m] for m in MEASURES},
+    }
+
+
+def _predict(models, x, predictor, samples, seed, batch_size, from_logits, pixel_max):
+    return predictors.predict(
         models,
         x,
         predictor=predictor,
@@ -48,23 +62,12 @@ def score_arrays(
         desc=f"MC scoring (T={samples})",
         pixel_max=pixel_max,
     )
-    det = mc.deterministic_predict(models, x, from_logits=from_logits, pixel_max=pixel_max)
-    values = predictors.scores(probs, predictor="deterministic" if not has_dropout(models) else predictor)
-    return {
-        "mc_pred": probs.mean(axis=0).argmax(axis=-1),
-        "det_pred": det.mean(axis=0).argmax(axis=-1),
-        **{m: values[m] for m in MEASURES},
-    }
-
-
-def has_dropout(models: list) -> bool:
-    """Whether the MC predictor of ``models`` samples anything: an ensemble, or a model with dropout."""
-    return len(models) > 1 or bool(mc.stochastic_layers(models[0]))
 
 
 NO_DROPOUT_WARNING = (
-    "warning: {model} has no dropout layer: its T networks are identical, so mutual information, "
-    "softmax variance and variation ratio are not applicable (written as empty cells, not 0)"
+    "warning: {model} has no dropout layer: its T networks are identical, so only predictive entropy is "
+    "defined; expected entropy, mutual information, softmax variance and variation ratio are written as "
+    "empty cells (n/a), not 0"
 )
 
 
@@ -90,9 +93,17 @@ def score_test_set(config: ScoreConfig, out: Path, *, batch_size: int | None = N
         x, y = data.load(config.dataset, "test", config.source)
         info = {}
     x, y = x[: config.limit], (None if y is None else y[: config.limit])
-    if not has_dropout(model):
+    if not predictors.sampled(model, "ensemble" if len(model) > 1 else "mc"):
         print(NO_DROPOUT_WARNING.format(model=model_path), file=sys.stderr)
     record_path = artifacts.sidecar_path(out)
+    if record_path.is_file():  # nothing already saved is lost: NAME.json may be a manifest or a detector
+        try:
+            found = artifacts.read_json(record_path)
+        except ValueError:
+            found = {}
+        if "model_sha256" not in found.get("config", {}):
+            raise ValueError(f"--out {out.name} would overwrite {record_path}, which is not a score table's record "
+                             "(a manifest or a detector?); choose another --out")  # fmt: skip
     want = {**dataclasses.asdict(config), "model_sha256": artifacts.file_sha256(model_path),
             "data_sha256": inputs.data_sha256(x, y)}  # fmt: skip
     if "classes" in info:
