@@ -126,8 +126,8 @@ def test_attack_cli_adaptive_and_its_errors(run):
     assert_one_line_error(invoke("attack", "--method", "pgd-adaptive", "--results", folder), "needs --eps")
     assert_one_line_error(invoke("attack", "--method", "pgd", "--eps", "5", "--detector", folder / "x.json"), "ignores")
     assert_one_line_error(invoke("attack", "--method", "holes", "--dataset", "catsdogs"), "MNIST")
-    # a detector given from outside may use any seed (issue 16): its set records it, and the protocol's
-    # own set is then remade (its key names the protocol's detector), not silently mixed up with it
+    # a detector given from outside may use any seed (issue 16): its set is named apart and records it,
+    # and the protocol's own set stays as it was
     record = artifacts.read_json(folder / "detectors" / "mc_mutual_information.json")
     other = folder / "other_seed.json"
     artifacts.write_json(other, {**record, "seed": 5})
@@ -136,9 +136,10 @@ def test_attack_cli_adaptive_and_its_errors(run):
     result = invoke("attack", "--method", "pgd-adaptive", "--eps", "76", "--detector", other, *COMMON,
                     "--results", folder)  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert artifacts.read_json(stem.with_suffix(".json"))["config"]["detector"]["seed"] == 5
+    (given,) = (folder / "attacks").glob("pgd-adaptive_eps76_mc_mutual_information_det*.json")
+    assert artifacts.read_json(given)["config"]["detector"]["seed"] == 5
     result = invoke("attack", "--method", "pgd-adaptive", "--eps", "76", *COMMON, "--results", folder)
-    assert "wrote attack set" in result.stderr and stem.with_suffix(".npz").read_bytes() == protocol_set
+    assert "reused attack set" in result.stderr and stem.with_suffix(".npz").read_bytes() == protocol_set
 
 
 def test_detector_aware_mistakes_are_one_line_errors_before_any_work(run):

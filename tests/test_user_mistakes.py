@@ -176,6 +176,11 @@ def test_4_named_folders_take_their_order_from_classes(user, tmp_path):
     result = run(*score, "--classes", "red,green,blue", "--out", tmp_path / "c.csv")
     assert result.exit_code == 0, result.output
     assert sorted(artifacts.read_table(tmp_path / "c.csv")["label"]) == [0] * 3 + [1] * 3 + [2] * 3
+    from uncertadv import data
+
+    images, labels, _ = data.load_data(str(tmp_path / "colours"), 255.0, 16, classes=["red", "green", "blue"])
+    for label, k in ((0, 2), (1, 1), (2, 0)):  # red holds x[6:9], green x[3:6], blue x[0:3]
+        np.testing.assert_array_equal(images[labels == label][..., :1], x[3 * k : 3 * k + 3])
     assert artifacts.read_json(tmp_path / "c.json")["config"]["class_labels"] == {"red": 0, "green": 1, "blue": 2}
     assert "'red' -> 0" in result.stderr
     assert_one_line_error(run(*score, "--classes", "red,green", "--out", tmp_path / "d.csv"), "each subfolder")
@@ -242,6 +247,8 @@ def test_8_mistakes_every_entry_refuses_the_same_way(user, tmp_path):
     assert_one_line_error(run(*score, "--data", tmp_path / "labels14.npz"), "model has 10 classes")
     with pytest.raises(ValueError, match="one-hot"):
         ua.attack(model, x[:5] / 255.0, np.eye(10)[y[:5]], method="fgm", eps=8)
+    np.savez(tmp_path / "onehot.npz", x=x[:50], y=np.eye(10, dtype=np.int64)[y[:50]])
+    assert_one_line_error(run(*score, "--data", tmp_path / "onehot.npz"), "one-hot")
     (tmp_path / "script.py").write_text("print('hello')\n")
     assert_one_line_error(run(*score, "--data", tmp_path / "script.py"), "not an .npz")
     np.savez(tmp_path / "ten.npz", x=x[:10])
@@ -296,7 +303,8 @@ def test_old_detector_files_load_or_say_how_to_refit(user, tmp_path):
     old = {k: new[k] for k in ("measure", "predictor", "samples", "seed", "from_logits", "threshold", "target_fpr",
                                "fit_fpr", "n_fit", "weights_sha256")}  # fmt: skip
     (tmp_path / "api.json").write_text(json.dumps(old))  # written by Detector.save before format 2
-    loaded = ua.Detector.load(tmp_path / "api.json", model)
+    with pytest.warns(UserWarning, match="did not record the input scale"):
+        loaded = ua.Detector.load(tmp_path / "api.json", model)
     assert loaded.pixel_max == 1.0 and loaded.threshold == det.threshold
     (tmp_path / "cli.json").write_text(json.dumps({**old, "model": str(root / "mine.keras")}))  # by `detect fit`
     with pytest.raises(ValueError, match="uncertadv detect fit"):
@@ -357,7 +365,8 @@ def test_adaptive_attack_with_a_given_detector_of_any_seed_needs_no_fitting_imag
                  "pgd-adaptive-known", "--eps", "16", "--n", "10", "--samples", "3",
                  "--detector", tmp_path / "det.json", "--results", tmp_path / "out")  # fmt: skip
     assert result.exit_code == 0, result.output
-    record = artifacts.read_json(tmp_path / "out" / "attacks" / "pgd-adaptive-known_eps16_mc_mutual_information.json")
+    (path,) = (tmp_path / "out" / "attacks").glob("pgd-adaptive-known_eps16_mc_mutual_information_det*.json")
+    record = artifacts.read_json(path)  # named apart from the protocol's set, which it never overwrites
     assert record["config"]["detector"]["seed"] == 7 and record["config"]["n_fit_held_out"] == 0
 
 
@@ -395,6 +404,9 @@ def test_protocol_2_records_migrate_when_their_data_checks_out(user, tmp_path):
     assert again.get("reused") is True  # nothing is remade
     # other data under the same name is not migrated: the set is remade on its next use
     artifacts.write_json(path, old)
+    brighter = (np.clip(xs + np.float32(0.05), 0, 1), ys)  # the same labels, other pixels
+    lines = migrate.migrate(tmp_path, load=lambda record: brighter)
+    assert "mean L2" in lines[0] and lines[0].startswith("kept fgm_eps8_mc.json")
     other = (x[100:160] / np.float32(255), y[100:160])
     lines = migrate.migrate(tmp_path, load=lambda record: other)
     assert lines[0].startswith("kept fgm_eps8_mc.json") and artifacts.read_json(path)["config"]["protocol"] == 2
@@ -439,8 +451,8 @@ def test_score_never_overwrites_a_json_that_is_not_its_record(user, tmp_path):
     before = (tmp_path / "det.json").read_bytes()
     result = run("score", "--model", root / "mine.keras", "--data", root / "t.npz", "--out", tmp_path / "det.csv")
     assert_one_line_error(result, "not a score table's record")
-    fit = run("detect", "fit", "--model", root / "mine.keras", "--data", root / "t.npz", "--out", root / "t.json")
-    assert (tmp_path / "det.json").read_bytes() == before and fit.exit_code == 0  # a new name is fine
+    fit = run("detect", "fit", "--model", root / "mine.keras", "--data", root / "t.npz", "--out", tmp_path / "new.json")
+    assert (tmp_path / "det.json").read_bytes() == before and fit.exit_code == 0, fit.output  # a new name is fine
     (tmp_path / "notes.json").write_text('{"mine": 1}')
     fit = run(
         "detect", "fit", "--model", root / "mine.keras", "--data", root / "t.npz", "--out", tmp_path / "notes.json"
@@ -474,13 +486,39 @@ def test_folders_default_to_the_models_size_and_ambiguous_names_are_refused(user
     assert "--color-mode" not in result.stderr  # an npz has no color mode to choose
 
 
-def test_a_given_detector_of_another_t_attacks_its_own_networks(user, tmp_path):
+def test_a_given_detector_of_another_t_attacks_its_own_networks(user, tmp_path, monkeypatch):
     root, model, x, y = user
+    from uncertadv.experiments import adaptive
+
+    seen = []
+    real = adaptive.attack
+    monkeypatch.setattr(adaptive, "attack", lambda *a, **k: seen.append(a[3]) or real(*a, **k))
     np.savez(tmp_path / "small.npz", x=x[:80], y=y[:80])
     ua.Detector(model, samples=4, seed=7).fit(x[100:] / 255.0).save(tmp_path / "det.json")
     result = run("attack", "--model", root / "mine.keras", "--data", tmp_path / "small.npz", "--method",
                  "pgd-adaptive-known", "--eps", "16", "--n", "10", "--samples", "2",
                  "--detector", tmp_path / "det.json", "--results", tmp_path / "out")  # fmt: skip
     assert result.exit_code == 0, result.output
-    record = artifacts.read_json(tmp_path / "out" / "attacks" / "pgd-adaptive-known_eps16_mc_mutual_information.json")
-    assert record["config"]["detector"]["samples"] == 4
+    (path,) = (tmp_path / "out" / "attacks").glob("pgd-adaptive-known_eps16_mc_mutual_information_det*.json")
+    assert artifacts.read_json(path)["config"]["detector"]["samples"] == 4
+    assert seen and all(c.samples == 4 and c.detector_seed == 7 for c in seen)  # the detector's own T networks
+
+
+def test_more_ambiguities_are_refused(user, tmp_path):
+    root, model, x, y = user
+    _folder(tmp_path / "f", ["1", "01"], x)
+    score = ["score", "--model", root / "mine.keras", "--samples", "2", "--out", tmp_path / "s.csv"]
+    assert_one_line_error(run(*score, "--data", tmp_path / "f"), "two subfolders for one label")
+    assert_one_line_error(run(*score, "--data", "tfds:mnist", "--classes", "a,b"), "tfds")
+    det = ua.Detector(model, samples=2).fit(x[:100] / 255.0)
+    with pytest.raises(ValueError, match="clip_min"):
+        ua.attack(model, x[:3] / 255.0 - 0.5, y[:3], method="pgd-adaptive", eps=8, c=1, detector=det,
+                  clip_min=-0.5, clip_max=0.5)  # fmt: skip
+    from uncertadv.experiments import table1
+
+    rows = {"kind": np.array(["clean"] * 5 + ["noise"] * 5 + ["adversarial"] * 5), "pair": np.r_[[np.nan] * 5,
+            np.arange(5), np.arange(5)], "l2": np.ones(15), "success": np.ones(15), "label_changed": np.ones(15),
+            "clean_pred": np.zeros(15), "label": np.zeros(15),
+            **{m: np.linspace(0, 1, 15) for m in ua.MEASURES}}  # fmt: skip
+    row = table1.table_row(rows, bootstrap_rounds=10)
+    assert np.isnan(row["mi_tpr_at_5fpr"]) and row["mi_auc"] == 1.0  # 10 negatives cannot set a 5% FPR

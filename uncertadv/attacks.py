@@ -272,6 +272,8 @@ def attack(
     ``x`` is not modified, nothing global is touched, and the same config gives the same images."""
     models = list(models) if isinstance(models, (list, tuple)) else [models]
     if detector is not None:
+        if clip_min not in (None, 0):  # the shifted models below would not be the detector's
+            raise ValueError("an attack on a detector takes the image range [0, pixel_max], not clip_min != 0")
         if config is not None:
             raise ValueError("give the detector with keyword settings (method=..., eps=...), not an AttackConfig")
         settings = _detector_settings(detector, settings, clip=clip_min is not None or clip_max is not None)

@@ -303,6 +303,8 @@ def load_data(spec: str, pixel_max: float = 1.0, image_size: int | None = None, 
         name, split = parts[1], (parts[2] if len(parts) > 2 and parts[2] else "test")
         if not name:
             raise ValueError(f"--data {spec!r}: give a tfds name, as in tfds:mnist or tfds:mnist:test[:10%]")
+        if classes:
+            raise ValueError("--classes names the subfolders of an image folder; tfds data sets carry their labels")
         import tensorflow as tf
         import tensorflow_datasets as tfds
 
@@ -313,7 +315,11 @@ def load_data(spec: str, pixel_max: float = 1.0, image_size: int | None = None, 
             ds = ds.map(lambda im, lab: (tf.image.rgb_to_grayscale(im) if im.shape[-1] == 3 else im, lab))
         elif color_mode == "rgb":
             ds = ds.map(lambda im, lab: (tf.image.grayscale_to_rgb(im) if im.shape[-1] == 1 else im, lab))
-        batches = list(tfds.as_numpy(ds.batch(1000)))
+        try:
+            batches = list(tfds.as_numpy(ds.batch(1000)))
+        except tf.errors.OpError as err:
+            raise ValueError(f"--data {spec}: cannot batch its images ({str(err.message).splitlines()[0]}); "
+                             "images of different sizes need --image-size") from None  # fmt: skip
         x = np.concatenate([b[0] for b in batches]).astype(np.float32)
         y = np.concatenate([b[1] for b in batches]).astype(np.int64)
         return _scaled(x, pixel_max), y, info
@@ -359,13 +365,16 @@ def folder_classes(folder: Path, classes: list[str] | None = None) -> dict[str, 
             raise ValueError(f"--classes {','.join(classes)} must name each subfolder of {folder} once "
                              f"(it holds {', '.join(found)})")  # fmt: skip
         return {c: i for i, c in enumerate(classes)}
-    numbers = [c for c in found if c.isdigit()]
+    numbers = [c for c in found if c.isascii() and c.isdigit()]
     if numbers and len(numbers) != len(found):
-        others = ", ".join(c for c in found if not c.isdigit())
+        others = ", ".join(c for c in found if c not in numbers)
         raise ValueError(f"{folder} mixes integer subfolders ({', '.join(numbers)}) with others ({others}); "
                          "give the label order with --classes")  # fmt: skip
     if numbers:
-        return {c: int(c) for c in found}
+        labels = {c: int(c) for c in found}
+        if len(set(labels.values())) != len(labels):
+            raise ValueError(f"{folder} has two subfolders for one label ({', '.join(found)}); merge or rename them")
+        return labels
     return {c: i for i, c in enumerate(found)}
 
 

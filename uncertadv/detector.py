@@ -204,15 +204,28 @@ class Detector:
         return detector
 
 
+REQUIRED = ("measure", "predictor", "samples", "seed", "threshold", "weights_sha256")
+
+
+def is_detector_file(path: Path) -> bool:
+    """Whether ``path`` holds a detector, of any format (so that it may be refitted in place)."""
+    try:
+        record = artifacts.read_json(path)
+    except (ValueError, OSError):
+        return False
+    return isinstance(record, dict) and all(k in record for k in REQUIRED)
+
+
 def read(path: Path) -> dict:
     """A detector file's record, brought to format 2; a one-line error for other files.
 
     Format 1 (uncertadv before this format) recorded no input contract. Files that ``detect fit``
     wrote then (they name a model) may have been fitted at --pixel-max 255 and are refused with the
-    command to refit; files without a model (``Detector.save`` and the adaptive protocol) could only
-    be fitted on [0, 1] inputs then, so they load with pixel_max 1, the upper tail and the empirical rule."""
+    command to refit; files without a model (``Detector.save`` and the adaptive protocol) load with
+    pixel_max 1, the upper tail and the empirical rule, and a warning: pixel_max 1 was the only scale
+    the adaptive protocol used, but ``Detector.save`` did not check what it was fitted on."""
     record = artifacts.read_json(path)
-    missing = [k for k in ("measure", "predictor", "samples", "seed", "threshold", "weights_sha256") if k not in record]
+    missing = [k for k in REQUIRED if k not in record]
     if missing:
         raise ValueError(f"{path} is not a detector file (missing {', '.join(missing)})")
     fmt = record.get("format", 1)
@@ -222,6 +235,10 @@ def read(path: Path) -> dict:
                 f"{path} was written by an older uncertadv and does not record its input scale; refit it: "
                 "uncertadv detect fit --model MODEL --data CLEAN --out DETECTOR.json [--pixel-max 255]"
             )
+        if "fit_data" not in record:  # the adaptive protocol's files name their fit data; Detector.save's do not
+            warnings.warn(f"{path} was written by an older uncertadv, which did not record the input scale; it is "
+                          "taken as [0, 1] (pixel_max 1): refit it if it was fitted on 0-255 inputs",
+                          stacklevel=3)  # fmt: skip
         record = {**record, "rule": "empirical", "tail": "upper", "input": {"shape": None, "pixel_max": 1.0}}
     elif fmt != FORMAT:
         raise ValueError(f"{path} has detector format {fmt}, which this uncertadv does not know; upgrade uncertadv")

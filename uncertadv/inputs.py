@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import weakref
 
 import numpy as np
@@ -27,7 +28,8 @@ EPS_MAX = 255.0  # budgets are in 0-255 units: 255 already allows any image
 
 def images(x, pixel_max: float | None = 1.0, *, name: str = "x") -> np.ndarray:
     """``x [N, ...]`` as float32 in ``[0, pixel_max]`` by the module's rule; a one-line ValueError otherwise."""
-    if pixel_max is not None and not (isinstance(pixel_max, (int, float)) and pixel_max > 0):
+    if pixel_max is not None and not (isinstance(pixel_max, numbers.Real) and not isinstance(pixel_max, bool)
+                                      and pixel_max > 0):  # fmt: skip
         raise ValueError(f"pixel_max must be > 0 (or None for inputs in another scale), got {pixel_max!r}")
     x = np.asarray(x)
     if x.dtype == np.uint8:
@@ -144,7 +146,7 @@ def _sha256(x, y) -> str:
 
 def check_eps(eps: float) -> str | None:
     """Refuse a budget outside [0, 255] (0-255 units); return a warning for one below 1, else None."""
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)):
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
         raise ValueError(f"eps must be a number (0-255 pixel units), got {eps!r}")
     if not math.isfinite(eps) or eps < 0:
         raise ValueError(f"eps must be >= 0 (0-255 pixel units), got {eps:g}")

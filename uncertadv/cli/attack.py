@@ -195,7 +195,8 @@ def _detector_aware(method, layout, models, files, x, y, config, measure, detect
         return
     record = adaptive.build(models, files, x, y, config, detector, method, n=n, layout=layout, model=model,
                             data_options=options, force=force)  # fmt: skip
-    stem = adaptive.adaptive_name(method, config.eps, config.predictor, detector.measure)
+    protocol = adaptive.protocol_fit(detector, layout, n, config, x, y)
+    stem = adaptive.set_stem(method, config, detector, protocol)
     echo(f"{'reused' if record.get('reused') else 'wrote'} attack set {layout.attack_set(stem)}")
     typer.echo(
         f"{method} eps={config.eps:g} on the {config.predictor} predictor against its {detector.measure} detector "

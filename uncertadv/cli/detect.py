@@ -51,7 +51,7 @@ def _load(model: Path, data: str, options: dict):
     x, _, info = loaders.load_for_model(options, models[0])
     if info.get("array") == "x_adv":
         echo(f"reading the adversarial images (x_adv) of the attack set {data}")
-    return models, x
+    return models, x, info
 
 
 @detect_app.command("fit")
@@ -94,18 +94,17 @@ def fit(
     from uncertadv import detector as detectors
     from uncertadv.detector import Detector
 
-    if out.exists():  # nothing already saved is lost: refit a detector, never overwrite another file
-        try:
-            detectors.read(out)
-        except ValueError:
-            raise ValueError(f"--out {out} exists and is not a detector file; choose another name") from None
+    if out.exists() and not detectors.is_detector_file(out):  # refit a detector (any format), nothing else
+        raise ValueError(f"--out {out} exists and is not a detector file; choose another name")
 
     options = data_options(data, pixel_max, image_size, from_logits, classes, color_mode)
-    models, x = _load(model, data, options)
+    models, x, info = _load(model, data, options)
     detector = Detector(models, measure, predictor=predictor.value, samples=samples, seed=seed, from_logits=from_logits,
                         pixel_max=pixel_max)  # fmt: skip
     detector.fit(x, fpr, rule=rule.value)
-    detector.save(out, model_file=model, started=started)
+    fit_data = {"data": data, "n": len(x), "data_sha256": info["data_sha256"],
+                **({"class_labels": info["classes"]} if "classes" in info else {})}  # fmt: skip
+    detector.save(out, model_file=model, fit_data=fit_data, started=started)
     echo(f"wrote {out}")
     typer.echo(
         f"{measure} threshold {detector.threshold:.6g} ({rule.value} rule): flags "
@@ -163,9 +162,12 @@ def run(
             raise ValueError(f"the model file {model} of {detector} is missing; give it with --model")
     options = data_options(data, stored, image_size, record.get("from_logits", False), classes, color_mode)
     try:
-        models, x = _load(model, data, options)
+        models, x, _ = _load(model, data, options)
     except ValueError as err:  # the scale is the detector's: say so rather than suggest --pixel-max
-        raise ValueError(str(err).replace("pass --pixel-max 255", f"the detector takes [0, {stored:g}]")) from None
+        text = str(err)
+        if "--pixel-max" in text:
+            text = text.rsplit(": ", 1)[0] + f": the detector was fitted on inputs in [0, {stored:g}]"
+        raise ValueError(text) from None
     det = Detector.load(detector, models)
     probs = predictors.predict(models, x, predictor=det.predictor, samples=det.samples, seed=det.seed,
                                from_logits=det.from_logits, pixel_max=det.pixel_max)  # fmt: skip

@@ -62,6 +62,20 @@ def adaptive_name(method: str, eps: float, predictor: str, measure: str) -> str:
     return f"{set_name(method, eps, predictor)}_{measure}"
 
 
+def set_stem(method: str, base: AttackConfig, detector: Detector, protocol: bool) -> str:
+    """The stem of an adaptive set against ``detector``: ``adaptive_name`` for the protocol's detector,
+    with ``_det`` and a hash of the detector's config and threshold for one given from outside, so
+    that neither overwrites the other."""
+    stem = adaptive_name(method, base.eps, base.predictor, detector.measure)
+    if protocol:
+        return stem
+    import hashlib
+    import json
+
+    tag = hashlib.sha256(json.dumps({**detector.config(), "threshold": detector.threshold}, sort_keys=True).encode())
+    return f"{stem}_det{tag.hexdigest()[:8]}"
+
+
 def fit_detectors(
     layout: Layout,
     models: list,
@@ -79,9 +93,11 @@ def fit_detectors(
     force: bool = False,
 ) -> dict[str, Detector]:
     """``{measure: Detector}`` for one predictor, fitted at TARGET_FPR on the held-out fit images
-    (reused where a saved detector was fitted the same way on these very models). A saved detector
-    of these models fitted for another protocol (N, seed, T) is refitted only with ``force``: the
-    held-out images depend on N, so another N would fit on images that other sets evaluate."""
+    (reused where a saved detector was fitted the same way on these very models and data). A saved
+    detector of these models fitted for another protocol (N, seed, T) is refitted only with
+    ``force``: the held-out images depend on N, so another N would fit on images that other sets
+    evaluate. A detector from before data hashes (no ``data_sha256`` in its ``fit_data``) is refitted
+    and rewritten: on the same models and data its threshold comes out the same."""
     fit_data = {"dataset": layout.dataset, "index_seed": seed, "n_evaluation": n, "n_fit": N_FIT,
                 "data_sha256": inputs.data_sha256(x, y)}  # fmt: skip
     out, missing = {}, []
@@ -150,12 +166,13 @@ def detector_for(
     return fitted[measure]
 
 
-def protocol_fit(detector: Detector, layout: Layout, n: int, seed: int, x: np.ndarray, y: np.ndarray) -> bool:
-    """Whether ``detector`` was fitted by the protocol on this data's held-out images (which the
-    calibration images then follow), rather than given from outside (on images of its own)."""
+def protocol_fit(detector: Detector, layout: Layout, n: int, base: AttackConfig, x: np.ndarray, y: np.ndarray) -> bool:
+    """Whether ``detector`` is the protocol's: fitted on this data's held-out images (which the
+    calibration images then follow) with the evaluator's networks, rather than given from outside."""
     fit = detector.fit_record.get("fit_data") or {}
-    return fit.get("dataset") == layout.dataset and fit.get("index_seed") == seed and \
+    same_fit = fit.get("dataset") == layout.dataset and fit.get("index_seed") == base.seed and \
         fit.get("n_evaluation") == n and fit.get("data_sha256") == inputs.data_sha256(x, y)  # fmt: skip
+    return same_fit and detector.seed == eval_seed(base.seed) and detector.samples == base.samples
 
 
 def _measure(probs: np.ndarray, measure: str) -> np.ndarray:
@@ -241,7 +258,8 @@ def build(
     from_logits = (data_options or {}).get("from_logits", False)
     attack_sets.build(models, model_files, x, y, base, n=n, layout=layout, model=model, data_options=data_options)
     pgd_npz = layout.attack_set(set_name("pgd", base.eps, base.predictor))
-    out = layout.attack_set(adaptive_name(method, base.eps, base.predictor, detector.measure))
+    protocol = protocol_fit(detector, layout, n, base, x, y)
+    out = layout.attack_set(set_stem(method, base, detector, protocol))
     want = {
         "protocol": attack_sets.PROTOCOL,
         "dataset": layout.dataset,
@@ -255,7 +273,7 @@ def build(
         "models": [artifacts.file_sha256(f) for f in model_files],
         "data_sha256": inputs.data_sha256(x, y),
     }
-    n_fit = N_FIT if protocol_fit(detector, layout, n, base.seed, x, y) else 0
+    n_fit = N_FIT if protocol else 0
     if n_fit == 0:  # calibration images follow the evaluation images directly (recorded, so a key)
         want["n_fit_held_out"] = 0
     found = None if force else artifacts.reusable_record(artifacts.sidecar_path(out), want, [out])

@@ -8,7 +8,10 @@ where the data it names today can be checked to be the data it was made from:
 - labels: the label of every row of the set in ``scores.csv`` equals the data's label at that
   row's index (clean, noise and adversarial rows: 3N images for a Table 1 set);
 - images, where the set's ``.npz`` is present: its labels equal the data's, and the recorded mean
-  L2 of its perturbations (and the noise's L2 ratio) reproduce from the data's images (rtol 1e-5).
+  L2 of its perturbations (and the noise's L2 ratio) reproduce from the data's images (rtol 1e-5);
+- pixels through the model, where its model files are present (same sha256): the predictive
+  entropy of the first RESCORED clean rows, scored again from the data's images by the set's
+  evaluator, equals scores.csv's (rtol 1e-4; batch composition changes float32 rounding only).
 
 A record that cannot be checked, or fails a check, is left as it is and is remade on its next
 use. The migrated record keeps its provenance and gains ``migrated`` (from which protocol, the
@@ -27,6 +30,7 @@ from uncertadv.experiments import attack_sets
 
 FROM_PROTOCOL = 2
 RTOL = 1e-5
+RESCORED = 10
 
 
 def migrate(folder: Path, *, load=None) -> list[str]:
@@ -109,7 +113,7 @@ def _group(stem: str, record: dict) -> tuple:
 
 
 def _score_groups(scores_csv: Path) -> dict[tuple, dict[str, np.ndarray]]:
-    """``{group: {"kind", "index", "label"}}`` of scores.csv (empty if there is none)."""
+    """``{group: {"kind", "index", "label", "predictive_entropy"}}`` of scores.csv (empty if there is none)."""
     if not scores_csv.is_file():
         return {}
     table = artifacts.read_csv(scores_csv)
@@ -117,7 +121,7 @@ def _score_groups(scores_csv: Path) -> dict[tuple, dict[str, np.ndarray]]:
     groups: dict[tuple, dict[str, list]] = {}
     for i in range(len(table["attack"])):
         key = (table["attack"][i], float(table["eps"][i]), table["predictor"][i], table["detector_measure"][i])
-        block = groups.setdefault(key, {"kind": [], "index": [], "label": []})
+        block = groups.setdefault(key, {"kind": [], "index": [], "label": [], "predictive_entropy": []})
         for column in block:
             block[column].append(table[column][i])
     return {k: {c: np.asarray(v) for c, v in b.items()} for k, b in groups.items()}
@@ -133,6 +137,11 @@ def _check(path: Path, record: dict, x: np.ndarray, y: np.ndarray, rows: dict | 
         if not np.array_equal(rows["label"].astype(int), y[index]):
             return checks, "the labels in scores.csv differ from the data's"
         checks.append(f"labels of its {len(index)} scores.csv rows")
+        problem = _rescore(path, record, x, rows)
+        if problem is None:
+            checks.append(f"predictive entropy of {RESCORED} clean rows scored again")
+        elif problem:
+            return checks, problem
     npz = path.with_suffix(".npz")
     if npz.is_file():
         with np.load(npz, allow_pickle=False) as saved:
@@ -151,3 +160,29 @@ def _check(path: Path, record: dict, x: np.ndarray, y: np.ndarray, rows: dict | 
                 return checks, f"its noise L2 ratio on the data is {ratio:.6g}, not {record['noise_l2_ratio']:.6g}"
             checks.append("noise L2 ratio")
     return checks, ""
+
+
+def _rescore(path: Path, record: dict, x: np.ndarray, rows: dict) -> str | None:
+    """Score the first RESCORED clean rows again with the set's models and evaluator: None if they
+    match scores.csv, a problem if not, "" if the models are not here (nothing checked)."""
+    from uncertadv import io, measures, predictors
+
+    cfg = record["config"]
+    folder = path.parent.parent
+    files = [folder / f for f in record.get("model_files", [])]
+    if "eval_samples" not in cfg or not files or not all(f.is_file() for f in files):
+        return ""
+    if [artifacts.file_sha256(f) for f in files] != cfg["models"]:
+        return ""
+    clean = rows["kind"] == "clean"
+    index = rows["index"][clean].astype(int)[:RESCORED]
+    want = rows["predictive_entropy"][clean].astype(float)[:RESCORED]
+    models = io.load_classifier(folder / record["model"])
+    attack = cfg["attack"]
+    probs = predictors.predict(models, x[index], predictor=attack["predictor"], samples=cfg["eval_samples"],
+                               seed=cfg["eval_seed"], from_logits=cfg.get("data_options", {}).get("from_logits", False),
+                               pixel_max=attack["pixel_max"])  # fmt: skip
+    got = measures.predictive_entropy(probs)
+    if not np.allclose(got, want, rtol=1e-4, atol=1e-6):
+        return f"its clean rows scored again differ from scores.csv (max |diff| {np.abs(got - want).max():.3g})"
+    return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from uncertadv import metrics
+from uncertadv.inputs import min_negatives
 
 PAPER_COLUMNS = ["attack", "eps", "predictor", "entropy_auc", "mi_auc", "entropy_auc_s", "mi_auc_s", "success_rate"]
 EXTRA_COLUMNS = [
@@ -75,7 +76,10 @@ def table_row(rows: dict[str, np.ndarray], *, bootstrap_rounds: int = 1000, seed
             if succ.sum() >= MIN_FOR_INTERVAL
             else (float("nan"), float("nan"))
         )
-        out[f"{short}_tpr_at_5fpr"] = metrics.tpr_at_fpr(values[adv], values[neg], 0.05)
+        # with fewer than 1/0.05 negatives the threshold is the largest one: an FPR of 0, not 5%
+        out[f"{short}_tpr_at_5fpr"] = (
+            metrics.tpr_at_fpr(values[adv], values[neg], 0.05) if neg.sum() >= min_negatives(0.05) else float("nan")
+        )
         out[f"{short}_aupr"] = metrics.aupr(values[adv], values[neg])
         out[f"{short}_fpr95"] = metrics.fpr_at_tpr(values[adv], values[neg])
     mi, pe = rows["mutual_information"], rows["predictive_entropy"]
