@@ -1,0 +1,76 @@
+"""The claims ledger's verdict rules on constructed cases whose verdict is known (issue 17): they are
+committed before the measurements they judge."""
+
+import math
+
+import numpy as np
+import pytest
+
+from uncertadv.experiments.claims import registry, rules
+
+
+def test_an_interval_on_one_side_holds_or_not_and_one_across_is_inconclusive():
+    assert rules.interval_verdict(0.55, 0.70, 0.5) == rules.HOLDS
+    assert rules.interval_verdict(0.20, 0.45, 0.5) == rules.DOES_NOT_HOLD
+    assert rules.interval_verdict(0.45, 0.60, 0.5) == rules.INCONCLUSIVE  # straddles the claim
+    assert rules.interval_verdict(0.20, 0.45, 0.5, side="below") == rules.HOLDS
+    assert rules.interval_verdict(float("nan"), 0.6, 0.5) == rules.NOT_TESTABLE
+    with pytest.raises(ValueError, match="reversed"):
+        rules.interval_verdict(0.7, 0.6, 0.5)
+
+
+def test_a_saturated_success_rate_is_not_testable():
+    verdict, reason = rules.rate_difference(1.0, 0.995, -0.01, 0.02, n_deciding=200)
+    assert verdict == rules.NOT_TESTABLE and "ceiling" in reason
+    verdict, reason = rules.rate_difference(0.80, 0.60, 0.05, 0.35, n_deciding=12)  # 12 discordant images
+    assert verdict == rules.NOT_TESTABLE and "only 12 images" in reason
+    assert rules.rate_difference(0.80, 0.60, 0.05, 0.35, n_deciding=40) == (rules.HOLDS, "")
+
+
+def test_rows_that_disagree_are_mixed_and_partial_evidence_is_inconclusive():
+    h, d, i, n = rules.HOLDS, rules.DOES_NOT_HOLD, rules.INCONCLUSIVE, rules.NOT_TESTABLE
+    assert rules.combine([h, h, h]) == h and rules.combine([d, d]) == d
+    assert rules.combine([h, d, h]) == rules.MIXED
+    assert rules.combine([h, i]) == i and rules.combine([d, i, n]) == i
+    assert rules.combine([h, n, n]) == h and rules.combine([n, n]) == n
+    with pytest.raises(ValueError, match="unknown verdict"):
+        rules.combine(["true"])
+
+
+def test_bonferroni_widens_each_rows_interval():
+    assert rules.corrected_z(1) == pytest.approx(1.959964, abs=1e-6)
+    assert rules.corrected_z(4) == pytest.approx(2.497705, abs=1e-6)  # 1 - 0.05 / 8
+    assert rules.se_from_interval(0.5, 0.7) == pytest.approx(0.1 / 1.959964, rel=1e-6)
+
+
+def test_hanley_mcneil_at_half_is_the_mann_whitney_null_variance():
+    for n1, n2 in ((300, 600), (20, 35)):
+        assert rules.hanley_mcneil_se(0.5, n1, n2) ** 2 == pytest.approx((n1 + n2 + 1) / (12 * n1 * n2))
+    assert rules.hanley_mcneil_se(1.0, 300, 600) == 0.0
+    assert rules.hanley_mcneil_se(0.7, 300, 600) < rules.hanley_mcneil_se(0.7, 30, 60)
+    assert rules.binomial_se(0.75, 300) == pytest.approx(math.sqrt(0.75 * 0.25 / 300))
+
+
+def test_reproduction_needs_the_difference_interval_to_include_zero():
+    paper_se = rules.hanley_mcneil_se(0.70, rules.PAPER_N_ADVERSARIAL, rules.PAPER_N_NEGATIVE)
+    verdict, lo, hi = rules.reproduces(0.68, 0.03, 0.70, paper_se)
+    assert verdict == rules.HOLDS and lo < 0 < hi
+    verdict, lo, hi = rules.reproduces(0.01, 0.005, 0.70, paper_se)
+    assert verdict == rules.DOES_NOT_HOLD and hi < 0
+
+
+def test_claim_12_is_not_testable_without_worst_case_rows_and_judged_with_them():
+    assert rules.worst_case_evasion([]) == (rules.NOT_TESTABLE, rules.NOT_TESTABLE)
+    strong = {"evasion_gain_lo": 0.05, "evasion_gain_hi": 0.15, "evasion_rate_lo": 0.93, "evasion_rate_hi": 0.99,
+              "success_rate": 0.98}  # fmt: skip
+    weak = {**strong, "evasion_gain_lo": -0.03, "evasion_rate_lo": 0.60, "evasion_rate_hi": 0.80}
+    assert rules.worst_case_evasion([strong, strong]) == (rules.HOLDS, rules.HOLDS)
+    assert rules.worst_case_evasion([strong, weak]) == (rules.INCONCLUSIVE, rules.MIXED)
+
+
+def test_the_registry_numbers_every_claim_once():
+    ids = [c.id for c in registry.CLAIMS]
+    assert len(ids) == len(set(ids))
+    assert sorted({int("".join(ch for ch in i if ch.isdigit())) for i in ids}) == list(range(1, 13))
+    assert all(c.text and c.where and c.rule for c in registry.CLAIMS)
+    assert np.all([registry.BY_ID[i].id == i for i in ids])

@@ -1,0 +1,70 @@
+"""The paper's claims, numbered as in ``CLAIMS.md`` and every README, each with the rule that
+judges it. The rules are stated here, in code, before the measurements they judge are written
+(issue 17); ``rules`` implements the verdicts they name.
+
+Every rule reads 95% intervals (Bonferroni-corrected over the rows a claim spans, see
+``rules.combine``) and is judged per setting: MNIST, cats vs dogs on the features head
+(``results/catsdogs``) and the small trunk (``results/catsdogs-small``). Attack sets of every
+predictor draw the same source images (``attack_sets.draw_indices`` depends on the seed only), so
+comparisons of two predictors are paired by source image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """One claim: ``id`` (``"7a"``), the claim in one line, where the paper makes it, and its rule."""
+
+    id: str
+    text: str
+    where: str
+    rule: str
+
+
+ITERATIVE = "BIM and MIM at every eps of the setting"
+
+CLAIMS = (
+    Claim("1", "MI separates pixel-space from latent-space midpoints better than entropy does", "Fig. 3",
+          "paired bootstrap (same midpoints) of MI AUC - entropy AUC, pixel vs latent midpoints: the interval lies "
+          "above 0"),
+    Claim("2", "Entropy is high between classes, where MI is low", "Figs. 1, 4",
+          "latent grid (Fig. 4): of the points in the top 10% by predictive entropy, the share also in the top 10% "
+          "by MI has a Wilson interval wholly below 0.5"),
+    Claim("3", "Dropout leaves confident holes far from the data", "Fig. 5",
+          "latent grid, mc predictor: the Wilson interval of the share of points farther than 1.0 from every "
+          "encoded training image with confidence >= 0.9 and MI below the clean 95th percentile lies above 0"),
+    Claim("4", "An ensemble shrinks the holes", "Fig. 6",
+          "the same share for the ensemble minus the mc one, paired by grid point: the interval lies below 0"),
+    Claim("5", "Softmax variance tracks MI", "Sec. 3.2",
+          "Spearman correlation of softmax variance and MI over the test images, bootstrap interval above 0.9"),
+    Claim("6", "MC entropy AUC is below 0.5 under BIM/MIM", "Table 1",
+          f"{ITERATIVE}: the mc predictor's entropy AUC interval lies below 0.5"),
+    Claim("7a", "MC MI AUC is above 0.5 under BIM/MIM (MI is useful)", "Table 1",
+          f"{ITERATIVE}: the mc predictor's MI AUC interval lies above 0.5"),
+    Claim("7b", "MC MI AUC reproduces the paper's 0.66-0.73 within sampling error", "Table 1",
+          f"{ITERATIVE}, cats vs dogs only: ours - paper, with our bootstrap error and the paper's Hanley-McNeil "
+          "error (300 adversarial, 600 negative images), has an interval that includes 0"),
+    Claim("8", "FGM is weaker than the iterative attacks", "Table 1",
+          "at each eps and predictor: success rate of BIM (and of MIM) minus FGM, Wilson-based interval above 0; "
+          "not testable where saturated"),
+    Claim("9", "MC accuracy is below the point estimate", "Sec. 5",
+          "test set, each model: McNemar-style paired difference of MC and deterministic accuracy on the same images, "
+          "interval below 0; not testable where fewer than 20 images disagree"),
+    Claim("10a", "Attacks on MC succeed more often than on the deterministic model", "Table 1",
+          f"{ITERATIVE} and FGM: mc minus deterministic success rate, paired by source image, interval above 0; not "
+          "testable where both rates are >= 0.99 or fewer than 20 images decide it"),
+    Claim("10b", "Dropout models are harder to attack", "Sec. 5",
+          "the same difference as 10a, interval below 0 (the text contradicts the table: both are judged)"),
+    Claim("11", "Ensembles detect better", "Sec. 6 (future work)",
+          f"{ITERATIVE}: ensemble MI AUC minus mc MI AUC, paired bootstrap by source image, interval above 0"),
+    Claim("12a", "An attacker aware of the detector evades it more often than plain PGD", "Sec. 6 (future work)",
+          "per (setting, predictor, measure, tail) at 5% FPR, from the worst-case rows: the paired gain over PGD has "
+          "an interval above 0 (rules.worst_case_evasion); not testable until those rows exist"),
+    Claim("12b", "The detector-aware attack evades nearly all the images it fools", "Sec. 6 (future work)",
+          "the worst-case evasion rate's interval lies above 0.9 x its success rate (rules.worst_case_evasion)"),
+)  # fmt: skip
+
+BY_ID = {claim.id: claim for claim in CLAIMS}

@@ -1,0 +1,154 @@
+"""Verdict rules of the claims ledger: pure functions from intervals and counts to a verdict.
+
+Verdicts (``VERDICTS``):
+
+- ``holds``: the 95% interval lies wholly on the claim's side of its boundary;
+- ``does not hold``: it lies wholly on the other side;
+- ``inconclusive``: it straddles the boundary;
+- ``not testable here``: the data cannot decide, with the reason (a saturated rate, too few
+  images, missing rows);
+- ``mixed``: a claim judged on several rows (BIM and MIM at each eps) holds in some rows and
+  does not hold in others.
+
+Several rows: each row's interval is taken at the Bonferroni-corrected level (``corrected_z``:
+familywise 95% over the k rows), then ``combine`` applies: every testable row holds -> holds;
+every one does not hold -> does not hold; both kinds present -> mixed; otherwise inconclusive.
+Rows that are not testable are left out, and if none is left the claim is not testable.
+
+Saturated: two rates compared that are both >= SATURATION, or a comparison that fewer than
+MIN_DECIDING images decide, cannot show a difference: not testable here.
+
+The paper's numbers carry sampling error too. Its cats-vs-dogs rates are multiples of 1/300, so
+they are binomial estimates with N = PAPER_N_ADVERSARIAL; its AUCs get the Hanley-McNeil standard
+error with PAPER_N_ADVERSARIAL positives and PAPER_N_NEGATIVE negatives (its code scores N
+adversarial images against 2N clean and noisy ones). A value of ours *reproduces* the paper's when
+the 95% interval of the difference includes 0.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+HOLDS = "holds"
+DOES_NOT_HOLD = "does not hold"
+INCONCLUSIVE = "inconclusive"
+NOT_TESTABLE = "not testable here"
+MIXED = "mixed"
+VERDICTS = (HOLDS, DOES_NOT_HOLD, INCONCLUSIVE, NOT_TESTABLE, MIXED)
+
+SATURATION = 0.99
+MIN_DECIDING = 20
+PAPER_N_ADVERSARIAL = 300
+PAPER_N_NEGATIVE = 600
+LEVEL = 0.95
+
+
+def corrected_z(k: int = 1, level: float = LEVEL) -> float:
+    """The two-sided normal quantile for a familywise ``level`` over ``k`` rows (Bonferroni)."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    return NormalDist().inv_cdf(1 - (1 - level) / (2 * k))
+
+
+def interval_verdict(lo: float, hi: float, boundary: float, side: str = "above") -> str:
+    """``holds`` if ``[lo, hi]`` lies wholly ``above`` (or ``below``) ``boundary``, ``does not hold``
+    if wholly on the other side, ``inconclusive`` if it straddles; NaN bounds: not testable."""
+    if side not in ("above", "below"):
+        raise ValueError(f"side must be 'above' or 'below', got {side!r}")
+    if math.isnan(lo) or math.isnan(hi):
+        return NOT_TESTABLE
+    if lo > hi:
+        raise ValueError(f"the interval's bounds are reversed: [{lo}, {hi}]")
+    above, below = lo > boundary, hi < boundary
+    if side == "below":
+        above, below = below, above
+    return HOLDS if above else DOES_NOT_HOLD if below else INCONCLUSIVE
+
+
+def saturated(rate_a: float, rate_b: float, n_deciding: int) -> str | None:
+    """Why a comparison of two rates cannot be decided here (both >= SATURATION, or fewer than
+    MIN_DECIDING images decide it), or None if it can."""
+    if rate_a >= SATURATION and rate_b >= SATURATION:
+        return f"both rates are at least {SATURATION:g} ({rate_a:.3f}, {rate_b:.3f}): a ceiling, not a difference"
+    if n_deciding < MIN_DECIDING:
+        return f"only {n_deciding} images decide it (fewer than {MIN_DECIDING})"
+    return None
+
+
+def rate_difference(rate_a: float, rate_b: float, lo: float, hi: float, n_deciding: int, side: str = "above"):
+    """``(verdict, reason)`` of "rate a - rate b lies ``side`` 0", its interval ``[lo, hi]``:
+    not testable where ``saturated`` says so, else ``interval_verdict``."""
+    reason = saturated(rate_a, rate_b, n_deciding)
+    if reason:
+        return NOT_TESTABLE, reason
+    return interval_verdict(lo, hi, 0.0, side), ""
+
+
+def combine(verdicts: list[str]) -> str:
+    """One verdict for a claim judged on several rows (see the module doc)."""
+    bad = [v for v in verdicts if v not in VERDICTS]
+    if bad:
+        raise ValueError(f"unknown verdict {bad[0]!r}; choose from {', '.join(VERDICTS)}")
+    testable = [v for v in verdicts if v != NOT_TESTABLE]
+    if not testable:
+        return NOT_TESTABLE
+    if all(v == HOLDS for v in testable):
+        return HOLDS
+    if all(v == DOES_NOT_HOLD for v in testable):
+        return DOES_NOT_HOLD
+    if (HOLDS in testable and DOES_NOT_HOLD in testable) or MIXED in testable:
+        return MIXED
+    return INCONCLUSIVE
+
+
+def hanley_mcneil_se(auc: float, n_positive: int, n_negative: int) -> float:
+    """Standard error of an AUC from ``n_positive`` and ``n_negative`` scores (Hanley & McNeil 1982, eq. 2)."""
+    if not 0 <= auc <= 1 or n_positive < 1 or n_negative < 1:
+        raise ValueError(f"need an AUC in [0, 1] and counts >= 1, got {auc}, {n_positive}, {n_negative}")
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    var = (auc * (1 - auc) + (n_positive - 1) * (q1 - auc**2) + (n_negative - 1) * (q2 - auc**2)) / (
+        n_positive * n_negative
+    )
+    return math.sqrt(max(var, 0.0))
+
+
+def binomial_se(rate: float, n: int) -> float:
+    """Standard error of a rate estimated from ``n`` images."""
+    if not 0 <= rate <= 1 or n < 1:
+        raise ValueError(f"need a rate in [0, 1] and n >= 1, got {rate}, {n}")
+    return math.sqrt(rate * (1 - rate) / n)
+
+
+def se_from_interval(lo: float, hi: float, level: float = LEVEL) -> float:
+    """The standard error a symmetric normal ``level`` interval ``[lo, hi]`` implies."""
+    return (hi - lo) / (2 * corrected_z(1, level))
+
+
+def reproduces(
+    ours: float, ours_se: float, paper: float, paper_se: float, z: float | None = None
+) -> tuple[str, float, float]:
+    """``(verdict, lo, hi)``: ours - paper with its interval (``z``: default 95%); the value
+    reproduces (``holds``) when the interval includes 0, and ``does not hold`` otherwise."""
+    z = corrected_z() if z is None else z
+    diff, se = ours - paper, math.hypot(ours_se, paper_se)
+    lo, hi = diff - z * se, diff + z * se
+    if math.isnan(lo) or math.isnan(hi):
+        return NOT_TESTABLE, lo, hi
+    return (HOLDS if lo <= 0 <= hi else DOES_NOT_HOLD), lo, hi
+
+
+def worst_case_evasion(rows: list[dict]) -> tuple[str, str]:
+    """Claim 12, per (setting, predictor, measure, tail) at 5% FPR, from the ``worst-case`` rows the
+    adaptive suite writes: ``(verdict of 12a, verdict of 12b)``.
+
+    12a, the detector-aware per-image worst case evades more often than plain PGD: the paired
+    gain's interval (``evasion_gain_lo``, ``evasion_gain_hi``) lies above 0. 12b, it evades nearly
+    all the images it fools: the evasion rate's interval (``evasion_rate_lo``, ``evasion_rate_hi``)
+    lies above 0.9 x ``success_rate`` (below it: does not hold; across it: inconclusive). Rows are
+    combined with ``combine``; with no rows both are not testable."""
+    if not rows:
+        return NOT_TESTABLE, NOT_TESTABLE
+    gains = [interval_verdict(r["evasion_gain_lo"], r["evasion_gain_hi"], 0.0) for r in rows]
+    nearly_all = [interval_verdict(r["evasion_rate_lo"], r["evasion_rate_hi"], 0.9 * r["success_rate"]) for r in rows]
+    return combine(gains), combine(nearly_all)
