@@ -14,6 +14,7 @@ import typer
 
 from uncertadv.cli._common import OneLineErrors, quiet_tensorflow
 from uncertadv.cli.attack import attack
+from uncertadv.cli.claims import claims
 from uncertadv.cli.detect import detect_app
 from uncertadv.cli.migrate import migrate
 from uncertadv.cli.plot import plot_app
@@ -54,6 +55,7 @@ app.command("report")(report)
 app.add_typer(plot_app, name="plot")
 app.add_typer(detect_app, name="detect")
 app.command("migrate")(migrate)
+app.command("claims")(claims)
 
 
 def main() -> None:

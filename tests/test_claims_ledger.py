@@ -1,0 +1,59 @@
+"""`uncertadv claims` on the committed MNIST results: every row recomputes from scores.csv, a re-run
+gives the same bytes, and the verdicts follow the rules."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+from typer.testing import CliRunner
+
+from uncertadv import artifacts
+from uncertadv.cli import app
+from uncertadv.experiments.claims import rules
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+
+
+@pytest.fixture(scope="module")
+def ledger(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    shutil.copy(RESULTS / "mnist" / "scores.csv", (root / "mnist").mkdir() or root / "mnist" / "scores.csv")
+    shutil.copy(RESULTS / "mnist" / "test_scores.csv", root / "mnist" / "test_scores.csv")
+    result = CliRunner().invoke(app, ["claims", "--results", str(root)])
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def test_each_auc_row_recomputes_from_scores_csv(ledger):
+    claims = artifacts.read_table(ledger / "claims.csv")
+    scores = artifacts.read_table(ledger / "mnist" / "scores.csv")
+    rows = np.flatnonzero(claims["claim"] == "7a")
+    assert len(rows) == 7  # BIM and MIM at eps 5, 10, 76, and the combined row
+    for i in rows[claims["row"][rows] != "all"]:
+        attack, _, eps = claims["row"][i].split()
+        sel = (scores["attack"] == attack) & (scores["eps"] == float(eps)) & (scores["predictor"] == "mc")
+        sel &= scores["detector_measure"] == ""  # Table 1's rows, not the adaptive ones
+        auc = roc_auc_score(scores["kind"][sel] == "adversarial", scores["mutual_information"][sel])
+        assert claims["value"][i] == pytest.approx(auc, abs=1e-7)
+        assert claims["lo"][i] <= auc <= claims["hi"][i]
+        want = rules.interval_verdict(claims["lo"][i], claims["hi"][i], 0.5)
+        assert claims["verdict"][i] == want
+
+
+def test_a_rerun_gives_the_same_bytes_and_combined_verdicts_follow_the_rows(ledger):
+    before = {name: (ledger / name).read_bytes() for name in ("claims.csv", "CLAIMS.md")}
+    assert CliRunner().invoke(app, ["claims", "--results", str(ledger)]).exit_code == 0
+    assert all((ledger / name).read_bytes() == data for name, data in before.items())
+    claims = artifacts.read_table(ledger / "claims.csv")
+    for claim in set(claims["claim"]):
+        sel = claims["claim"] == claim
+        rows, combined = (
+            claims["verdict"][sel & (claims["row"] != "all")],
+            claims["verdict"][sel & (claims["row"] == "all")],
+        )
+        if len(rows):
+            assert list(combined) == [rules.combine(list(rows))]
+    text = (ledger / "CLAIMS.md").read_text()
+    assert "## 12a." in text and "Pending" in text and "do not edit" in text
