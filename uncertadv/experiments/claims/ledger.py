@@ -135,7 +135,7 @@ def _accuracy_claim(setting, folder: Path, root: Path) -> list[dict]:
     """Claim 9: MC minus deterministic test accuracy, paired on the same test images."""
     table = folder / "test_scores.csv"
     if not table.is_file():
-        return [_row("9", setting, "test set", np.nan, np.nan, np.nan, 0, rules.NOT_TESTABLE,
+        return [_row("9", setting, "test set", np.nan, np.nan, np.nan, None, rules.NOT_TESTABLE,
                      "no per-image test predictions are committed for this setting", "")]  # fmt: skip
     cols = artifacts.read_table(table)
     mc_ok, det_ok = (cols["mc_pred"] == cols["label"]).astype(float), (cols["det_pred"] == cols["label"]).astype(float)
@@ -172,7 +172,7 @@ def measure(root: Path) -> list[dict]:
         if setting.startswith("catsdogs"):
             rows += _reproduction(setting, groups, paper, source)
         else:
-            rows.append(_row("7b", setting, "all", np.nan, np.nan, np.nan, 0, rules.NOT_TESTABLE,
+            rows.append(_row("7b", setting, "all", np.nan, np.nan, np.nan, None, rules.NOT_TESTABLE,
                              "the paper's Table 1 is on cats vs dogs only", source))  # fmt: skip
         eps_list = sorted({e for _, e, _ in groups})
         predictors = sorted({p for _, _, p in groups})
@@ -188,7 +188,7 @@ def measure(root: Path) -> list[dict]:
         rows += _ensemble_claim(setting, groups, source)
         rows += _accuracy_claim(setting, folder, root)
         for claim in ("12a", "12b"):
-            rows.append(_row(claim, setting, "all", np.nan, np.nan, np.nan, 0, rules.NOT_TESTABLE,
+            rows.append(_row(claim, setting, "all", np.nan, np.nan, np.nan, None, rules.NOT_TESTABLE,
                              "the adaptive suite's worst-case rows (issue 19) do not exist yet", ""))  # fmt: skip
     return rows + _combined(rows)
 
