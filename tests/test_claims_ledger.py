@@ -19,8 +19,15 @@ RESULTS = Path(__file__).resolve().parent.parent / "results"
 @pytest.fixture(scope="module")
 def ledger(tmp_path_factory):
     root = tmp_path_factory.mktemp("results")
-    shutil.copy(RESULTS / "mnist" / "scores.csv", (root / "mnist").mkdir() or root / "mnist" / "scores.csv")
-    shutil.copy(RESULTS / "mnist" / "test_scores.csv", root / "mnist" / "test_scores.csv")
+    (root / "mnist" / "cache").mkdir(parents=True)
+    for name in (
+        "scores.csv",
+        "test_scores.csv",
+        "interpolation_midpoints.csv",
+        "holes.csv",
+        "cache/latent_grid_mc.csv",
+    ):
+        shutil.copy(RESULTS / "mnist" / name, root / "mnist" / name)
     result = CliRunner().invoke(app, ["claims", "--results", str(root)])
     assert result.exit_code == 0, result.output
     return root
@@ -57,3 +64,14 @@ def test_a_rerun_gives_the_same_bytes_and_combined_verdicts_follow_the_rows(ledg
             assert list(combined) == [rules.combine(list(rows))]
     text = (ledger / "CLAIMS.md").read_text()
     assert "## 12a." in text and "Pending" in text and "do not edit" in text
+    assert set(claims["claim"]) == {"1", "2", "3", "5", "6", "7a", "7b", "8", "9", "10a", "10b", "11", "12a", "12b"}
+
+
+def test_the_committed_ledger_is_current(tmp_path):
+    """Staleness: the committed CLAIMS.md and claims.csv re-render byte for byte from the committed files
+    (so a number edited by hand, or results changed without `uncertadv claims`, fails here)."""
+    for name in ("mnist", "catsdogs", "catsdogs-small"):
+        shutil.copytree(RESULTS / name, tmp_path / name, ignore=shutil.ignore_patterns("*.png", "attacks", "models"))
+    assert CliRunner().invoke(app, ["claims", "--results", str(tmp_path)]).exit_code == 0
+    for name in ("CLAIMS.md", "claims.csv"):
+        assert (tmp_path / name).read_bytes() == (RESULTS / name).read_bytes(), f"{name} is stale: run uncertadv claims"

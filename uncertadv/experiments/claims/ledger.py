@@ -5,8 +5,9 @@
 Each claim spanning several rows (BIM and MIM at each eps, ...) gets every row's interval at the
 Bonferroni-corrected level and one combined verdict (``rules.combine``). Comparisons of two attacks
 or two predictors pair the rows by source image: every set of a setting draws the same images.
-Claims 1-5 (the latent-space figures) are not measured by this version of the ledger; they are
-listed as pending, with no verdict.
+Claims 1, 2, 3 and 5 are read from the MNIST figures' files (the cats-vs-dogs settings have no VAE,
+so no latent space); claim 4 is listed as pending, with no verdict: pairing the ensemble's holes
+with the single model's by grid point needs per-point flags that no committed file holds.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ SETTINGS = {"mnist": "mnist", "catsdogs": "catsdogs", "catsdogs-small": "catsdog
 ROUNDS = 1000
 SEED = 0
 ITERATIVE = ("bim", "mim")
-PENDING = ("1", "2", "3", "4", "5")
+PENDING = ("4",)  # needs per-grid-point hole flags, which no committed file holds
 COLUMNS = ("claim", "setting", "row", "value", "lo", "hi", "n", "verdict", "reason", "source")
 
 
@@ -149,6 +150,59 @@ def _accuracy_claim(setting, folder: Path, root: Path) -> list[dict]:
                  str(table.relative_to(root)))]  # fmt: skip
 
 
+def _figure_claims(setting: str, folder: Path, root: Path) -> list[dict]:
+    """Claims 1, 2, 3 and 5 from the MNIST figures' files (Figs. 3, 4, 5 and Sec. 3.2)."""
+    files = {"1": folder / "interpolation_midpoints.csv", "2": folder / "cache" / "latent_grid_mc.csv",
+             "3": folder / "holes.csv", "5": folder / "test_scores.csv"}  # fmt: skip
+    out = _softmax_variance_claim(setting, files["5"], root)
+    if not files["2"].is_file():
+        reason = "no latent space in this setting (the paper's VAE is MNIST's)"
+        return out + [_row(c, setting, "all", np.nan, np.nan, np.nan, None, rules.NOT_TESTABLE, reason, "")
+                      for c in ("1", "2", "3")]  # fmt: skip
+    src = {c: str(f.relative_to(root)) for c, f in files.items()}
+    mid = artifacts.read_table(files["1"])  # Fig. 3: pixel (positive) vs latent midpoints, the same pairs
+    pixel, latent = mid["space"] == "pixel", mid["space"] == "latent"
+    args = [mid["mutual_information"][pixel], mid["mutual_information"][latent]]
+    args += [mid["predictive_entropy"][pixel], mid["predictive_entropy"][latent]]
+    diff, lo, hi = metrics.paired_bootstrap_auc_difference(*args, rounds=ROUNDS, seed=SEED)
+    out.append(_row("1", setting, "MI AUC - entropy AUC", diff, lo, hi, int(pixel.sum() + latent.sum()),
+                    rules.interval_verdict(lo, hi, 0.0), "", src["1"]))  # fmt: skip
+    grid = artifacts.read_table(files["2"])  # Fig. 4: the mc predictor's latent grid
+    pe, mi = grid["predictive_entropy"], grid["mutual_information"]
+    top_pe, top_mi = pe >= np.quantile(pe, 0.9), mi >= np.quantile(mi, 0.9)
+    both = int(np.sum(top_pe & top_mi))
+    lo, hi = metrics.wilson_interval(both, int(top_pe.sum()))
+    out.append(_row("2", setting, "top-10% entropy points also top-10% MI", both / top_pe.sum(), lo, hi,
+                    int(top_pe.sum()), rules.interval_verdict(lo, hi, 0.5, "below"), "", src["2"]))  # fmt: skip
+    holes = artifacts.read_table(files["3"])  # Fig. 5: far, confident, low-MI grid points
+    for i in np.flatnonzero(holes["predictor"] == "mc"):
+        count, n = int(holes["hole_points"][i]), int(holes["grid_points"][i])
+        lo, hi = metrics.wilson_interval(count, n)
+        out.append(_row("3", setting, "mc: share of grid points that are holes", count / n, lo, hi, n,
+                        rules.interval_verdict(lo, hi, 0.0), "", src["3"]))  # fmt: skip
+    return out
+
+
+def _softmax_variance_claim(setting: str, path: Path, root: Path) -> list[dict]:
+    """Claim 5 (Sec. 3.2): softmax variance against MI on the test images."""
+    if not path.is_file():
+        return [_row("5", setting, "all", np.nan, np.nan, np.nan, None, rules.NOT_TESTABLE,
+                     "no per-image test scores are committed for this setting", "")]  # fmt: skip
+    test = artifacts.read_table(path)
+    rho, lo, hi = _spearman_interval(test["softmax_variance"], test["mutual_information"])
+    return [_row("5", setting, "Spearman(softmax variance, MI), test images", rho, lo, hi, len(test["index"]),
+                 rules.interval_verdict(lo, hi, 0.9), "", str(path.relative_to(root)))]  # fmt: skip
+
+
+def _spearman_interval(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """Spearman's rho of ``a`` and ``b`` ``[N]`` with a percentile bootstrap 95% interval (pairs resampled)."""
+    from scipy.stats import spearmanr
+
+    idx = np.random.default_rng(SEED).integers(0, len(a), (ROUNDS, len(a)))
+    rhos = np.array([spearmanr(a[i], b[i]).statistic for i in idx])
+    return float(spearmanr(a, b).statistic), float(np.percentile(rhos, 2.5)), float(np.percentile(rhos, 97.5))
+
+
 def paper_table() -> dict[tuple, float]:
     """The paper's Table 1 (cats vs dogs): ``{(attack, eps, predictor): MI AUC}``."""
     table = artifacts.read_table(importlib.resources.files("uncertadv.assets") / "paper_table1.csv")
@@ -167,6 +221,7 @@ def measure(root: Path) -> list[dict]:
             continue
         source = str(scores.relative_to(root))
         groups = _groups(scores)
+        rows += _figure_claims(setting, folder, root)
         rows += _auc_claim("6", setting, groups, "predictive_entropy", 0.5, "below", source)
         rows += _auc_claim("7a", setting, groups, "mutual_information", 0.5, "above", source)
         if setting.startswith("catsdogs"):
