@@ -74,6 +74,12 @@ def report(
         ),
     ] = None,
     holes: Annotated[bool, typer.Option(help="With --adaptive on MNIST: run the hole search too.")] = True,
+    render: Annotated[
+        bool,
+        typer.Option(
+            help="Only re-render table1.{csv,md} from the folder's scores.csv and table1.json (no model, no attack)."
+        ),
+    ] = False,
     force: Annotated[bool, typer.Option(help="Recompute every attack set and score.")] = False,
 ) -> None:
     """Table 1: train what is missing, attack, score, and write RESULTS/table1.{csv,md,json} and scores.csv.
@@ -93,6 +99,13 @@ def report(
 
     options = own_data(model, data, pixel_max, image_size, from_logits, classes, color_mode)
     layout = own_layout(results) if options else Layout.of(dataset, results)
+    if render:
+        if adaptive:
+            raise ValueError("--render re-renders Table 1; it does not take --adaptive")
+        for path in pipeline.render(layout):
+            echo(f"wrote {path}")
+        typer.echo(layout.table1("md").read_text())
+        return
     allowed = own.allowed_predictors(model) if options else PREDICTORS
     defaults = protocol.DEFAULT_EPS if adaptive else DEFAULT_EPS
     try:

@@ -196,6 +196,31 @@ def _models_line(layout: Layout) -> str:
 
 def _write(cfg: TableConfig, table: list[dict], groups: list[dict], records: dict, start: float) -> list[Path]:
     write_scores(cfg.layout.scores, groups)
+    _write_tables(cfg, table)
+    sets = {
+        k: {
+            "success_rate": r["success_rate"],
+            "mean_linf_255": r["mean_linf_255"],
+            "mean_l2": r["mean_l2"],
+            "wall_seconds": r["wall_seconds"],
+        }
+        for k, r in records.items()
+    }
+    artifacts.write_json(
+        cfg.layout.table1("json"),
+        artifacts.record(
+            cfg.recorded(),
+            start,
+            attack_sets=sets,
+            attack_sets_built=sum(not r.get("reused") for r in records.values()),
+            attack_sets_reused=sum(bool(r.get("reused")) for r in records.values()),
+        ),
+    )
+    return [cfg.layout.scores, cfg.layout.table1("csv"), cfg.layout.table1("md"), cfg.layout.table1("json")]
+
+
+def _write_tables(cfg: TableConfig, table: list[dict]) -> None:
+    """table1.csv and table1.md from the rows of ``table``."""
     columns = table1.PAPER_COLUMNS + table1.EXTRA_COLUMNS
     artifacts.write_csv(cfg.layout.table1("csv"), {c: [r[c] for r in table] for c in columns})
     header = (
@@ -222,23 +247,45 @@ def _write(cfg: TableConfig, table: list[dict], groups: list[dict], records: dic
     if cfg.model is not None:
         header += f"Model: `{cfg.model}`; data: `{cfg.data['spec']}` (pixel scale 0-{cfg.data['pixel_max']:g})."
     artifacts.write_text(cfg.layout.table1("md"), table1.markdown(table, header, paper))
-    sets = {
-        k: {
-            "success_rate": r["success_rate"],
-            "mean_linf_255": r["mean_linf_255"],
-            "mean_l2": r["mean_l2"],
-            "wall_seconds": r["wall_seconds"],
-        }
-        for k, r in records.items()
-    }
-    artifacts.write_json(
-        cfg.layout.table1("json"),
-        artifacts.record(
-            cfg.recorded(),
-            start,
-            attack_sets=sets,
-            attack_sets_built=sum(not r.get("reused") for r in records.values()),
-            attack_sets_reused=sum(bool(r.get("reused")) for r in records.values()),
-        ),
-    )
-    return [cfg.layout.scores, cfg.layout.table1("csv"), cfg.layout.table1("md"), cfg.layout.table1("json")]
+
+
+def render(layout: Layout) -> list[Path]:
+    """Table 1 again from the folder's committed files, with no model and no attack: the rows of
+    ``scores.csv`` and the config that ``table1.json`` recorded (the bootstrap is redone, with its
+    recorded seed). table1.json keeps the run's record and gains ``rendered``: the command, versions
+    and wall time of this rendering."""
+    start = time.perf_counter()
+    if not layout.table1("json").is_file() or not layout.scores.is_file():
+        raise ValueError(f"{layout.folder} has no table1.json and scores.csv to render from; run `uncertadv report`")
+    record = artifacts.read_json(layout.table1("json"))
+    recorded = record["config"]
+    fields = {f.name for f in dataclasses.fields(TableConfig)} - {"layout"}
+    lists = ("methods", "eps", "predictors")
+    cfg = TableConfig(layout=layout, **{k: (tuple(v) if k in lists else v) for k, v in recorded.items() if k in fields})
+    groups = score_groups(layout.scores)
+    table = []
+    for config in _settings(cfg):
+        key = (config.method, float(config.eps), config.predictor)
+        if key not in groups:
+            raise ValueError(f"{layout.scores} has no rows for {key}; run `uncertadv report` to make them")
+        row = table1.table_row(groups[key], bootstrap_rounds=cfg.bootstrap, seed=cfg.seed)
+        table.append({"attack": config.method, "eps": config.eps, "predictor": config.predictor, **row})
+    _write_tables(cfg, table)
+    rendered = artifacts.record({"from": ["scores.csv", "table1.json"]}, start)
+    artifacts.write_json(layout.table1("json"), {**record, "rendered": {k: v for k, v in rendered.items()
+                                                                        if k != "config"}})  # fmt: skip
+    return [layout.table1("csv"), layout.table1("md"), layout.table1("json")]
+
+
+def score_groups(scores_csv: Path) -> dict[tuple, dict[str, np.ndarray]]:
+    """Table 1's rows of scores.csv by ``(attack, eps, predictor)``, in file order (the adaptive
+    attacks' rows, which name a detector measure, left out)."""
+    table = artifacts.read_table(scores_csv)
+    measure = table.get("detector_measure")
+    keep = np.ones(len(table["attack"]), bool) if measure is None or measure.dtype.kind == "f" else measure == ""
+    out = {}
+    for attack, eps, predictor in dict.fromkeys(zip(table["attack"][keep], table["eps"][keep],
+                                                    table["predictor"][keep])):  # fmt: skip
+        sel = keep & (table["attack"] == attack) & (table["eps"] == eps) & (table["predictor"] == predictor)
+        out[(str(attack), float(eps), str(predictor))] = {c: v[sel] for c, v in table.items()}
+    return out
