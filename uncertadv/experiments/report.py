@@ -232,8 +232,11 @@ def _write_tables(cfg: TableConfig, table: list[dict]) -> None:
         "not 0.5.\n\nSuccess rate: share of the N adversarial images that the predictor (same evaluator seed) "
         "classified correctly when clean and wrongly after the attack; (S) columns keep those images only. "
         "Label changed: share whose prediction differs from the true label, the paper's definition, which also "
-        "counts images that were wrong before any attack. Noise images carry Gaussian noise rescaled until its "
-        "L2 norm after clipping matches its paired adversarial perturbation's."
+        "counts images that were wrong before any attack; the (S, label changed) columns keep those images, the "
+        "paper's filter. vs clean / vs noise: the AUC against one kind of negative only (the AUC column uses "
+        "both). Noise images carry Gaussian noise rescaled until its L2 norm after clipping matches its paired "
+        "adversarial perturbation's. Entropies are in nats; an AUC below 0.5 means the measure ranks adversarial "
+        "images as less uncertain than the negatives."
     )
     paper = None
     if cfg.layout.dataset == "catsdogs":
@@ -241,7 +244,8 @@ def _write_tables(cfg: TableConfig, table: list[dict]) -> None:
         header += (
             "\n\nIn brackets: the paper's value (Smith & Gal 2018, Table 1: ImageNet ResNet50 + dropout head, "
             "`assets/paper_table1.csv`); n/a where the paper has none. The paper's success rate counts label "
-            "changes, so it stands beside our label-changed rate; its (S) columns drop unchanged labels."
+            "changes, so it stands beside our label-changed rate; its (S) columns drop unchanged labels, so they "
+            "stand beside our (S, label changed) columns."
         )
     header += "\n\n" + _models_line(cfg.layout)
     if cfg.model is not None:

@@ -1,8 +1,10 @@
 """Table 1: detection of adversarial inputs by each uncertainty measure, from saved scores.
 
 Rows are (attack, eps, predictor). Positives: the N adversarial rows; negatives: the N clean
-plus N noise rows. ``_s`` columns keep only the successful adversarial rows: correct when clean
-and wrong after the attack. The first eight columns are the paper's; the rest extend it, and
+plus N noise rows (``_vs_clean`` and ``_vs_noise``: one kind of negative only, so that a reader
+sees which half carries the AUC). ``_s`` columns keep only the successful adversarial rows:
+correct when clean and wrong after the attack; ``_s_changed`` the paper's filter instead: every
+adversarial row whose label changed. The first eight columns are the paper's; the rest extend it, and
 every one recomputes from ``scores.csv`` (``tests/test_table1.py`` does so).
 """
 
@@ -41,6 +43,13 @@ EXTRA_COLUMNS = [
     "entropy_fpr95",
     "mi_fpr95",
     "noise_l2_ratio",
+    "entropy_auc_vs_clean",
+    "entropy_auc_vs_noise",
+    "mi_auc_vs_clean",
+    "mi_auc_vs_noise",
+    "entropy_auc_s_changed",
+    "mi_auc_s_changed",
+    "n_label_changed",
 ]
 SHORT = {"entropy": "predictive_entropy", "mi": "mutual_information"}
 FEW_POSITIVES = 20  # an (S) AUC on fewer successful adversarials is flagged
@@ -64,10 +73,14 @@ def table_row(rows: dict[str, np.ndarray], *, bootstrap_rounds: int = 1000, seed
     adv = rows["kind"] == "adversarial"
     neg = ~adv
     succ = adv & (rows["success"] == 1)
+    changed = adv & (rows["label_changed"] == 1)
     boot = dict(rounds=bootstrap_rounds, seed=seed)
     out: dict[str, float] = {}
     for short, measure in SHORT.items():
         values = rows[measure]
+        for kind in ("clean", "noise"):
+            out[f"{short}_auc_vs_{kind}"] = metrics.roc_auc(values[adv], values[rows["kind"] == kind])
+        out[f"{short}_auc_s_changed"] = metrics.roc_auc(values[changed], values[neg])
         out[f"{short}_auc"] = metrics.roc_auc(values[adv], values[neg])
         out[f"{short}_auc_s"] = metrics.roc_auc(values[succ], values[neg])
         out[f"{short}_auc_lo"], out[f"{short}_auc_hi"] = metrics.bootstrap_auc(values[adv], values[neg], **boot)
@@ -92,6 +105,7 @@ def table_row(rows: dict[str, np.ndarray], *, bootstrap_rounds: int = 1000, seed
     out["n_adversarial"], out["n_negative"] = int(adv.sum()), int(neg.sum())
     out["n_clean_correct"] = int(np.sum(rows["clean_pred"][adv] == rows["label"][adv]))
     out["n_successful"] = int(succ.sum())
+    out["n_label_changed"] = int(changed.sum())
     out["noise_l2_ratio"] = noise_l2_ratio(rows)
     return out
 
@@ -134,7 +148,15 @@ def markdown(table: list[dict], header: str, paper: dict | None = None) -> str:
         return f"{text} [{_fmt(lo, 2)}, {_fmt(hi, 2)}]" if not np.isnan(lo) else text
 
     def succ_auc(row, short):
-        return dagger(row, bracket(row, f"{short}_auc_s", f"{short}_auc_s"))
+        return dagger(row, _fmt(row[f"{short}_auc_s"]))
+
+    def changed_auc(row, short):  # the paper's (S) filter, so its bracketed (S) value stands here
+        text = bracket(row, f"{short}_auc_s_changed", f"{short}_auc_s")
+        few = row["n_label_changed"] < FEW_POSITIVES and not text.startswith("n/a")
+        return text + (" †" if few else "")
+
+    def split(row, short):
+        return f"{_fmt(row[f'{short}_auc_vs_clean'])} / {_fmt(row[f'{short}_auc_vs_noise'])}"
 
     def key(r):
         return [r["attack"], f"{r['eps']:g}", r["predictor"]]
@@ -142,16 +164,21 @@ def markdown(table: list[dict], header: str, paper: dict | None = None) -> str:
     lines = [
         header,
         "",
-        "| attack | eps | predictor | entropy AUC | MI AUC | entropy AUC (S) | MI AUC (S) | success rate "
-        "| label changed | n successful |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| attack | eps | predictor | entropy AUC | MI AUC | entropy AUC vs clean / vs noise "
+        "| MI AUC vs clean / vs noise | entropy AUC (S) | MI AUC (S) | entropy AUC (S, label changed) "
+        "| MI AUC (S, label changed) | success rate | label changed | n successful |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in table:
         cells = key(r) + [
             bracket(r, "entropy_auc", "entropy_auc"),
             bracket(r, "mi_auc", "mi_auc"),
+            split(r, "entropy"),
+            split(r, "mi"),
             succ_auc(r, "entropy"),
             succ_auc(r, "mi"),
+            changed_auc(r, "entropy"),
+            changed_auc(r, "mi"),
             _fmt(r["success_rate"]),
             bracket(r, "label_changed_rate", "success_rate"),
             f"{r['n_successful']} of {r['n_adversarial']}",
@@ -170,7 +197,8 @@ def markdown(table: list[dict], header: str, paper: dict | None = None) -> str:
     )
     lines += [
         "",
-        f"† rests on fewer than {FEW_POSITIVES} successful adversarial images: read the count and the "
+        f"† rests on fewer than {FEW_POSITIVES} successful (or, in the label-changed columns, changed) adversarial "
+        "images: read the count and the "
         f"interval below, not the point; under {MIN_FOR_INTERVAL} the interval is n/a, because a bootstrap of "
         "so few points is far narrower than the truth.",
         "",
