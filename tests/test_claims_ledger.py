@@ -75,3 +75,14 @@ def test_the_committed_ledger_is_current(tmp_path):
     assert CliRunner().invoke(app, ["claims", "--results", str(tmp_path)]).exit_code == 0
     for name in ("CLAIMS.md", "claims.csv"):
         assert (tmp_path / name).read_bytes() == (RESULTS / name).read_bytes(), f"{name} is stale: run uncertadv claims"
+
+
+@pytest.mark.parametrize("name", ["mnist", "catsdogs", "catsdogs-small"])
+def test_the_committed_table1_md_renders_from_table1_csv(name):
+    """Staleness, rendering only: table1.md is the committed table1.csv and table1.json, formatted."""
+    from uncertadv.experiments import report
+    from uncertadv.experiments.layout import Layout
+
+    layout = Layout.of(name.split("-")[0], RESULTS / name)
+    text = report.markdown(report.recorded_config(layout), report.table_from_csv(layout))
+    assert text == layout.table1("md").read_text(), f"results/{name}/table1.md is stale: uncertadv report --render"

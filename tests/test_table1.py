@@ -85,6 +85,13 @@ def test_every_column_recomputes_from_scores(tables):
             assert row[f"{short}_tpr_at_5fpr"] == pytest.approx(np.mean(pos_v > threshold))
             if succ.any():
                 assert row[f"{short}_auc_s"] == pytest.approx(auc(values[succ], neg_v), abs=1e-7)
+            for kind in ("clean", "noise"):  # one kind of negative at a time
+                want = auc(pos_v, values[rows["kind"] == kind])
+                assert row[f"{short}_auc_vs_{kind}"] == pytest.approx(want, abs=1e-7)
+            changed = adv & (rows["label_changed"] == 1)  # the paper's (S) filter
+            assert row["n_label_changed"] == changed.sum()
+            if changed.any():
+                assert row[f"{short}_auc_s_changed"] == pytest.approx(auc(values[changed], neg_v), abs=1e-7)
             if succ.sum() < 10:  # too few points for a bootstrap interval: n/a, not a narrow lie
                 assert np.isnan(row[f"{short}_auc_s_lo"]) and np.isnan(row[f"{short}_auc_s_hi"])
             else:

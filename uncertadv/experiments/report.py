@@ -223,6 +223,12 @@ def _write_tables(cfg: TableConfig, table: list[dict]) -> None:
     """table1.csv and table1.md from the rows of ``table``."""
     columns = table1.PAPER_COLUMNS + table1.EXTRA_COLUMNS
     artifacts.write_csv(cfg.layout.table1("csv"), {c: [r[c] for r in table] for c in columns})
+    # the markdown from the values as stored, so that it re-renders from table1.csv alone, cell for cell
+    artifacts.write_text(cfg.layout.table1("md"), markdown(cfg, table_from_csv(cfg.layout)))
+
+
+def markdown(cfg: TableConfig, table: list[dict]) -> str:
+    """table1.md's text: the header (config, definitions, the paper's reference, the models) and the tables."""
     header = (
         f"# Table 1 on {cfg.layout.dataset}: detecting adversarial inputs by uncertainty (ROC-AUC)\n\n"
         f"N = {cfg.n} images per kind (clean, noise, adversarial); MC predictors use T = {cfg.samples} samples "
@@ -250,7 +256,7 @@ def _write_tables(cfg: TableConfig, table: list[dict]) -> None:
     header += "\n\n" + _models_line(cfg.layout)
     if cfg.model is not None:
         header += f"Model: `{cfg.model}`; data: `{cfg.data['spec']}` (pixel scale 0-{cfg.data['pixel_max']:g})."
-    artifacts.write_text(cfg.layout.table1("md"), table1.markdown(table, header, paper))
+    return table1.markdown(table, header, paper)
 
 
 def render(layout: Layout) -> list[Path]:
@@ -262,10 +268,7 @@ def render(layout: Layout) -> list[Path]:
     if not layout.table1("json").is_file() or not layout.scores.is_file():
         raise ValueError(f"{layout.folder} has no table1.json and scores.csv to render from; run `uncertadv report`")
     record = artifacts.read_json(layout.table1("json"))
-    recorded = record["config"]
-    fields = {f.name for f in dataclasses.fields(TableConfig)} - {"layout"}
-    lists = ("methods", "eps", "predictors")
-    cfg = TableConfig(layout=layout, **{k: (tuple(v) if k in lists else v) for k, v in recorded.items() if k in fields})
+    cfg = recorded_config(layout)
     groups = score_groups(layout.scores)
     table = []
     for config in _settings(cfg):
@@ -279,6 +282,24 @@ def render(layout: Layout) -> list[Path]:
     artifacts.write_json(layout.table1("json"), {**record, "rendered": {k: v for k, v in rendered.items()
                                                                         if k != "config"}})  # fmt: skip
     return [layout.table1("csv"), layout.table1("md"), layout.table1("json")]
+
+
+def recorded_config(layout: Layout) -> TableConfig:
+    """The TableConfig that ``table1.json`` recorded."""
+    recorded = artifacts.read_json(layout.table1("json"))["config"]
+    fields = {f.name for f in dataclasses.fields(TableConfig)} - {"layout"}
+    lists = ("methods", "eps", "predictors")
+    return TableConfig(
+        layout=layout, **{k: (tuple(v) if k in lists else v) for k, v in recorded.items() if k in fields}
+    )
+
+
+def table_from_csv(layout: Layout) -> list[dict]:
+    """table1.csv's rows as dicts (numbers as floats, counts as ints): the table, rendered nothing again."""
+    cols = artifacts.read_table(layout.table1("csv"))
+    counts = ("n_adversarial", "n_clean_correct", "n_successful", "n_negative", "n_label_changed")
+    return [{k: (int(v[i]) if k in counts else v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in cols.items()}
+            for i in range(len(cols["attack"]))]  # fmt: skip
 
 
 def score_groups(scores_csv: Path) -> dict[tuple, dict[str, np.ndarray]]:
