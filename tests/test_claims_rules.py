@@ -47,6 +47,15 @@ def test_hanley_mcneil_at_half_is_the_mann_whitney_null_variance():
     for n1, n2 in ((300, 600), (20, 35)):
         assert rules.hanley_mcneil_se(0.5, n1, n2) ** 2 == pytest.approx((n1 + n2 + 1) / (12 * n1 * n2))
     assert rules.hanley_mcneil_se(1.0, 300, 600) == 0.0
+    # by hand (Hanley & McNeil 1982, eq. 2), AUC 0.8 with 30 positives and 60 negatives: Q1 = 0.8 / 1.2,
+    # Q2 = 1.28 / 1.8, var = (0.16 + 29 (Q1 - 0.64) + 59 (Q2 - 0.64)) / 1800; swapping the counts differs
+    q1, q2 = 0.8 / 1.2, 1.28 / 1.8
+    want = math.sqrt((0.16 + 29 * (q1 - 0.64) + 59 * (q2 - 0.64)) / 1800)
+    assert (
+        rules.hanley_mcneil_se(0.8, 30, 60) == pytest.approx(want) != pytest.approx(rules.hanley_mcneil_se(0.8, 60, 30))
+    )
+    assert rules.interval_verdict(0.2, 0.4, float("nan")) == rules.NOT_TESTABLE  # e.g. a missing success rate
+    assert rules.bootstrap_rounds(1) == 2000 and rules.bootstrap_rounds(6) == 12_000
     assert rules.hanley_mcneil_se(0.7, 300, 600) < rules.hanley_mcneil_se(0.7, 30, 60)
     assert rules.binomial_se(0.75, 300) == pytest.approx(math.sqrt(0.75 * 0.25 / 300))
 

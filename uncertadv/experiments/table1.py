@@ -207,8 +207,9 @@ def markdown(table: list[dict], header: str, paper: dict | None = None) -> str:
         "interval (the same resampled rows for both measures); * marks an interval that excludes 0. "
         f"{len(significant)} of the {len(paired)} paired comparisons exclude 0; with {len(paired)} comparisons, "
         f"about {len(paired) / 20:.1f} would exclude 0 by chance alone at the 95% level. Deterministic and "
-        "MC rows come from different attack sets (each attack targets its own predictor), so their "
-        "differences are not paired comparisons. TPR at 5% FPR uses an in-sample threshold: the "
+        "MC rows come from different attack sets (each attack targets its own predictor), so this table "
+        "pairs no comparison across them; they share their source images, by which `uncertadv claims` pairs "
+        "them. TPR at 5% FPR uses an in-sample threshold: the "
         "ceil(0.95 M)-th smallest of the M clean + noise scores, fitted on the very negatives it is judged on. "
         "Noise L2 ratio: mean of noise L2 / paired adversarial L2, after clipping to the image range. " + noise_text,
         "",

@@ -49,13 +49,15 @@ CLAIMS = (
           "error (300 adversarial, 600 negative images), has an interval that includes 0. Does not hold here means "
           "not reproduced in this setup: the cats-vs-dogs ablation (issue 18) looks for the cause"),
     Claim("8", "FGM is weaker than the iterative attacks", "Table 1",
-          "at each eps and predictor: success rate of BIM (and of MIM) minus FGM, Wilson-based interval above 0; "
-          "not testable where saturated"),
+          "at each eps and predictor: success rate (correct when clean, wrong after) of BIM and of MIM minus FGM's, "
+          "paired by source image, percentile bootstrap interval above 0; not testable where saturated (this text "
+          "said Wilson-based before the first results; the code has always used the paired bootstrap)"),
     Claim("9", "MC accuracy is below the point estimate", "Sec. 5",
           "test set, each model: McNemar-style paired difference of MC and deterministic accuracy on the same images, "
           "interval below 0; not testable where fewer than 20 images disagree"),
     Claim("10a", "Attacks on MC succeed more often than on the deterministic model", "Table 1",
-          f"{ITERATIVE} and FGM: mc minus deterministic success rate, paired by source image, interval above 0; not "
+          f"{ITERATIVE} and FGM: mc minus deterministic success rate (correct when clean, wrong after), paired by "
+          "source image, interval above 0; not "
           "testable where both rates are >= 0.99 or fewer than 20 images decide it"),
     Claim("10b", "Dropout models are harder to attack", "Sec. 5",
           "the same difference as 10a, interval below 0 (the text contradicts the table: both are judged)"),

@@ -44,6 +44,12 @@ PAPER_N_NEGATIVE = 600
 LEVEL = 0.95
 
 
+def bootstrap_rounds(k: int = 1, tail_draws: int = 50) -> int:
+    """Bootstrap rounds for a Bonferroni interval over ``k`` rows: enough that each tail, of mass
+    (1 - LEVEL) / (2k), holds ``tail_draws`` draws (a percentile on a handful of draws flips with the seed)."""
+    return max(1000, math.ceil(tail_draws * 2 * k / (1 - LEVEL)))
+
+
 def corrected_z(k: int = 1, level: float = LEVEL) -> float:
     """The two-sided normal quantile for a familywise ``level`` over ``k`` rows (Bonferroni)."""
     if k < 1:
@@ -56,7 +62,7 @@ def interval_verdict(lo: float, hi: float, boundary: float, side: str = "above")
     if wholly on the other side, ``inconclusive`` if it straddles; NaN bounds: not testable."""
     if side not in ("above", "below"):
         raise ValueError(f"side must be 'above' or 'below', got {side!r}")
-    if math.isnan(lo) or math.isnan(hi):
+    if math.isnan(lo) or math.isnan(hi) or math.isnan(boundary):
         return NOT_TESTABLE
     if lo > hi:
         raise ValueError(f"the interval's bounds are reversed: [{lo}, {hi}]")
