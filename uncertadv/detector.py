@@ -91,7 +91,7 @@ class Detector:
         hint = inputs.scale_hint(chosen[0], pixel_max)
         if hint:
             warnings.warn(hint, stacklevel=2)
-        inputs.images(np.zeros((1,), np.float32), pixel_max)  # validates pixel_max itself
+        inputs.check_pixel_max(pixel_max)
         self.measure, self.predictor, self.samples, self.seed = measure, predictor, samples, seed
         self.from_logits, self.pixel_max = from_logits, pixel_max
         self.threshold: float | None = None

@@ -26,11 +26,16 @@ import numpy as np
 EPS_MAX = 255.0  # budgets are in 0-255 units: 255 already allows any image
 
 
-def images(x, pixel_max: float | None = 1.0, *, name: str = "x") -> np.ndarray:
-    """``x [N, ...]`` as float32 in ``[0, pixel_max]`` by the module's rule; a one-line ValueError otherwise."""
+def check_pixel_max(pixel_max) -> None:
+    """Refuse a scale that is not a number > 0 (None: inputs in another scale, no range rule)."""
     if pixel_max is not None and not (isinstance(pixel_max, numbers.Real) and not isinstance(pixel_max, bool)
                                       and pixel_max > 0):  # fmt: skip
         raise ValueError(f"pixel_max must be > 0 (or None for inputs in another scale), got {pixel_max!r}")
+
+
+def images(x, pixel_max: float | None = 1.0, *, name: str = "x") -> np.ndarray:
+    """``x [N, ...]`` as float32 in ``[0, pixel_max]`` by the module's rule; a one-line ValueError otherwise."""
+    check_pixel_max(pixel_max)
     x = np.asarray(x)
     if x.dtype == np.uint8:
         return x.astype(np.float32) * np.float32((pixel_max or 255.0) / 255.0)

@@ -29,15 +29,12 @@ COLUMNS = ("claim", "setting", "row", "value", "lo", "hi", "n", "verdict", "reas
 
 
 def _groups(scores_csv: Path) -> dict[tuple, dict[str, np.ndarray]]:
-    """Table 1's rows of scores.csv by ``(attack, eps, predictor)``, each kind sorted by source image."""
-    table = artifacts.read_table(scores_csv)
-    measure = table.get("detector_measure", np.full(len(table["attack"]), np.nan))
-    keep = np.array([isinstance(m, float) and np.isnan(m) or m == "" for m in measure])
+    """Table 1's rows of scores.csv by ``(attack, eps, predictor)`` (``report.score_groups``), each kind
+    sorted by source image, so that two sets' rows line up image for image."""
+    from uncertadv.experiments.report import score_groups
+
     out = {}
-    for key in sorted({(a, float(e), p) for a, e, p in zip(table["attack"][keep], table["eps"][keep],
-                                                          table["predictor"][keep])}):  # fmt: skip
-        sel = keep & (table["attack"] == key[0]) & (table["eps"] == key[1]) & (table["predictor"] == key[2])
-        rows = {c: v[sel] for c, v in table.items()}
+    for key, rows in sorted(score_groups(scores_csv).items()):
         order = np.lexsort((rows["index"], rows["kind"]))  # kind, then source image
         out[key] = {c: v[order] for c, v in rows.items()}
     return out
