@@ -104,6 +104,12 @@ def test_train_and_report_end_to_end(petimages, tmp_path):
     record = artifacts.read_json(manifest)
     assert record["members"] == ["catsdogs-member0.keras", "catsdogs-member1.keras"]
     assert "small CNN trunk" in record["title"]
+    # claim 9's paired data: member 0's per-image predictions give the recorded accuracies
+    preds = artifacts.read_table(results / "test_scores.csv")
+    m = record["metrics"]
+    assert np.mean(preds["det_pred"] == preds["label"]) == pytest.approx(m["test_accuracy_deterministic"])
+    assert np.mean(preds["mc_pred"] == preds["label"]) == pytest.approx(m["test_accuracy_mc"])
+    assert artifacts.read_json(results / "test_scores.json")["outputs"] == ["test_scores.csv"]
     result = runner.invoke(
         app,
         [

@@ -76,15 +76,18 @@ def score(
 
 
 def _score_attack_set(attack: Path) -> None:
+    import time
+
     import numpy as np
 
+    started = time.perf_counter()
     from uncertadv.experiments import report
 
     config, rows = report.score_set(attack)
     from uncertadv.experiments.layout import Layout
 
     scores_csv = Layout.containing(attack).scores
-    report.merge_into_scores(scores_csv, config, rows)
+    report.merge_into_scores(scores_csv, config, rows, started)
     adv = rows["kind"] == "adversarial"
     echo(f"updated {scores_csv}")
     mi = rows["mutual_information"]

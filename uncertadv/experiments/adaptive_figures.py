@@ -3,6 +3,7 @@ of adaptive and hole-seeking images beside their sources. Read from adaptive.csv
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import matplotlib
@@ -22,6 +23,7 @@ COLOURS = {"mc": "tab:blue", "ensemble": "tab:orange"}
 
 def run_evasion(layout: Layout) -> Path:
     """One panel per measure: evasion rate (Wilson 95% bars) against eps, a line per attack and predictor."""
+    started = time.perf_counter()
     path = layout.folder / "adaptive.csv"
     if not path.is_file():
         raise ValueError(f"no {path}; run `uncertadv report --adaptive --dataset {layout.dataset}` first")
@@ -54,6 +56,7 @@ def run_evasion(layout: Layout) -> Path:
     fig.suptitle(f"{layout.dataset}: evasion of detectors at 5% FPR, standard vs adaptive PGD\n{model_title(layout)}")
     out = layout.folder / "adaptive_evasion.png"
     plots.save_figure(fig, out)
+    plots.figure_record(out, {"figure": "adaptive_evasion"}, started, [path])
     return out
 
 
@@ -61,6 +64,7 @@ def run_gallery(layout: Layout, predictor: str = "mc", measure: str = "mutual_in
     """Sources and their pgd, pgd-adaptive and pgd-adaptive-known images at the largest eps."""
     from uncertadv import data
 
+    started = time.perf_counter()
     table = artifacts.read_table(layout.folder / "adaptive.csv")
     eps = float(max(table["eps"]))
     _, record = attack_sets.load(layout.attack_set(set_name("pgd", eps, predictor)))
@@ -87,6 +91,11 @@ def run_gallery(layout: Layout, predictor: str = "mc", measure: str = "mutual_in
              f"{plots.SHORT.get(measure, measure)} detector\n{model_title(layout)}")  # fmt: skip
     out = layout.folder / "adaptive_gallery.png"
     plots.save_figure(plots.adversarial_examples(rows, title), out)
+    inputs = [layout.folder / "adaptive.csv", layout.scores, adaptive.detector_path(layout, predictor, measure)]
+    inputs += [layout.attack_set(set_name("pgd", eps, predictor))]
+    inputs += [layout.attack_set(adaptive.adaptive_name(m, eps, predictor, measure)) for m in adaptive.ADAPTIVE_METHODS]
+    config = {"figure": "adaptive_gallery", "predictor": predictor, "measure": measure, "eps": eps, "count": count}
+    plots.figure_record(out, config, started, inputs)
     return out
 
 
@@ -95,12 +104,14 @@ def run_holes_gallery(layout: Layout, measure: str = "mutual_information", count
     from uncertadv import io
     from uncertadv.experiments import latent
 
+    started = time.perf_counter()
     _, decoder = io.load_vae(ensure_vae(layout))
-    rows = []
+    rows, inputs = [], []
     for predictor in adaptive.PREDICTORS:
         path = hole_search.path(layout, predictor, measure)
         if not path.is_file():
             continue
+        inputs.append(path)
         with np.load(path, allow_pickle=False) as npz:
             result = {k: npz[k] for k in npz.files}
         order = np.argsort(~result["success"].astype(bool), kind="stable")[:count]
@@ -125,4 +136,5 @@ def run_holes_gallery(layout: Layout, measure: str = "mutual_information", count
     )
     out = layout.folder / "hole_search_gallery.png"
     plots.save_figure(plots.adversarial_examples(rows, title), out)
+    plots.figure_record(out, {"figure": "hole_search_gallery", "measure": measure, "count": count}, started, inputs)
     return out

@@ -240,15 +240,9 @@ def _write(
     cfg: AdaptiveConfig, table: list[dict], groups: list[dict], records: dict, holes: list[dict] | None, start: float
 ) -> list[Path]:
     folder = cfg.layout.folder
-    report.write_scores(cfg.layout.scores, groups)
+    report.write_scores(cfg.layout.scores, groups, start)
     columns = COLUMNS + EXTRA_COLUMNS
     artifacts.write_csv(folder / "adaptive.csv", {c: [r[c] for r in table] for c in columns})
-    artifacts.write_text(folder / "adaptive.md", markdown(cfg, table, records, holes))
-    sets = {
-        k: {key: r.get(key) for key in ("c", "calibration_evasion_rates", "success_rate", "wall_seconds")}
-        for k, r in records.items()
-    }
-    artifacts.write_json(folder / "adaptive.json", artifacts.record(cfg.recorded(), start, attack_sets=sets))
     outputs = [cfg.layout.scores, folder / "adaptive.csv", folder / "adaptive.md", folder / "adaptive.json"]
     if holes is not None:
         artifacts.write_csv(folder / "hole_search.csv", {c: [r[c] for r in holes] for c in HOLE_COLUMNS})
@@ -256,18 +250,67 @@ def _write(
         artifacts.write_json(
             folder / "hole_search.json",
             artifacts.record(
-                {**config, "min_confidence": hole_search.MIN_CONFIDENCE, "c_grid": list(adaptive.C_GRID)}, start
+                {**config, "min_confidence": hole_search.MIN_CONFIDENCE, "c_grid": list(adaptive.C_GRID)},
+                start,
+                outputs=["hole_search.csv"],
             ),
         )
         outputs += [folder / "hole_search.csv", folder / "hole_search.json"]
+    # the markdown from the CSVs as stored, so that it re-renders from them alone, cell for cell
+    artifacts.write_text(folder / "adaptive.md", markdown(cfg, *tables_from_csv(folder)))
+    sets = {
+        k: {key: r.get(key) for key in ("c", "calibration_evasion_rates", "success_rate", "wall_seconds")}
+        for k, r in records.items()
+    }
+    written = ["scores.csv", "scores.json", "adaptive.csv", "adaptive.md"]
+    artifacts.write_json(folder / "adaptive.json", artifacts.record(cfg.recorded(), start, attack_sets=sets,
+                                                                   outputs=written))  # fmt: skip
     return outputs
 
 
+def recorded_config(layout: Layout) -> AdaptiveConfig:
+    """The AdaptiveConfig that ``adaptive.json`` recorded (for rendering: no model is loaded)."""
+    recorded = artifacts.read_json(layout.folder / "adaptive.json")["config"]
+    fields = {f.name for f in dataclasses.fields(AdaptiveConfig)} - {"layout", "model", "hole_search"}
+    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in recorded.items() if k in fields}
+    holes = recorded.get("hole_search")
+    return AdaptiveConfig(layout=layout, hole_search=None if holes is None else hole_search.HoleConfig(**holes),
+                          **values)  # fmt: skip
+
+
+def tables_from_csv(folder: Path) -> tuple[list[dict], list[dict] | None]:
+    """adaptive.csv's rows and hole_search.csv's (None without one), as dicts with counts as ints."""
+
+    def rows(path: Path, counts: tuple[str, ...]) -> list[dict]:
+        cols = artifacts.read_table(path)
+        n = len(next(iter(cols.values())))
+        return [{k: (int(v[i]) if k in counts else v[i]) for k, v in cols.items()} for i in range(n)]
+
+    table = rows(folder / "adaptive.csv", ("n", "n_negative", "n_successful", "n_evading"))
+    holes_csv = folder / "hole_search.csv"
+    return table, (rows(holes_csv, ("n", "n_successful", "n_holes")) if holes_csv.is_file() else None)
+
+
+def rendered_markdown(layout: Layout) -> str:
+    """adaptive.md from the folder's adaptive.csv, hole_search.csv and adaptive.json alone."""
+    return markdown(recorded_config(layout), *tables_from_csv(layout.folder))
+
+
 def _fmt(value, digits: int = 3) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
+    return "n/a" if _missing(value) else f"{value:.{digits}f}"
 
 
-def markdown(cfg: AdaptiveConfig, table: list[dict], records: dict, holes: list[dict] | None) -> str:
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, (float, np.floating)) and np.isnan(value))
+
+
+def _steps(cfg: AdaptiveConfig) -> str:
+    """The PGD step per budget, as the attacks take it (the paper's rule unless --step is given)."""
+    steps = [AttackConfig(method="pgd", eps=e, step=cfg.step).step_size for e in cfg.eps]
+    return ", ".join(f"{s:g} at eps {e:g}" for s, e in zip(steps, cfg.eps))
+
+
+def markdown(cfg: AdaptiveConfig, table: list[dict], holes: list[dict] | None) -> str:
     """adaptive.md: the table with its intervals, how it was made, and the hole search."""
     lines = [
         f"# Adaptive attacks on {cfg.layout.dataset}: what is left of each detector",
@@ -275,8 +318,8 @@ def markdown(cfg: AdaptiveConfig, table: list[dict], records: dict, holes: list[
         f"Detectors: one per predictor and measure, threshold at {adaptive.TARGET_FPR:.0%} FPR on "
         f"{adaptive.N_FIT} clean test images that no attack set uses; they judge with the evaluator's networks "
         f"(seed {eval_seed(cfg.seed)}, T = {cfg.samples} per network). detector FPR: their false-positive rate on "
-        f"the {cfg.n} clean evaluation images. Attacks: L-infinity PGD, {cfg.iterations} iterations of step "
-        f"{'eps/10 (0.5 at eps 5, 1.2 at eps 10)' if cfg.step is None else f'{cfg.step:g}'}, from the same random "
+        f"the {cfg.n} clean evaluation images. Attacks: L-infinity PGD, {cfg.iterations} iterations "
+        f"(step {_steps(cfg)}), from the same random "
         "start (eps in 0-255 units). pgd ignores the detector; pgd-adaptive maximises the loss of the MC-mean "
         "predictive minus c * max(0, U/τ - 1) with fresh networks at every step; pgd-adaptive-known does the same "
         "on the detector's own networks (it knows the seed). c is chosen from "
@@ -312,7 +355,7 @@ def markdown(cfg: AdaptiveConfig, table: list[dict], records: dict, holes: list[
                     f"{r['eps']:g}",
                     r["predictor"],
                     r["measure"],
-                    "n/a" if r["c"] is None else f"{r['c']:g}",
+                    "n/a" if _missing(r["c"]) else f"{r['c']:g}",
                     _fmt(r["success_rate"]),
                     f"{_fmt(r['auc'])} [{_fmt(r['auc_lo'], 2)}, {_fmt(r['auc_hi'], 2)}]",
                     _fmt(r["tpr_at_threshold"]),

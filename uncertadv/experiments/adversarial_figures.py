@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,7 @@ def _curve(scores: np.ndarray, positive: np.ndarray):
 
 def run_roc(layout: Layout) -> list[Path]:
     """One figure per (attack, eps): every predictor and measure, all vs successful-only adversarials."""
+    started = time.perf_counter()
     scores = read_long_scores(layout.scores)
     scores = {k: v[table1_mask(scores)] for k, v in scores.items()}
     outputs = []
@@ -74,6 +76,7 @@ def run_roc(layout: Layout) -> list[Path]:
         title = f"{attack.upper()} eps = {eps:g}/255: adversarial vs clean + noise\n{model_title(layout)}"
         out = layout.folder / f"roc_{attack}_eps{eps:g}.png"
         plots.save_figure(plots.roc_pr({k: v for k, v in curves.items() if v}, title), out)
+        plots.figure_record(out, {"figure": "roc", "attack": attack, "eps": float(eps)}, started, [layout.scores])
         outputs.append(out)
     return outputs
 
@@ -83,6 +86,7 @@ def run_examples(layout: Layout, method: str, eps: float, count: int = 8) -> Pat
     their differences amplified to the full range."""
     from uncertadv import data
 
+    started = time.perf_counter()
     sets = {}
     for predictor in ("deterministic", "mc"):
         sets[predictor], record = attack_sets.load(layout.attack_set(set_name(method, eps, predictor)))
@@ -105,4 +109,6 @@ def run_examples(layout: Layout, method: str, eps: float, count: int = 8) -> Pat
     out = layout.folder / f"adversarial_examples_{method}_eps{eps:g}.png"
     title = f"{method.upper()} eps = {eps:g}/255 (grey = no change)\n{model_title(layout)}"
     plots.save_figure(plots.adversarial_examples(rows, title), out)
+    config = {"figure": "adversarial_examples", "method": method, "eps": float(eps), "count": count}
+    plots.figure_record(out, config, started, [layout.attack_set(set_name(method, eps, p)) for p in sets])
     return out

@@ -149,11 +149,23 @@ def streamed_features(trunk: keras.Model, config: CatsDogsConfig, split: str) ->
     return features, labels
 
 
-def train_heads(config: CatsDogsConfig, f_train, y_train, f_test, y_test) -> tuple[list[keras.Model], dict]:
+def test_predictions(y_test: np.ndarray, det: np.ndarray, probs: np.ndarray) -> dict[str, np.ndarray]:
+    """Per test image, the true label and the single model's predicted classes with dropout off and by
+    MC (``det [1, N, C]``, ``probs [T, N, C]``, as ``accuracy`` takes them): the paired data of claim 9 (MC
+    accuracy vs the point estimate)."""
+    return {
+        "index": np.arange(len(y_test)),
+        "label": np.asarray(y_test).astype(int),
+        "mc_pred": probs.mean(axis=0).argmax(axis=-1),
+        "det_pred": det.mean(axis=0).argmax(axis=-1),
+    }
+
+
+def train_heads(config: CatsDogsConfig, f_train, y_train, f_test, y_test) -> tuple[list[keras.Model], dict, dict]:
     """K Dropout -> Dense heads on frozen features (seeds SEED..SEED+K-1), with their test
     accuracies measured on the test features (the trunk is deterministic, so this equals
-    running trunk and head on the images)."""
-    heads, member_metrics = [], []
+    running trunk and head on the images). Returns ``(heads, metrics, head 0's test_predictions)``."""
+    heads, member_metrics, first = [], [], None
     for k in range(config.members):
         keras.utils.set_random_seed(config.seed + k)
         h = cd.head(f_train.shape[1], name=f"head{k}")
@@ -163,11 +175,12 @@ def train_heads(config: CatsDogsConfig, f_train, y_train, f_test, y_test) -> tup
         probs = mc.mc_predict(h, f_test, samples=config.eval_samples, seed=ACCURACY_SEED, pixel_max=None)
         member_metrics.append({"seed": config.seed + k, "test_accuracy_deterministic": accuracy(det, y_test),
                                "test_accuracy_mc": accuracy(probs, y_test)})  # fmt: skip
+        first = first or test_predictions(y_test, det, probs)
         _say_head(k, config.members, member_metrics[-1])
         heads.append(h)
     det = mc.deterministic_predict(heads, f_test, pixel_max=None)
     probs = mc.mc_predict(heads, f_test, samples=config.eval_samples, seed=ACCURACY_SEED, pixel_max=None)
-    return heads, _metrics(member_metrics, det, probs, len(y_train), y_test, config.eval_samples)
+    return heads, _metrics(member_metrics, det, probs, len(y_train), y_test, config.eval_samples), first
 
 
 def _say_head(k: int, members: int, m: dict) -> None:
@@ -189,8 +202,9 @@ def _metrics(member_metrics: list, det, probs, n_train: int, y_test, samples: in
     }
 
 
-def train_pretrained(config: CatsDogsConfig) -> tuple[keras.Model, list[keras.Model], dict]:
-    """A frozen ImageNet trunk and K heads trained on its features: ``(trunk, heads, metrics)``."""
+def train_pretrained(config: CatsDogsConfig) -> tuple[keras.Model, list[keras.Model], dict, dict]:
+    """A frozen ImageNet trunk and K heads trained on its features:
+    ``(trunk, heads, metrics, head 0's test_predictions)``."""
     config.validate()
     if config.source != "auto":
         raise ValueError("the pretrained trunks read the PetImages folder; --source tfds is for the small trunk")
@@ -201,17 +215,18 @@ def train_pretrained(config: CatsDogsConfig) -> tuple[keras.Model, list[keras.Mo
     f_test, y_test = streamed_features(trunk, config, "test")
     features_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    heads, metrics = train_heads(config, f_train, y_train, f_test, y_test)
+    heads, metrics, predictions = train_heads(config, f_train, y_train, f_test, y_test)
     metrics.update(
         features_seconds=round(features_seconds, 2),
         head_train_seconds=round(time.perf_counter() - start, 2),
         source_image_px=source_px,
     )
-    return trunk, heads, metrics
+    return trunk, heads, metrics, predictions
 
 
-def train(config: CatsDogsConfig, verbose: int = 2) -> tuple[list[keras.Model], dict]:
-    """The small trunk's two stages; returns the K members (trunk + head each) and their metrics."""
+def train(config: CatsDogsConfig, verbose: int = 2) -> tuple[list[keras.Model], dict, dict]:
+    """The small trunk's two stages; returns the K members (trunk + head each), their metrics and
+    member 0's test_predictions."""
     config.validate()
     x_train, y_train = data.load_catsdogs("train", config.source, **config.data_options)
     x_test, y_test = data.load_catsdogs("test", config.source, **config.data_options)
@@ -220,7 +235,7 @@ def train(config: CatsDogsConfig, verbose: int = 2) -> tuple[list[keras.Model], 
     trunk, metrics = build_trunk(config, x_train, y_train, verbose)
     start = time.perf_counter()
     f_train = features_of(trunk, x_train)
-    members, member_metrics = [], []
+    members, member_metrics, first = [], [], None
     for k in range(config.members):
         keras.utils.set_random_seed(config.seed + k)
         h = cd.head(f_train.shape[1], name=f"head{k}")
@@ -236,13 +251,14 @@ def train(config: CatsDogsConfig, verbose: int = 2) -> tuple[list[keras.Model], 
                 "test_accuracy_mc": accuracy(probs, y_test),
             }
         )
+        first = first or test_predictions(y_test, det, probs)
         _say_head(k, config.members, member_metrics[-1])
         members.append(model)
     det = mc.deterministic_predict(members, x_test)
     probs = mc.mc_predict(members, x_test, samples=config.eval_samples, seed=ACCURACY_SEED, desc="ensemble MC pass")
     metrics.update(head_train_seconds=round(time.perf_counter() - start, 2))
     metrics.update(_metrics(member_metrics, det, probs, len(y_train), y_test, config.eval_samples))
-    return members, metrics
+    return members, metrics, first
 
 
 def make(out: Path, config: CatsDogsConfig, *, force: bool = False) -> tuple[dict, bool]:
@@ -262,15 +278,28 @@ def make(out: Path, config: CatsDogsConfig, *, force: bool = False) -> tuple[dic
         return found, True
     start = time.perf_counter()
     if config.backbone in cd.PRETRAINED:
-        trunk, heads, metrics = train_pretrained(config)
+        trunk, heads, metrics, predictions = train_pretrained(config)
         title = config.title_for(metrics["source_image_px"])
         record = artifacts.record(want, start, recipe="catsdogs", title=title, metrics=metrics)
         io.save_trunk_and_heads(out, trunk, heads, record)
-        return record, False
-    members, metrics = train(config)
-    record = artifacts.record(want, start, recipe="catsdogs", title=config.title, metrics=metrics)
-    paths = io.member_paths(out, len(members))
-    for k, (model, path) in enumerate(zip(members, paths)):
-        io.save_model(model, path, {**record, "member": k})
-    io.save_manifest(out, paths, record)
+    else:
+        members, metrics, predictions = train(config)
+        record = artifacts.record(want, start, recipe="catsdogs", title=config.title, metrics=metrics)
+        paths = io.member_paths(out, len(members))
+        for k, (model, path) in enumerate(zip(members, paths)):
+            io.save_model(model, path, {**record, "member": k})
+        io.save_manifest(out, paths, record)
+    _write_test_predictions(out, predictions, record)
     return record, False
+
+
+def _write_test_predictions(manifest: Path, predictions: dict, record: dict) -> None:
+    """RESULTS/test_scores.csv (one row per test image) beside the results folder's models/, with a
+    sidecar that shares the training run's record."""
+    folder = manifest.parent.parent if manifest.parent.name == "models" else manifest.parent
+    path = folder / "test_scores.csv"
+    artifacts.write_csv(path, predictions)
+    meta = {"model": str(manifest.name), "member": 0, "samples": record["config"]["eval_samples"],
+            "seed": ACCURACY_SEED}  # fmt: skip
+    artifacts.write_json(artifacts.sidecar_path(path), {**record, "config": {**record["config"], **meta},
+                                                        "metrics": {}, "outputs": [path.name]})  # fmt: skip

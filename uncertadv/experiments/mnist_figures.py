@@ -260,7 +260,7 @@ def run_holes(
     z_train = latent.encode(ctx.encoder_decoder[0], x_train)
     z_grid, _ = latent.latent_grid(extent, size)
     distance = latent.distance_to_data(z_grid, z_train)
-    rows, panels, outputs = [], [], []
+    rows, panels, outputs, flags = [], [], [], {}
     for predictor in ("mc", "ensemble"):
         grid = grid_scores(ctx, predictor, size, extent)
         mi_threshold = float(np.quantile(test_scores(ctx, predictor)["mutual_information"], mi_quantile))
@@ -296,13 +296,20 @@ def run_holes(
             )
         )
         outputs.append(_hole_gallery(ctx, predictor, grid, hole, gallery_size))
+        flags[predictor] = (far, hole)
     artifacts.write_csv(ctx.results / "holes.csv", {k: [r[k] for r in rows] for k in rows[0]})
+    # per far grid point, whether each predictor has a hole there: the paired data of the Fig. 6 claim
+    far = flags["mc"][0]  # the same for both: distance to the data alone
+    artifacts.write_csv(
+        ctx.results / "holes_grid.csv",
+        {"grid_index": np.flatnonzero(far), **{f"hole_{p}": h[far].astype(int) for p, (_, h) in flags.items()}},
+    )
     title = (
         f"Uncertainty holes: > {far_distance} from every encoded training image, max prob >= {min_confidence}, "
         f"MI <= its {mi_quantile:.0%} quantile on test digits"
     )
     plots.save_figure(plots.hole_maps(panels, extent, z_train, title), ctx.results / "holes_map.png")
-    outputs = [ctx.results / "holes.csv", ctx.results / "holes_map.png", *outputs]
+    outputs = [ctx.results / "holes.csv", ctx.results / "holes_grid.csv", ctx.results / "holes_map.png", *outputs]
     record(
         ctx,
         "holes",

@@ -36,6 +36,20 @@ def save_figure(fig, path: Path | str, dpi: int = 130) -> None:
     plt.close(fig)
 
 
+def figure_record(path: Path, config: dict, started: float, inputs: list[Path]) -> Path:
+    """The sidecar of figure ``path`` (same stem, .json): the command, config, versions and wall time
+    that drew it, and the sha256 of each file it was drawn from (named relative to the figure)."""
+
+    def name(p: Path) -> str:
+        p = Path(p)
+        return str(p.relative_to(path.parent)) if p.is_relative_to(path.parent) else str(p)
+
+    sidecar = artifacts.sidecar_path(path)
+    files = {name(p): artifacts.file_sha256(p) for p in inputs}
+    artifacts.write_json(sidecar, artifacts.record(config, started, inputs=files, outputs=[path.name]))
+    return sidecar
+
+
 def latent_maps(
     panels: list[tuple[np.ndarray, str, str]], extent: float, z_test: np.ndarray, y_test: np.ndarray, suptitle: str
 ):

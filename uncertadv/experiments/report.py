@@ -118,9 +118,9 @@ def score_set(npz: Path) -> tuple[AttackConfig, dict]:
     return config, attack_sets.cached_scores(layout, npz.stem, models, x, y)
 
 
-def merge_into_scores(scores_csv: Path, config: AttackConfig, rows: dict) -> None:
+def merge_into_scores(scores_csv: Path, config: AttackConfig, rows: dict, started: float) -> None:
     """Replace the rows of one (attack, eps, predictor) in the long scores.csv, keeping the others."""
-    write_scores(scores_csv, [long_rows((config.method, config.eps, config.predictor, ""), rows)])
+    write_scores(scores_csv, [long_rows((config.method, config.eps, config.predictor, ""), rows)], started)
 
 
 def long_rows(group: tuple, rows: dict) -> dict[str, list]:
@@ -135,10 +135,11 @@ def long_rows(group: tuple, rows: dict) -> dict[str, list]:
     return long
 
 
-def write_scores(scores_csv: Path, groups: list[dict[str, list]]) -> None:
+def write_scores(scores_csv: Path, groups: list[dict[str, list]], started: float) -> None:
     """Write ``groups`` (from ``long_rows``) into scores.csv: a group already there is replaced, the
     others are kept, and groups are ordered by attack, eps, predictor and measure, so the file does
-    not depend on which report ran first."""
+    not depend on which report ran first. Its sidecar (scores.json) records the command that wrote
+    it last, the groups that command wrote, and the file's sha256."""
     found: dict[tuple, dict[str, list]] = {}
     if scores_csv.is_file():
         old = artifacts.read_csv(scores_csv)
@@ -159,6 +160,17 @@ def write_scores(scores_csv: Path, groups: list[dict[str, list]]) -> None:
     for group in groups:
         found[_group_key([group[c][0] for c in GROUP_COLUMNS])] = group
     artifacts.write_csv(scores_csv, {c: [v for key in sorted(found) for v in found[key][c]] for c in LONG_COLUMNS})
+    written = [[g[c][0] for c in GROUP_COLUMNS] for g in groups]
+    artifacts.write_json(
+        artifacts.sidecar_path(scores_csv),
+        artifacts.record(
+            {"groups_written": written},
+            started,
+            rows=sum(len(b["attack"]) for b in found.values()),
+            groups=len(found),
+            sha256=artifacts.file_sha256(scores_csv),
+        ),  # fmt: skip
+    )
 
 
 def _group_key(values: list) -> tuple:
@@ -195,7 +207,7 @@ def _models_line(layout: Layout) -> str:
 
 
 def _write(cfg: TableConfig, table: list[dict], groups: list[dict], records: dict, start: float) -> list[Path]:
-    write_scores(cfg.layout.scores, groups)
+    write_scores(cfg.layout.scores, groups, start)
     _write_tables(cfg, table)
     sets = {
         k: {
@@ -214,6 +226,7 @@ def _write(cfg: TableConfig, table: list[dict], groups: list[dict], records: dic
             attack_sets=sets,
             attack_sets_built=sum(not r.get("reused") for r in records.values()),
             attack_sets_reused=sum(bool(r.get("reused")) for r in records.values()),
+            outputs=["scores.csv", "scores.json", "table1.csv", "table1.md"],
         ),
     )
     return [cfg.layout.scores, cfg.layout.table1("csv"), cfg.layout.table1("md"), cfg.layout.table1("json")]
