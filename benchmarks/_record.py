@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import statistics
+import sys
 import time
 from pathlib import Path
 
 from uncertadv import artifacts
 
-BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "results" / "benchmarks.md"
-HEADER = (
-    "# Benchmarks\n\nSpeed figures measured by the scripts in `benchmarks/`; each section is rewritten by its script.\n"
-)
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+STARTED = time.perf_counter()  # the script's start: its record's wall time covers the whole run
 
 
 def timed(fn, repeats: int) -> float:
@@ -32,20 +30,28 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({artifacts.cpu_model()}), {platform.system()}"
 
 
-def write_section(name: str, body: str) -> None:
-    """Replace (or append) the section ``name`` of results/benchmarks.md."""
-    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else HEADER
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    block = f"{start}\n{body.rstrip()}\n{end}"
-    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
-    artifacts.write_text(BENCHMARKS_MD, text)
+def write_section(name: str, body: str, *, weights: str) -> None:
+    """Record the section ``name`` (results/benchmarks/NAME.json: the command, versions, CPU, threads,
+    commit, wall time, what the weights were, and the section's markdown) and render benchmarks.md
+    from every such record."""
+    from uncertadv.experiments.claims import documents
+
+    if name not in documents.BENCHMARK_SECTIONS:
+        raise ValueError(f"add {name!r} to documents.BENCHMARK_SECTIONS, which orders benchmarks.md")
+    record = artifacts.record({"section": name, "argv": sys.argv[1:], "weights": weights}, STARTED, markdown=body)
+    record["command"] = " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+    artifacts.write_json(RESULTS / "benchmarks" / f"{name}.json", record)
+    artifacts.write_text(RESULTS / "benchmarks.md", documents.benchmarks_markdown(RESULTS))
 
 
-def provenance(command: str) -> str:
+def provenance(command: str, weights: str) -> str:
+    """The lines under a section: the command, machine, threads, weights, versions and date."""
     v = artifacts.versions()
+    t = v["threads"]
+    pools = f"TensorFlow intra-op {t.get('intra_op', '?')}, inter-op {t.get('inter_op', '?')} (0 = its own choice)"
     return (
-        f"- command: `{command}`\n- machine: {machine()}\n"
+        f"- command: `{command}`\n- machine: {machine()}; {t['cpus']} cpus available, {pools}\n"
+        f"- weights: {weights}\n"
         f"- versions: tensorflow {v['tensorflow']}, keras {v['keras']}, numpy {v['numpy']}, "
         f"uncertadv {v['uncertadv']} ({v['git_commit']})\n- date: {time.strftime('%Y-%m-%d')}"
     )

@@ -31,6 +31,9 @@ from uncertadv.models.cnn import build_cnn  # noqa: E402
 METHODS = ("pgd", "pgd-adaptive", "pgd-adaptive-known")
 
 
+WEIGHTS = "random: untrained models (the weights do not change the cost)"
+
+
 def config(method: str, samples: int, iterations: int) -> AttackConfig:
     extra = {} if method == "pgd" else {"measure": "mutual_information", "threshold": 0.05, "c": 10.0}
     if method == "pgd-adaptive-known":
@@ -82,9 +85,9 @@ def main() -> None:
         + "\n".join(rows)
         + "\n\nThe adaptive loss takes U (here MI) from the same T sampled networks as the MC-mean predictive, so a "
         "step adds only the measure's arithmetic and its gradient, not another forward pass.\n\n"
-        + provenance(" ".join(["python", "benchmarks/adaptive_attack_speed.py"] + sys.argv[1:]))
+        + provenance(" ".join(["python", "benchmarks/adaptive_attack_speed.py"] + sys.argv[1:]), WEIGHTS)
     )
-    write_section("adaptive_attack_speed", body)
+    write_section("adaptive_attack_speed", body, weights=WEIGHTS)
     print(body)
 
 

@@ -24,6 +24,8 @@ from uncertadv import data  # noqa: E402
 from uncertadv.attacks import AttackConfig, attack  # noqa: E402
 from uncertadv.models.cnn import build_cnn  # noqa: E402
 
+WEIGHTS = "random: untrained paper CNNs (the weights do not change the cost)"
+
 
 def step_seconds(models, x, y, predictor: str, samples: int) -> float:
     def run(iterations):
@@ -56,9 +58,9 @@ def main() -> None:
         f"| MC, T = {args.samples} (fresh networks every step) | {mc:.3f} | {mc / det:.1f}x |\n"
         f"| ensemble, {args.members} x {args.samples} | {ens:.3f} | {ens / det:.1f}x |\n"
         + "\n"
-        + provenance(" ".join(["python", "benchmarks/attack_speed.py"] + sys.argv[1:]))
+        + provenance(" ".join(["python", "benchmarks/attack_speed.py"] + sys.argv[1:]), WEIGHTS)
     )
-    write_section("attack_speed", body)
+    write_section("attack_speed", body, weights=WEIGHTS)
     print(body)
 
 

@@ -26,6 +26,8 @@ from _record import provenance, write_section  # noqa: E402
 from uncertadv.attacks import AttackConfig, attack  # noqa: E402
 from uncertadv.models import catsdogs as cd  # noqa: E402
 
+WEIGHTS = "random: EfficientNet-Lite0 with weights=None (the weights do not change the cost)"
+
 
 def step_seconds(models, x, y, predictor: str, samples: int, repeats: int = 3) -> float:
     def run(iterations):
@@ -68,9 +70,9 @@ def main() -> None:
         f"| ensemble, {args.heads} heads x {args.samples} on one trunk | {ens:.3f} | {ens / det:.2f}x | <= 1.5x |\n"
         "\nThe trunk is deterministic and shared, so each step runs it (and its backward pass) once; "
         "the T or K x T sampled networks differ only in the Dropout -> Dense(2) head.\n\n"
-        + provenance(" ".join(["python", "benchmarks/catsdogs_attack_speed.py"] + sys.argv[1:]))
+        + provenance(" ".join(["python", "benchmarks/catsdogs_attack_speed.py"] + sys.argv[1:]), WEIGHTS)
     )
-    write_section("catsdogs_attack_speed", body)
+    write_section("catsdogs_attack_speed", body, weights=WEIGHTS)
     print(body)
 
 

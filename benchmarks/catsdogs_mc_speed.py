@@ -22,6 +22,8 @@ from _record import provenance, timed, write_section  # noqa: E402
 from uncertadv import mc  # noqa: E402
 from uncertadv.models import catsdogs as cd  # noqa: E402
 
+WEIGHTS = "random: an untrained small trunk, and ResNet50 with weights=None (the weights do not change the cost)"
+
 
 def ratio(model, x, samples: int, repeats: int = 3) -> tuple[float, float]:
     det = timed(lambda: mc.deterministic_predict(model, x), repeats)
@@ -40,7 +42,7 @@ def main() -> None:
     rows = []
     for name, trunk, n in (
         ("small trunk, 64 px", cd.small_trunk(64), args.n),
-        ("ResNet50 trunk, 224 px", cd.resnet50_trunk(224, weights=None), args.resnet_n),
+        ("ResNet50 trunk (random weights), 224 px", cd.resnet50_trunk(224, weights=None), args.resnet_n),
     ):
         model = cd.classifier(trunk, cd.head(trunk.output_shape[-1]))
         x = rng.random((n, *trunk.input_shape[1:]), dtype=np.float32)
@@ -52,9 +54,9 @@ def main() -> None:
         + "\n".join(rows)
         + "\n\nDropout sits only in the head, so the trunk runs once per image and "
         "each extra sample costs one Dropout->Dense(2) head.\n\n"
-        + provenance(" ".join(["python", "benchmarks/catsdogs_mc_speed.py"] + sys.argv[1:]))
+        + provenance(" ".join(["python", "benchmarks/catsdogs_mc_speed.py"] + sys.argv[1:]), WEIGHTS)
     )
-    write_section("catsdogs_mc", body)
+    write_section("catsdogs_mc", body, weights=WEIGHTS)
     print(body)
 
 

@@ -16,12 +16,16 @@ import io
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
+from uncertadv import artifacts
+
 ROOT = Path(__file__).resolve().parent.parent
 MNIST = "results/mnist"
+STARTED = time.perf_counter()
 
 
 def old_text(commit: str, path: str) -> str:
@@ -91,9 +95,20 @@ def main() -> None:
                 lines.append(
                     f"| {path}: {value_col} ({k}) | {float(v):.4f} | {float(cur[value_col][keys_new.index(k)]):.4f} |"
                 )
-    lines += ["", f"- command: `python benchmarks/compare_results.py {' '.join(sys.argv[1:])}`"]
+    made = {json.loads(new(f"{MNIST}/models/{n}"))["versions"].get("git_commit", "?") for n in ("cnn.json", "vae.json")}
+    v = artifacts.versions()
+    command = f"python benchmarks/compare_results.py {' '.join(sys.argv[1:])}"
+    lines += [
+        "",
+        f"- now: the results committed beside this file, made at commit {', '.join(sorted(made))} (their records)",
+        f"- compared at commit {v['git_commit']} on {v['cpu']} ({v['threads']['cpus']} cpus), "
+        f"{time.strftime('%Y-%m-%d')}",
+        f"- command: `{command}`",
+    ]
     out = ROOT / "results" / "reproducibility.md"
-    out.write_text("\n".join(lines) + "\n")
+    artifacts.write_text(out, "\n".join(lines) + "\n")
+    record = artifacts.record({"against": args.against}, STARTED, outputs=[out.name])
+    artifacts.write_json(out.with_suffix(".json"), {**record, "command": command})
     print(out.read_text())
 
 

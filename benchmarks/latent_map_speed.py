@@ -23,6 +23,8 @@ from uncertadv.experiments import latent  # noqa: E402
 from uncertadv.models.cnn import build_cnn  # noqa: E402
 from uncertadv.models.vae import build_decoder  # noqa: E402
 
+WEIGHTS = "random: untrained paper CNN(s) and VAE decoder (the weights do not change the cost)"
+
 
 def one_map(decoder, models, grid: int, samples: int) -> float:
     start = time.perf_counter()
@@ -51,9 +53,9 @@ def main() -> None:
         f"| one dropout CNN | T = {t} | {single:.1f} |\n"
         f"| ensemble of {args.members} dropout CNNs | {args.members} x {t} | {ensemble:.1f} |\n\n"
         f"Bar: the single-model map in at most 60 s on 2 cores ({'met' if single <= 60 else 'NOT met'}).\n\n"
-        + provenance(" ".join(["python", "benchmarks/latent_map_speed.py"] + sys.argv[1:]))
+        + provenance(" ".join(["python", "benchmarks/latent_map_speed.py"] + sys.argv[1:]), WEIGHTS)
     )
-    write_section("latent_map", body)
+    write_section("latent_map", body, weights=WEIGHTS)
     print(body)
 
 

@@ -21,6 +21,8 @@ from _record import provenance, timed, write_section  # noqa: E402
 from uncertadv import data, mc  # noqa: E402
 from uncertadv.models.cnn import build_cnn  # noqa: E402
 
+WEIGHTS = "random: an untrained paper CNN (the weights do not change the cost)"
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -46,9 +48,9 @@ def main() -> None:
         f"| naive loop of T `model(x, training=True)` | {naive:.3f} | {naive / det:.1f}x |\n\n"
         f"`mc_predict` is **{naive / fast:.1f}x faster** than the naive loop (bar: >= 10x) and costs "
         f"**{fast / det:.1f}x** one deterministic pass (bar: <= 5x).\n\n"
-        + provenance(" ".join(["python", "benchmarks/mc_speed.py"] + sys.argv[1:]))
+        + provenance(" ".join(["python", "benchmarks/mc_speed.py"] + sys.argv[1:]), WEIGHTS)
     )
-    write_section("mc_speed", body)
+    write_section("mc_speed", body, weights=WEIGHTS)
     print(body)
 
 

@@ -22,6 +22,8 @@ from _record import BENCHMARKS_MD, provenance, write_section  # noqa: E402
 from uncertadv.experiments import report  # noqa: E402
 from uncertadv.experiments.layout import Layout  # noqa: E402
 
+WEIGHTS = "trained: the models of results/mnist/models"
+
 
 def main() -> None:
     models = BENCHMARKS_MD.parent / "mnist" / "models"
@@ -38,9 +40,9 @@ def main() -> None:
         f"## Whole MNIST Table 1 from scratch, models already trained\n\n"
         f"{len(table)} settings ({', '.join(cfg.methods)} x eps {', '.join(f'{e:g}' for e in cfg.eps)} x "
         f"{', '.join(cfg.predictors)}), N = {cfg.n} per kind, T = {cfg.samples}, bootstrap {cfg.bootstrap}: "
-        f"**{seconds:.0f} s** (bar: <= 600 s).\n\n" + provenance("python benchmarks/table1_speed.py")
+        f"**{seconds:.0f} s** (bar: <= 600 s).\n\n" + provenance("python benchmarks/table1_speed.py", WEIGHTS)
     )
-    write_section("table1_speed", body)
+    write_section("table1_speed", body, weights=WEIGHTS)
     print(body)
 
 

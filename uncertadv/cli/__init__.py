@@ -14,7 +14,7 @@ import typer
 
 from uncertadv.cli._common import OneLineErrors, quiet_tensorflow
 from uncertadv.cli.attack import attack
-from uncertadv.cli.claims import claims
+from uncertadv.cli.claims import claims, render
 from uncertadv.cli.detect import detect_app
 from uncertadv.cli.migrate import migrate
 from uncertadv.cli.plot import plot_app
@@ -56,6 +56,7 @@ app.add_typer(plot_app, name="plot")
 app.add_typer(detect_app, name="detect")
 app.command("migrate")(migrate)
 app.command("claims")(claims)
+app.command("render")(render)
 
 
 def main() -> None:

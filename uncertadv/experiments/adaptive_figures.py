@@ -60,6 +60,13 @@ def run_evasion(layout: Layout) -> Path:
     return out
 
 
+def missing_gallery_set(layout: Layout, predictor: str = "mc") -> Path | None:
+    """The gallery's PGD attack set when its images are missing (a checkout holds only their records)."""
+    eps = float(max(artifacts.read_table(layout.folder / "adaptive.csv")["eps"]))
+    path = layout.attack_set(set_name("pgd", eps, predictor))
+    return None if path.is_file() else path
+
+
 def run_gallery(layout: Layout, predictor: str = "mc", measure: str = "mutual_information", count: int = 8) -> Path:
     """Sources and their pgd, pgd-adaptive and pgd-adaptive-known images at the largest eps."""
     from uncertadv import data

@@ -139,13 +139,9 @@ def _inputs(cfg: AdaptiveConfig):
     return models, options, dict.fromkeys(cfg.predictors, data.load(cfg.layout.dataset, "test", **options))
 
 
-def run(cfg: AdaptiveConfig) -> tuple[list[dict], list[Path]]:
-    """Detectors, attack sets, scores, then adaptive.{csv,md,json} (and hole_search.* on MNIST)."""
-    start = time.perf_counter()
-    layout = cfg.layout
-    models, options, loaded = _inputs(cfg)
-    from_logits = (options or {}).get("from_logits", False)
-    detectors = {}
+def _fit(cfg: AdaptiveConfig, models: dict, options: dict | None, loaded: dict) -> dict:
+    """The protocol's detectors, ``{(predictor, measure): Detector}`` (fitted, or reused from their files)."""
+    layout, detectors = cfg.layout, {}
     for predictor in cfg.predictors:
         x, y = loaded[predictor]
         fitted = adaptive.fit_detectors(
@@ -158,12 +154,21 @@ def run(cfg: AdaptiveConfig) -> tuple[list[dict], list[Path]]:
             n=cfg.n,
             samples=cfg.samples,
             seed=cfg.seed,
-            from_logits=from_logits,
+            from_logits=(options or {}).get("from_logits", False),
             pixel_max=(options or {}).get("pixel_max", 1.0) if cfg.model is not None else 1.0,
             model_file=cfg.model or layout.classifier(predictor),
             force=cfg.force,
         )
         detectors.update({(predictor, m): d for m, d in fitted.items()})
+    return detectors
+
+
+def run(cfg: AdaptiveConfig) -> tuple[list[dict], list[Path]]:
+    """Detectors, attack sets, scores, then adaptive.{csv,md,json} (and hole_search.* on MNIST)."""
+    start = time.perf_counter()
+    layout = cfg.layout
+    models, options, loaded = _inputs(cfg)
+    detectors = _fit(cfg, models, options, loaded)
     settings = [(e, p) for e in cfg.eps for p in cfg.predictors]
     table, groups, records = [], [], {}
     pixel_max = (options or {}).get("pixel_max", 1.0) if cfg.model is not None else 1.0
