@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _record import BENCHMARKS_MD, provenance, write_section  # noqa: E402
 
-from uncertadv.experiments import report  # noqa: E402
 from uncertadv.experiments.layout import Layout  # noqa: E402
+from uncertadv.experiments.table1 import report  # noqa: E402
 
 WEIGHTS = "trained: the models of results/mnist/models"
 

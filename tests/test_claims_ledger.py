@@ -84,8 +84,8 @@ def test_the_committed_ledger_is_current():
 @pytest.mark.parametrize("name", ["mnist", "catsdogs", "catsdogs-small"])
 def test_the_committed_table1_md_renders_from_table1_csv(name):
     """Staleness, rendering only: table1.md is the committed table1.csv and table1.json, formatted."""
-    from uncertadv.experiments import report
     from uncertadv.experiments.layout import Layout
+    from uncertadv.experiments.table1 import report
 
     layout = Layout.of(name.split("-")[0], RESULTS / name)
     text = report.markdown(report.recorded_config(layout), report.table_from_csv(layout))

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from uncertadv import metrics
-from uncertadv.experiments import attack_sets, table1
+from uncertadv.experiments import attack_sets
+from uncertadv.experiments.table1 import detection
 
 
 def test_auc_aupr_fpr_on_separable_and_reversed_scores():
@@ -66,7 +67,7 @@ def test_table_row_uses_successful_subset_and_nan_for_deterministic_mi():
         "softmax_variance": np.full(7, nan),
         "variation_ratio": np.full(7, nan),
     }
-    row = table1.table_row(rows, bootstrap_rounds=20)
+    row = detection.table_row(rows, bootstrap_rounds=20)
     assert row["entropy_auc"] == pytest.approx(1 / 3) and row["entropy_auc_s"] == 1.0
     assert np.isnan(row["mi_auc"]) and np.isnan(row["mi_auc_s"]) and np.isnan(row["mi_minus_entropy_auc"])
     assert row["success_rate"] == pytest.approx(1 / 3) and row["label_changed_rate"] == pytest.approx(2 / 3)

@@ -95,7 +95,7 @@ def test_tfds_data_is_real_tfds_load(tiny_models, tmp_path):
 
 
 def test_tfds_specs_split_on_the_first_two_colons_only(monkeypatch):
-    from uncertadv import data
+    from uncertadv import own_data
 
     seen = {}
 
@@ -104,9 +104,9 @@ def test_tfds_specs_split_on_the_first_two_colons_only(monkeypatch):
         return tf.data.Dataset.from_tensor_slices((np.zeros((2, 4, 4, 1), np.uint8), np.zeros(2, np.int64)))
 
     monkeypatch.setattr(tfds, "load", load)
-    x, y = data.load_spec("tfds:mnist:test[:10%]")
+    x, y = own_data.load_spec("tfds:mnist:test[:10%]")
     assert seen == {"name": "mnist", "split": "test[:10%]"} and x.shape == (2, 4, 4, 1) and y.tolist() == [0, 0]
-    data.load_spec("tfds:cifar10")
+    own_data.load_spec("tfds:cifar10")
     assert seen["split"] == "test"
 
 

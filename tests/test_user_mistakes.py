@@ -176,9 +176,9 @@ def test_4_named_folders_take_their_order_from_classes(user, tmp_path):
     result = run(*score, "--classes", "red,green,blue", "--out", tmp_path / "c.csv")
     assert result.exit_code == 0, result.output
     assert sorted(artifacts.read_table(tmp_path / "c.csv")["label"]) == [0] * 3 + [1] * 3 + [2] * 3
-    from uncertadv import data
+    from uncertadv import own_data
 
-    images, labels, _ = data.load_data(str(tmp_path / "colours"), 255.0, 16, classes=["red", "green", "blue"])
+    images, labels, _ = own_data.load_data(str(tmp_path / "colours"), 255.0, 16, classes=["red", "green", "blue"])
     for label, k in ((0, 2), (1, 1), (2, 0)):  # red holds x[6:9], green x[3:6], blue x[0:3]
         np.testing.assert_array_equal(images[labels == label][..., :1], x[3 * k : 3 * k + 3])
     assert artifacts.read_json(tmp_path / "c.json")["config"]["class_labels"] == {"red": 0, "green": 1, "blue": 2}
@@ -514,11 +514,11 @@ def test_more_ambiguities_are_refused(user, tmp_path):
     with pytest.raises(ValueError, match="clip_min"):
         ua.attack(model, x[:3] / 255.0 - 0.5, y[:3], method="pgd-adaptive", eps=8, c=1, detector=det,
                   clip_min=-0.5, clip_max=0.5)  # fmt: skip
-    from uncertadv.experiments import table1
+    from uncertadv.experiments.table1 import detection
 
     rows = {"kind": np.array(["clean"] * 5 + ["noise"] * 5 + ["adversarial"] * 5), "pair": np.r_[[np.nan] * 5,
             np.arange(5), np.arange(5)], "l2": np.ones(15), "success": np.ones(15), "label_changed": np.ones(15),
             "clean_pred": np.zeros(15), "label": np.zeros(15),
             **{m: np.linspace(0, 1, 15) for m in ua.MEASURES}}  # fmt: skip
-    row = table1.table_row(rows, bootstrap_rounds=10)
+    row = detection.table_row(rows, bootstrap_rounds=10)
     assert np.isnan(row["mi_tpr_at_5fpr"]) and row["mi_auc"] == 1.0  # 10 negatives cannot set a 5% FPR

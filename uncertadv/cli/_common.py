@@ -169,7 +169,7 @@ def own_data(
 def data_options(
     spec: str, pixel_max: float, image_size=None, from_logits=False, classes=None, color_mode=None
 ) -> dict:
-    """The recorded options of --data (``data.load_for_model`` reads them)."""
+    """The recorded options of --data (``own_data.load_for_model`` reads them)."""
     names = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
     return {"spec": spec, "pixel_max": float(pixel_max), "image_size": image_size, "from_logits": from_logits,
             "classes": names, "color_mode": color_mode.value if color_mode else None}  # fmt: skip

@@ -44,11 +44,10 @@ class Rule(str, Enum):
 def _load(model: Path, data: str, options: dict):
     """``(models, x, info)``: the model file's models and --data, checked against its contract."""
     quiet_tensorflow()
-    from uncertadv import data as loaders
-    from uncertadv import io, mc
+    from uncertadv import io, mc, own_data
 
     models = mc.check_models(io.load_classifier(model), options["from_logits"])
-    x, _, info = loaders.load_for_model(options, models[0])
+    x, _, info = own_data.load_for_model(options, models[0])
     if info.get("array") == "x_adv":
         echo(f"reading the adversarial images (x_adv) of the attack set {data}")
     return models, x, info

@@ -51,7 +51,7 @@ def _mnist(results: Optional[Path]):
 
 def _context(results: Optional[Path], cnn, ensemble, vae, samples: int, seed: int):
     quiet_tensorflow()
-    from uncertadv.experiments.mnist_figures import Context
+    from uncertadv.experiments.mnist_figures.figures import Context
 
     layout = _mnist(results)
     return Context(
@@ -88,7 +88,7 @@ def latent(
     vae: Vae = None,
 ) -> None:
     """Uncertainty over the VAE's 2-D latent space, with the encoded test set on top."""
-    from uncertadv.experiments import mnist_figures
+    from uncertadv.experiments.mnist_figures import figures as mnist_figures
 
     ctx = _context(results, cnn, ensemble, vae, samples, seed)
     _written(mnist_figures.run_latent(ctx, measure.value, predictor.value, grid, extent))
@@ -108,7 +108,7 @@ def interpolation(
     vae: Vae = None,
 ) -> None:
     """Figure 2: latent- vs pixel-space interpolation between two test digits, with entropy and MI along both."""
-    from uncertadv.experiments import mnist_figures
+    from uncertadv.experiments.mnist_figures import figures as mnist_figures
 
     ctx = _context(results, cnn, None, vae, samples, seed)
     _written(mnist_figures.run_interpolation(ctx, steps, (from_class, to_class)))
@@ -125,7 +125,7 @@ def midpoints(
     vae: Vae = None,
 ) -> None:
     """Figure 3: entropy and MI of pixel vs latent midpoints, and each measure's ROC-AUC for telling them apart."""
-    from uncertadv.experiments import mnist_figures
+    from uncertadv.experiments.mnist_figures import figures as mnist_figures
 
     ctx = _context(results, cnn, None, vae, samples, seed)
     paths, aucs = mnist_figures.run_midpoints(ctx, pairs, pair_seed)
@@ -161,7 +161,7 @@ def holes(
     vae: Vae = None,
 ) -> None:
     """Figure 5 and the Figure 6 claim: confident low-MI 'holes' far from data, single dropout model vs ensemble."""
-    from uncertadv.experiments import mnist_figures
+    from uncertadv.experiments.mnist_figures import figures as mnist_figures
 
     ctx = _context(results, cnn, ensemble, vae, samples, seed)
     paths, rows = mnist_figures.run_holes(ctx, grid, extent, far_distance, min_confidence, mi_quantile)
@@ -184,7 +184,7 @@ def variance_mi(
     vae: Vae = None,
 ) -> None:
     """§3.2: softmax variance against MI on clean and midpoint inputs, with Spearman's rho."""
-    from uncertadv.experiments import mnist_figures
+    from uncertadv.experiments.mnist_figures import figures as mnist_figures
 
     ctx = _context(results, cnn, None, vae, samples, seed)
     paths, rhos = mnist_figures.run_variance_vs_mi(ctx, pairs, pair_seed, _adversarial_group(ctx.results))
@@ -199,7 +199,7 @@ def _adversarial_group(results: Path) -> dict:
     import numpy as np
 
     from uncertadv import artifacts
-    from uncertadv.experiments.adversarial_figures import read_long_scores, table1_mask
+    from uncertadv.experiments.table1.figures import read_long_scores, table1_mask
 
     path = _mnist(results).scores
     if not path.is_file():
@@ -230,8 +230,8 @@ def roc(
 ) -> None:
     """Figures 11-14: ROC and precision-recall curves per attack and eps, for each measure and predictor,
     with all adversarial inputs and with the successful ones only."""
-    from uncertadv.experiments import adversarial_figures
     from uncertadv.experiments.layout import Layout
+    from uncertadv.experiments.table1 import figures as adversarial_figures
 
     _written(adversarial_figures.run_roc(Layout.of(dataset, results)))
 
@@ -248,8 +248,8 @@ def adversarial_examples(
 ) -> None:
     """Figure 7: originals, adversarial images against the deterministic and MC predictors, amplified differences."""
     quiet_tensorflow()
-    from uncertadv.experiments import adversarial_figures
     from uncertadv.experiments.layout import Layout
+    from uncertadv.experiments.table1 import figures as adversarial_figures
 
     _written([adversarial_figures.run_examples(Layout.of(dataset, results), method, eps, count)])
 
@@ -297,8 +297,8 @@ def all_figures(
 ) -> None:
     """Every MNIST figure with its defaults (latent maps for the three models, interpolation,
     midpoints, holes, variance vs MI), then RESULTS/SUMMARY.md with the numbers."""
-    from uncertadv.experiments import mnist_figures
-    from uncertadv.experiments.summary import write_mnist_summary
+    from uncertadv.experiments.mnist_figures import figures as mnist_figures
+    from uncertadv.experiments.mnist_figures.summary import write_mnist_summary
 
     ctx = _context(results, cnn, ensemble, vae, samples, seed)
     for predictor in ("mc", "ensemble", "deterministic"):

@@ -93,8 +93,8 @@ def report(
     from uncertadv.attacks import METHODS
     from uncertadv.experiments import adaptive as protocol
     from uncertadv.experiments import adaptive_report, own
-    from uncertadv.experiments import report as pipeline
     from uncertadv.experiments.layout import DEFAULT_EPS, Layout, own_layout
+    from uncertadv.experiments.table1 import report as pipeline
     from uncertadv.predictors import PREDICTORS
 
     options = own_data(model, data, pixel_max, image_size, from_logits, classes, color_mode)

@@ -81,7 +81,7 @@ def _score_attack_set(attack: Path) -> None:
     import numpy as np
 
     started = time.perf_counter()
-    from uncertadv.experiments import report
+    from uncertadv.experiments.table1 import report
 
     config, rows = report.score_set(attack)
     from uncertadv.experiments.layout import Layout

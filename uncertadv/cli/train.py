@@ -189,7 +189,7 @@ def catsdogs(
 
     With no options: ImageNet EfficientNet-Lite0 at 224 px, 5 heads, seed 0."""
     quiet_tensorflow()
-    from uncertadv.experiments import catsdogs_training as tc
+    from uncertadv.experiments.catsdogs import training as tc
     from uncertadv.experiments.layout import Layout
 
     size = image_size or (64 if backbone == "small" else 224)

@@ -14,8 +14,8 @@ import numpy as np  # noqa: E402
 
 from uncertadv import artifacts  # noqa: E402
 from uncertadv.experiments import adaptive, attack_sets, hole_search, plots  # noqa: E402
-from uncertadv.experiments.adversarial_figures import model_title  # noqa: E402
 from uncertadv.experiments.layout import Layout, ensure_vae, set_name  # noqa: E402
+from uncertadv.experiments.table1.figures import model_title  # noqa: E402
 
 STYLE = {"pgd": (":", "o"), "pgd-adaptive": ("-", "s"), "pgd-adaptive-known": ("--", "^")}
 COLOURS = {"mc": "tab:blue", "ensemble": "tab:orange"}

@@ -15,8 +15,9 @@ import numpy as np
 
 from uncertadv import artifacts, data, metrics
 from uncertadv.attacks import AttackConfig
-from uncertadv.experiments import adaptive, attack_sets, hole_search, own, report
+from uncertadv.experiments import adaptive, attack_sets, hole_search, own
 from uncertadv.experiments.layout import Layout, ensure_classifiers, eval_seed, set_name
+from uncertadv.experiments.table1 import report
 from uncertadv.progress import progress_bar
 
 COLUMNS = [

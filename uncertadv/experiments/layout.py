@@ -175,7 +175,7 @@ def _recorded(record: Path, config_class) -> dict:
 
 def _catsdogs(layout: Layout, predictors: tuple[str, ...]):
     """Member 0 of ``catsdogs.json`` is the single model; all members are the ensemble."""
-    from uncertadv.experiments import catsdogs_training
+    from uncertadv.experiments.catsdogs import training as catsdogs_training
 
     if not _complete(layout.catsdogs):
         config = catsdogs_training.CatsDogsConfig(**_recorded(layout.catsdogs, catsdogs_training.CatsDogsConfig))

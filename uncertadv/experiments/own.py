@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uncertadv import data, io, mc, predictors
+from uncertadv import data, io, mc, own_data, predictors
 
 DATASET = "own"  # the data set name recorded for --data
 
@@ -36,11 +36,11 @@ def classifiers(model: Path, wanted: tuple[str, ...], from_logits: bool = False)
 
 def load(options: dict, models: list, predictor: str, samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` of ``--data`` (``options``: spec, pixel_max, image_size, from_logits, classes,
-    color_mode), checked against the model's contract (``data.load_for_model``). Without labels,
+    color_mode), checked against the model's contract (``own_data.load_for_model``). Without labels,
     ``y`` is the predictor's own prediction on the clean inputs (the CleverHans convention), with
     ``seed``; ``options["labels"]`` records which (``data`` or ``predictor``) and
     ``options["class_labels"]`` a folder's ``{subfolder: label}``."""
-    x, y, info = data.load_for_model(options, models[0])
+    x, y, info = own_data.load_for_model(options, models[0])
     options["labels"] = "data" if y is not None else "predictor"
     if "classes" in info:
         options["class_labels"] = info["classes"]

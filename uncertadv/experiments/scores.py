@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uncertadv import artifacts, data, inputs, io, mc, predictors
+from uncertadv import artifacts, data, inputs, io, mc, own_data, predictors
 from uncertadv.measures import MEASURES
 
 COLUMNS = ("index", "label", "mc_pred", "det_pred") + MEASURES
@@ -87,7 +87,7 @@ def score_test_set(config: ScoreConfig, out: Path, *, batch_size: int | None = N
     model = mc.check_models(io.load_classifier(model_path), from_logits)
     pixel_max = 1.0
     if config.data is not None:
-        x, y, info = data.load_for_model(config.data, model[0])
+        x, y, info = own_data.load_for_model(config.data, model[0])
         pixel_max = config.data["pixel_max"]
     else:
         x, y = data.load(config.dataset, "test", config.source)

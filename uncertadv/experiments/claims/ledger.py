@@ -31,7 +31,7 @@ COLUMNS = ("claim", "setting", "row", "value", "lo", "hi", "n", "verdict", "reas
 def _groups(scores_csv: Path) -> dict[tuple, dict[str, np.ndarray]]:
     """Table 1's rows of scores.csv by ``(attack, eps, predictor)`` (``report.score_groups``), each kind
     sorted by source image, so that two sets' rows line up image for image."""
-    from uncertadv.experiments.report import score_groups
+    from uncertadv.experiments.table1.report import score_groups
 
     out = {}
     for key, rows in sorted(score_groups(scores_csv).items()):

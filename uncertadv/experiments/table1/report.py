@@ -12,8 +12,9 @@ import numpy as np
 
 from uncertadv import artifacts, data
 from uncertadv.attacks import AttackConfig
-from uncertadv.experiments import attack_sets, own, table1
+from uncertadv.experiments import attack_sets, own
 from uncertadv.experiments.layout import Layout, ensure_classifiers, eval_seed, set_name
+from uncertadv.experiments.table1 import detection
 from uncertadv.measures import MEASURES
 from uncertadv.progress import progress_bar
 
@@ -89,7 +90,7 @@ def run(cfg: TableConfig) -> tuple[list[dict], list[Path]]:
                 "attack": config.method,
                 "eps": config.eps,
                 "predictor": config.predictor,
-                **table1.table_row(rows, bootstrap_rounds=cfg.bootstrap, seed=cfg.seed),
+                **detection.table_row(rows, bootstrap_rounds=cfg.bootstrap, seed=cfg.seed),
             }
         )
         groups.append(long_rows((config.method, config.eps, config.predictor, ""), rows))
@@ -234,7 +235,7 @@ def _write(cfg: TableConfig, table: list[dict], groups: list[dict], records: dic
 
 def _write_tables(cfg: TableConfig, table: list[dict]) -> None:
     """table1.csv and table1.md from the rows of ``table``."""
-    columns = table1.PAPER_COLUMNS + table1.EXTRA_COLUMNS
+    columns = detection.PAPER_COLUMNS + detection.EXTRA_COLUMNS
     artifacts.write_csv(cfg.layout.table1("csv"), {c: [r[c] for r in table] for c in columns})
     # the markdown from the values as stored, so that it re-renders from table1.csv alone, cell for cell
     artifacts.write_text(cfg.layout.table1("md"), markdown(cfg, table_from_csv(cfg.layout)))
@@ -259,7 +260,7 @@ def markdown(cfg: TableConfig, table: list[dict]) -> str:
     )
     paper = None
     if cfg.layout.dataset == "catsdogs":
-        paper = table1.read_paper_table(importlib.resources.files("uncertadv.assets") / "paper_table1.csv")
+        paper = detection.read_paper_table(importlib.resources.files("uncertadv.assets") / "paper_table1.csv")
         header += (
             "\n\nIn brackets: the paper's value (Smith & Gal 2018, Table 1: ImageNet ResNet50 + dropout head, "
             "`assets/paper_table1.csv`); n/a where the paper has none. The paper's success rate counts label "
@@ -269,7 +270,7 @@ def markdown(cfg: TableConfig, table: list[dict]) -> str:
     header += "\n\n" + _models_line(cfg.layout)
     if cfg.model is not None:
         header += f"Model: `{cfg.model}`; data: `{cfg.data['spec']}` (pixel scale 0-{cfg.data['pixel_max']:g})."
-    return table1.markdown(table, header, paper)
+    return detection.markdown(table, header, paper)
 
 
 def render(layout: Layout) -> list[Path]:
@@ -288,7 +289,7 @@ def render(layout: Layout) -> list[Path]:
         key = (config.method, float(config.eps), config.predictor)
         if key not in groups:
             raise ValueError(f"{layout.scores} has no rows for {key}; run `uncertadv report` to make them")
-        row = table1.table_row(groups[key], bootstrap_rounds=cfg.bootstrap, seed=cfg.seed)
+        row = detection.table_row(groups[key], bootstrap_rounds=cfg.bootstrap, seed=cfg.seed)
         table.append({"attack": config.method, "eps": config.eps, "predictor": config.predictor, **row})
     _write_tables(cfg, table)
     rendered = artifacts.record({"from": ["scores.csv", "table1.json"]}, start)
