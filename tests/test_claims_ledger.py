@@ -72,26 +72,6 @@ def test_a_rerun_gives_the_same_bytes_and_combined_verdicts_follow_the_rows(ledg
     assert set(claims["claim"]) == expected
 
 
-def test_the_committed_ledger_is_current():
-    """Staleness, rendering only: CLAIMS.md is the committed claims.csv, formatted (so a number edited
-    by hand in either fails here)."""
-    from uncertadv.experiments.claims import ledger
-
-    text = ledger.markdown(ledger.read_rows(RESULTS / "claims.csv"))
-    assert text == (RESULTS / "CLAIMS.md").read_text(), "results/CLAIMS.md is stale: run uncertadv claims"
-
-
-@pytest.mark.parametrize("name", ["mnist", "catsdogs", "catsdogs-small"])
-def test_the_committed_table1_md_renders_from_table1_csv(name):
-    """Staleness, rendering only: table1.md is the committed table1.csv and table1.json, formatted."""
-    from uncertadv.experiments.layout import Layout
-    from uncertadv.experiments.table1 import report
-
-    layout = Layout.of(name.split("-")[0], RESULTS / name)
-    text = report.markdown(report.recorded_config(layout), report.table_from_csv(layout))
-    assert text == layout.table1("md").read_text(), f"results/{name}/table1.md is stale: uncertadv report --render"
-
-
 def test_claim_9_needs_20_disagreeing_images_whatever_the_accuracy(tmp_path):
     from uncertadv.experiments.claims import ledger
 

@@ -130,3 +130,13 @@ def test_benchmarks_md_is_its_records_markdown(tmp_path):
     (tmp_path / "benchmarks" / "mc_speed.json").write_text(json.dumps(record))
     text = documents.benchmarks_markdown(tmp_path)
     assert text.startswith("# Benchmarks") and "<!-- mc_speed:start -->\n## MC\n\nfast\n<!-- mc_speed:end -->" in text
+
+
+def test_plot_adaptive_draws_the_evasion_figure_with_its_record_when_the_attack_images_are_missing(tmp_path):
+    shutil.copy(RESULTS / "mnist" / "adaptive.csv", tmp_path / "adaptive.csv")
+    result = CliRunner().invoke(app, ["plot", "adaptive", "--dataset", "mnist", "--results", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "galleries skipped" in result.output
+    record = json.loads((tmp_path / "adaptive_evasion.json").read_text())
+    assert record["outputs"] == ["adaptive_evasion.png"] and "adaptive.csv" in record["inputs"]
+    assert (tmp_path / "adaptive_evasion.png").is_file() and not (tmp_path / "adaptive_gallery.png").exists()
