@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _record import BENCHMARKS_MD, provenance, write_section  # noqa: E402
+from _record import RESULTS, provenance, write_section  # noqa: E402
 
 from uncertadv.experiments.layout import Layout  # noqa: E402
 from uncertadv.experiments.table1 import report  # noqa: E402
@@ -26,7 +26,7 @@ WEIGHTS = "trained: the models of results/mnist/models"
 
 
 def main() -> None:
-    models = BENCHMARKS_MD.parent / "mnist" / "models"
+    models = RESULTS / "mnist" / "models"
     if not (models / "cnn.keras").is_file() or not (models / "ensemble.json").is_file():
         sys.exit("error: no trained MNIST models in results/mnist/models; run `make demo` first")
     with tempfile.TemporaryDirectory() as tmp:

@@ -89,3 +89,30 @@ def test_claim_9_needs_20_disagreeing_images_whatever_the_accuracy(tmp_path):
     artifacts.write_csv(tmp_path / "m" / "test_scores.csv", {"index": range(n), "label": label, "mc_pred": mc,
                                                             "det_pred": det})  # fmt: skip
     assert ledger._accuracy_claim("mnist", tmp_path / "m", tmp_path)[0]["verdict"] == rules.HOLDS
+
+
+def test_claim_4_pairs_the_holes_by_grid_point_and_refuses_files_of_two_runs(tmp_path):
+    from uncertadv.experiments.claims import ledger
+
+    # 100 grid points; the far ones are 0-59: mc has holes at 0-29, the ensemble at 0-9 (a subset)
+    holes = {"predictor": np.array(["mc", "ensemble"]), "grid_points": np.array([100, 100]),
+             "hole_points": np.array([30, 10])}  # fmt: skip
+    far = np.arange(60)
+    artifacts.write_csv(tmp_path / "holes_grid.csv", {"grid_index": far, "hole_mc": (far < 30).astype(int),
+                                                      "hole_ensemble": (far < 10).astype(int)})  # fmt: skip
+    row = ledger._ensemble_holes_claim("mnist", tmp_path / "holes_grid.csv", holes, tmp_path)
+    assert row["value"] == pytest.approx(-0.2) and row["hi"] < 0 and row["verdict"] == rules.HOLDS
+    holes["hole_points"] = np.array([30, 11])  # holes.csv from another run than holes_grid.csv
+    with pytest.raises(ValueError, match="disagree"):
+        ledger._ensemble_holes_claim("mnist", tmp_path / "holes_grid.csv", holes, tmp_path)
+    missing = ledger._ensemble_holes_claim("mnist", tmp_path / "absent.csv", holes, tmp_path)
+    assert missing["verdict"] == rules.NOT_TESTABLE
+
+
+def test_claim_5_is_not_testable_on_test_scores_without_the_measures(tmp_path):
+    from uncertadv.experiments.claims import ledger
+
+    artifacts.write_csv(tmp_path / "test_scores.csv", {"index": [0, 1], "label": [0, 1], "mc_pred": [0, 1],
+                                                       "det_pred": [0, 0]})  # fmt: skip
+    (row,) = ledger._softmax_variance_claim("catsdogs", tmp_path / "test_scores.csv", tmp_path)
+    assert row["verdict"] == rules.NOT_TESTABLE

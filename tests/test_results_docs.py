@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from uncertadv import artifacts
 from uncertadv.cli import app
 from uncertadv.experiments.claims import documents, ledger, provenance
 
@@ -37,22 +38,23 @@ def test_every_results_file_is_a_record_or_covered_by_one():
 
 
 @pytest.mark.parametrize(
-    "path, old, new",
+    "path, old, new, stale",
     [
-        ("mnist/table1.csv", ",0.9", ",0.8"),  # a table cell: table1.md no longer renders from it
-        ("claims.csv", ",holds,", ",does not hold,"),  # a verdict: CLAIMS.md and the README blocks
-        ("mnist/adaptive.csv", ",0.", ",0.9"),
-        ("mnist/models/cnn.json", '"wall_seconds": ', '"wall_seconds": 1'),  # SUMMARY.md and PROVENANCE.md
+        ("mnist/table1.csv", ",0.9", ",0.8", ["mnist/table1.md"]),  # a table cell
+        # a verdict: CLAIMS.md and the README blocks of that setting
+        ("claims.csv", ",mnist,all,,,,,holds,", ",mnist,all,,,,,does not hold,", ["CLAIMS.md", "mnist/README.md"]),
+        ("mnist/adaptive.csv", ",0.", ",0.9", ["mnist/adaptive.md"]),
+        ("mnist/models/cnn.json", '"wall_seconds": ', '"wall_seconds": 1', ["mnist/SUMMARY.md", "PROVENANCE.md"]),
     ],
 )
-def test_editing_one_number_in_a_source_makes_its_documents_stale(copy, path, old, new):
+def test_editing_one_number_in_a_source_makes_exactly_its_documents_stale(copy, path, old, new, stale):
     assert not documents.stale(copy)
     source = copy / path
     text = source.read_text()
     assert old in text
     source.write_text(text.replace(old, new, 1))
     try:
-        assert documents.stale(copy)
+        assert sorted(str(p.relative_to(copy)) for p in documents.stale(copy)) == sorted(stale)
     finally:
         source.write_text(text)
 
@@ -72,31 +74,44 @@ def test_editing_one_number_in_a_generated_file_makes_it_stale(copy):
         md.write_text(text)
 
 
-def test_coverage_fails_on_a_stray_file_and_on_a_figure_without_its_sidecar(copy):
+def test_coverage_fails_on_a_stray_file_and_on_a_figure_without_its_record(copy):
     generated = set(documents.expected(copy))
+    assert provenance.uncovered(provenance.results_files(copy), generated) == []
     stray = copy / "mnist" / "notes.csv"
     stray.write_text("a,b\n1,2\n")
-    sidecar = copy / "mnist" / "roc_bim_eps76.json"
-    saved = sidecar.read_text()
-    figure = copy / "mnist" / "roc_bim_eps76.png"
+    figure = copy / "mnist" / "extra_figure.png"
     figure.write_bytes(b"png")
-    sidecar.unlink()
     try:
         assert set(provenance.uncovered(provenance.results_files(copy), generated)) == {stray, figure}
     finally:
         stray.unlink()
         figure.unlink()
-        sidecar.write_text(saved)
 
 
-def test_a_record_covers_what_it_lists_and_its_sidecar_file(tmp_path):
-    record = {"command": "uncertadv x", "versions": {"git_commit": "abc"}, "outputs": ["a.csv"]}
-    (tmp_path / "run.json").write_text(json.dumps(record))
-    for name in ("a.csv", "run.png", "b.csv", "README.md"):
+def test_a_record_covers_what_it_lists_and_a_sidecar_only_its_own_artefact(tmp_path):
+    listing = {"command": "uncertadv x", "versions": {"git_commit": "abc"}, "outputs": ["a.csv"]}
+    sidecar = {"command": "uncertadv y", "versions": {"git_commit": "abc"}}
+    (tmp_path / "run.json").write_text(json.dumps(listing))
+    (tmp_path / "fig.json").write_text(json.dumps(sidecar))
+    for name in ("a.csv", "run.png", "b.csv", "fig.png", "fig.txt", "README.md"):
         (tmp_path / name).write_text("x")
     (tmp_path / "plain.json").write_text("{}")  # JSON without provenance is no record
     files = sorted(tmp_path.iterdir())
-    assert provenance.uncovered(files, set()) == [tmp_path / "b.csv", tmp_path / "plain.json"]
+    missing = provenance.uncovered(files, set())
+    assert missing == [tmp_path / n for n in ("b.csv", "fig.txt", "plain.json", "run.png")]
+
+
+def test_every_recorded_sha256_matches_the_committed_file():
+    """A figure or scores.csv replaced without its record fails here."""
+    checked = 0
+    for path in provenance.results_files(RESULTS, untracked=False):
+        record = provenance.read_record(path)
+        if record is None or "sha256" not in record:
+            continue
+        target = path.with_name(record["outputs"][0]) if record.get("outputs") else path.with_suffix(".csv")
+        assert artifacts.file_sha256(target) == record["sha256"], f"{target} is not the file {path.name} records"
+        checked += 1
+    assert checked > 10  # the figures and scores.csv files
 
 
 def test_readme_prose_holds_no_hand_copied_number():
@@ -114,14 +129,13 @@ def test_loose_numbers_finds_decimals_percentages_and_counts_outside_code_and_ge
     assert documents.loose_numbers(text) == ["0.313", "75 %", "29 of 200"]
 
 
-def test_a_readme_block_renders_each_claims_verdict_in_its_setting(copy):
-    readme = copy / "mnist" / "README.md"
-    text = readme.read_text()
-    assert "<!-- generated: claims mnist -->" in text
+def test_a_readme_block_holds_each_claims_verdict_in_its_setting(copy):
+    text = (copy / "mnist" / "README.md").read_text()  # rendered by the fixture
     rows = {(r["claim"], r["row"]): r["verdict"] for r in ledger.read_rows(copy / "claims.csv")
             if r["setting"] == "mnist"}  # fmt: skip
-    block = documents.claims_block(copy, "mnist")
-    assert f"| 6. MC entropy AUC is below 0.5 under BIM/MIM | {rows[('6', 'all')]} |" in block
+    block = text.split("<!-- generated: claims mnist -->\n")[1].split("<!-- end generated -->")[0]
+    assert f"| 6. MC entropy AUC is below 0.5 under BIM/MIM | {rows[('6', 'all')]} |" in block.splitlines()
+    assert len(block.splitlines()) == 2 + len({c for c, _ in rows})  # header, rule, one line per claim
 
 
 def test_benchmarks_md_is_its_records_markdown(tmp_path):

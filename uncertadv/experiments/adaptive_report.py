@@ -330,7 +330,7 @@ def markdown(cfg: AdaptiveConfig, table: list[dict], holes: list[dict] | None) -
         "predictive minus c * max(0, U/τ - 1) with fresh networks at every step; pgd-adaptive-known does the same "
         "on the detector's own networks (it knows the seed). c is chosen from "
         f"{', '.join(f'{c:g}' for c in adaptive.C_GRID)} by the evasion rate on {adaptive.N_CALIBRATION} other "
-        "clean test images, judged by the detector: the attacker is granted its verdicts on those 50 images "
+        "clean test images, judged by the detector: the attacker is granted its verdicts on those images "
         "(calibration rates in adaptive.json).",
         "",
         f"N = {cfg.n} adversarial images per row, the same source images in every row of one predictor. "
@@ -383,7 +383,7 @@ def markdown(cfg: AdaptiveConfig, table: list[dict], holes: list[dict] | None) -
             "log p(target) - c * max(0, U/τ - 1), fresh networks per step, within a latent radius of "
             f"{config.radius:g} of the image's encoding. Success: p(target) >= {hole_search.MIN_CONFIDENCE} "
             "and U < τ under the detector's networks. Medians over the successful searches; pixel L2 from the "
-            "decoding of the source's encoding. A success is not necessarily a hole: a radius of 3 reaches the "
+            "decoding of the source's encoding. A success is not necessarily a hole: the radius can reach the "
             "neighbouring class clusters, whose decodings are ordinary digits of the target class. n holes: the "
             f"successes farther than {hole_search.FAR_DISTANCE:g} from every encoded training image (Figure 5's "
             "definition of far from the data).",

@@ -38,7 +38,8 @@ def save_figure(fig, path: Path | str, dpi: int = 130) -> None:
 
 def figure_record(path: Path, config: dict, started: float, inputs: list[Path]) -> Path:
     """The sidecar of figure ``path`` (same stem, .json): the command, config, versions and wall time
-    that drew it, and the sha256 of each file it was drawn from (named relative to the figure)."""
+    that drew it, the figure's sha256, and the sha256 of each file it was drawn from (named relative
+    to the figure; a later run may rewrite those)."""
 
     def name(p: Path) -> str:
         p = Path(p)
@@ -46,7 +47,8 @@ def figure_record(path: Path, config: dict, started: float, inputs: list[Path]) 
 
     sidecar = artifacts.sidecar_path(path)
     files = {name(p): artifacts.file_sha256(p) for p in inputs}
-    artifacts.write_json(sidecar, artifacts.record(config, started, inputs=files, outputs=[path.name]))
+    record = artifacts.record(config, started, inputs=files, outputs=[path.name], sha256=artifacts.file_sha256(path))
+    artifacts.write_json(sidecar, record)
     return sidecar
 
 

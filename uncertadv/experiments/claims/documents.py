@@ -25,14 +25,22 @@ BLOCK = re.compile(
     r"(<!-- generated: (?P<kind>[\w-]+) (?P<arg>[\w-]+) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S
 )
 # a measured number in prose: a decimal, a percentage, or a count "N of M"
-NUMBER = re.compile(r"(?<![\w.])\d+\.\d+|\d+(?:\.\d+)? ?%|\b\d+ of \d+\b")
+# a measured number in prose: a decimal (also ".31"), a percentage, a count "N of M", a number with a
+# thousands separator, or a count of images/rows/holes/points/seconds
+NUMBER = re.compile(
+    r"(?<![\w.])\d*\.\d+|\d+(?:\.\d+)? ?%|\b\d+ of \d+\b|\b\d{1,3}(?:,\d{3})+\b"
+    r"|\b\d+ (?:images?|digits?|rows?|holes?|points?|pairs?|s|seconds?|min(?:utes?)?)\b"
+)
 DEFINITIONS = ("0.5",)  # chance level of an AUC: a definition, not a measurement
+# inline code that is a command, an option, a path or a name: it may hold numbers (`--eps 0.3`)
+CODE = re.compile(r"`((?:uncertadv|python|make|pip|--)[^`]*|[^`\s]*[/_.][^`\s]*[A-Za-z][^`\s]*)`")
 
 
-def _layout(folder: Path):
+def _layout(folder: Path, record: str):
+    """The folder's Layout, for the data set its record names."""
     from uncertadv.experiments.layout import Layout
 
-    return Layout.of("mnist" if folder.name.startswith("mnist") else "catsdogs", folder)
+    return Layout.of(artifacts.read_json(folder / record)["config"]["layout"]["dataset"], folder)
 
 
 def benchmarks_markdown(root: Path) -> str:
@@ -85,11 +93,11 @@ def expected(root: Path) -> dict[Path, str]:
         out[root / "CLAIMS.md"] = ledger.markdown(ledger.read_rows(root / "claims.csv"))
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         if (folder / "table1.json").is_file() and (folder / "table1.csv").is_file():
-            layout = _layout(folder)
+            layout = _layout(folder, "table1.json")
             out[folder / "table1.md"] = report.markdown(report.recorded_config(layout), report.table_from_csv(layout))
         if (folder / "adaptive.json").is_file() and (folder / "adaptive.csv").is_file():
-            out[folder / "adaptive.md"] = adaptive_report.rendered_markdown(_layout(folder))
-        if (folder / "SUMMARY.md").is_file():
+            out[folder / "adaptive.md"] = adaptive_report.rendered_markdown(_layout(folder, "adaptive.json"))
+        if (folder / "SUMMARY.md").is_file() and (folder / "models" / "vae.json").is_file():  # MNIST's digest
             out[folder / "SUMMARY.md"] = summary.mnist_summary(folder)
     if (root / "benchmarks").is_dir():
         out[root / "benchmarks.md"] = benchmarks_markdown(root)
@@ -119,7 +127,7 @@ def loose_numbers(text: str) -> list[str]:
     """Measured-looking numbers in a README's prose: outside code, links and generated blocks."""
     text = BLOCK.sub("", text)
     text = re.sub(r"```.*?```", "", text, flags=re.S)
-    text = re.sub(r"`[^`]*`", "", text)
+    text = CODE.sub("", text)
     text = re.sub(r"\]\([^)]*\)", "]", text)
     text = re.sub(r"(§|Sec\. )\d+(\.\d+)*", "", text)  # the paper's section numbers
     return [n for n in NUMBER.findall(text) if n not in DEFINITIONS]

@@ -182,19 +182,22 @@ def _figure_claims(setting: str, folder: Path, root: Path) -> list[dict]:
         lo, hi = metrics.wilson_interval(count, n)
         out.append(_row("3", setting, "mc: share of grid points that are holes", count / n, lo, hi, n,
                         rules.interval_verdict(lo, hi, 0.0), "", src["3"]))  # fmt: skip
-    return out + [_ensemble_holes_claim(setting, folder / "holes_grid.csv", int(holes["grid_points"][0]), root)]
+    return out + [_ensemble_holes_claim(setting, folder / "holes_grid.csv", holes, root)]
 
 
-def _ensemble_holes_claim(setting: str, path: Path, grid_points: int, root: Path) -> dict:
+def _ensemble_holes_claim(setting: str, path: Path, holes: dict[str, np.ndarray], root: Path) -> dict:
     """Claim 4 (Fig. 6): the ensemble's share of grid points that are holes minus the mc one's, paired
     by grid point (holes_grid.csv lists the far points; every other point is a hole for neither)."""
     if not path.is_file():
         return _row("4", setting, "all", np.nan, np.nan, np.nan, None, rules.NOT_TESTABLE,
                     "no per-grid-point hole flags (holes_grid.csv, written by `uncertadv plot all`)", "")  # fmt: skip
     far = artifacts.read_table(path)
+    grid_points = int(holes["grid_points"][0])
     hole = {p: np.zeros(grid_points) for p in ("mc", "ensemble")}
     for p in hole:
         hole[p][far["grid_index"].astype(int)] = far[f"hole_{p}"]
+        if hole[p].sum() != holes["hole_points"][holes["predictor"] == p].sum():  # one run's files, not two
+            raise ValueError(f"{path} and holes.csv disagree on the {p} hole count; run `uncertadv plot all` again")
     diff, lo, hi = metrics.paired_bootstrap_mean_difference(hole["ensemble"], hole["mc"], rounds=ROUNDS, seed=SEED)
     reason = "neighbouring grid points are not independent, so the interval is narrower than the data warrant"
     return _row("4", setting, "ensemble - mc: share of grid points that are holes", diff, lo, hi, grid_points,
@@ -203,10 +206,10 @@ def _ensemble_holes_claim(setting: str, path: Path, grid_points: int, root: Path
 
 def _softmax_variance_claim(setting: str, path: Path, root: Path) -> list[dict]:
     """Claim 5 (Sec. 3.2): softmax variance against MI on the test images."""
-    if not path.is_file():
-        return [_row("5", setting, "all", np.nan, np.nan, np.nan, None, rules.NOT_TESTABLE,
-                     "no per-image test scores are committed for this setting", "")]  # fmt: skip
-    test = artifacts.read_table(path)
+    test = artifacts.read_table(path) if path.is_file() else {}
+    if "softmax_variance" not in test or "mutual_information" not in test:
+        reason = "no per-image test scores of softmax variance and MI are committed for this setting"
+        return [_row("5", setting, "all", np.nan, np.nan, np.nan, None, rules.NOT_TESTABLE, reason, "")]
     rho, lo, hi = _spearman_interval(test["softmax_variance"], test["mutual_information"])
     return [_row("5", setting, "Spearman(softmax variance, MI), test images", rho, lo, hi, len(test["index"]),
                  rules.interval_verdict(lo, hi, 0.9), "", str(path.relative_to(root)))]  # fmt: skip

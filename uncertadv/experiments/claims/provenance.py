@@ -18,22 +18,23 @@ PROSE = ("README.md",)
 # ``outputs`` existed name none)
 WRITES = {"table1.json": ("scores.csv", "table1.csv", "table1.md"),
           "adaptive.json": ("scores.csv", "adaptive.csv", "adaptive.md")}  # fmt: skip
-IGNORED = ("*.keras", "*.npz", "*.tmp.*")  # rebuilt by the commands, never committed (.gitignore)
+IGNORED = ("*.keras", "*.npz", "*.tmp.*")
+SIDECAR_KINDS = (".csv", ".png", ".keras", ".npz")  # rebuilt by the commands, never committed (.gitignore)
 
 
-def results_files(root: Path) -> list[Path]:
-    """The files under ``root`` that git would commit: tracked or new, not ignored (without git: every
-    file but the ignored kinds and the ``scores/`` caches)."""
+def results_files(root: Path, *, untracked: bool = True) -> list[Path]:
+    """The files under ``root`` that git tracks, and with ``untracked`` those it would add (not
+    ignored). Outside a git checkout: every file but the ignored kinds and the ``scores/`` caches."""
+    args = ["ls-files", "-z", "-c", "--full-name"] + (["-o", "--exclude-standard"] if untracked else []) + ["."]
     try:
-        res = subprocess.run(["git", "-C", str(root), "ls-files", "-co", "--exclude-standard", "--full-name", "."],
-                             capture_output=True, text=True, timeout=30)  # fmt: skip
+        res = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
         top = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel"], capture_output=True,
                              text=True, timeout=30)  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         res = None
     if res is not None and res.returncode == 0 and top.returncode == 0:
         base = Path(top.stdout.strip())
-        return sorted(p for p in (base / line for line in res.stdout.splitlines()) if p.is_file())
+        return sorted({p for p in (base / name for name in res.stdout.split("\0") if name) if p.is_file()})
     return sorted(
         p
         for p in root.rglob("*")
@@ -54,27 +55,30 @@ def read_record(path: Path) -> dict | None:
     return None
 
 
-def covering_record(path: Path, generated: set[Path]) -> Path | str | None:
-    """The record that covers ``path`` (or "generated"/"prose"), None when nothing does."""
+def covering_record(path: Path, generated: set[Path], files: list[Path]) -> Path | str | None:
+    """The record among ``files`` that covers ``path`` (or "generated"/"prose"), None when nothing does."""
     if path.name in PROSE:
         return "prose"
     if path in generated:
         return "generated"
     if read_record(path) is not None:
         return path
-    sidecar = path.with_suffix(".json")
-    if sidecar != path and read_record(sidecar) is not None:
-        return sidecar
-    for candidate in sorted(path.parent.glob("*.json")):
+    candidates = [f for f in files if f.parent == path.parent and f.suffix == ".json"]
+    for candidate in candidates:
         record = read_record(candidate)
-        if record is not None and path.name in (*record.get("outputs", ()), *WRITES.get(candidate.name, ())):
+        if record is None:
+            continue
+        if path.name in (*record.get("outputs", ()), *WRITES.get(candidate.name, ())):
+            return candidate
+        # a sidecar: a record of the same stem that lists no outputs covers the artefact it describes
+        if candidate.stem == path.stem and "outputs" not in record and path.suffix in SIDECAR_KINDS:
             return candidate
     return None
 
 
 def uncovered(files: list[Path], generated: set[Path]) -> list[Path]:
-    """The ``files`` that no record covers."""
-    return [f for f in files if covering_record(f, generated) is None]
+    """The ``files`` that no record among them covers."""
+    return [f for f in files if covering_record(f, generated, files) is None]
 
 
 def _row(root: Path, path: Path, record: dict) -> str:
@@ -97,7 +101,7 @@ def markdown(root: Path) -> str:
     """PROVENANCE.md: every record under ``root`` with the files it covers, the command, the commit,
     the CPU and the wall time. Artefacts reused across commits keep the commit that made them."""
     root, rows = root.resolve(), []
-    for path in results_files(root):
+    for path in results_files(root, untracked=False):  # what a clean clone holds
         record = read_record(path)
         if record is not None:
             rows.append(_row(root, path, record))
