@@ -263,7 +263,8 @@ def train(config: CatsDogsConfig, verbose: int = 2) -> tuple[list[keras.Model], 
 
 def make(out: Path, config: CatsDogsConfig, *, force: bool = False) -> tuple[dict, bool]:
     """Train both stages into the manifest ``out`` (members beside it) unless a manifest
-    with this config exists. Returns ``(record, reused)``."""
+    with this config exists. Returns ``(record, reused)``. Training also writes RESULTS/test_scores.csv
+    (claim 9's per-image predictions); a reused manifest leaves it as it is (``force`` makes it)."""
     if out.suffix != ".json":
         raise ValueError(f"--out must be a manifest ending in .json, got {out.name}")
     config.validate()
