@@ -60,11 +60,12 @@ def run_evasion(layout: Layout) -> Path:
     return out
 
 
-def missing_gallery_set(layout: Layout, predictor: str = "mc") -> Path | None:
-    """The gallery's PGD attack set when its images are missing (a checkout holds only their records)."""
+def missing_gallery_set(layout: Layout, predictor: str = "mc", measure: str = "mutual_information") -> Path | None:
+    """The first attack set of the gallery whose images are missing (a checkout holds only their records)."""
     eps = float(max(artifacts.read_table(layout.folder / "adaptive.csv")["eps"]))
-    path = layout.attack_set(set_name("pgd", eps, predictor))
-    return None if path.is_file() else path
+    paths = [layout.attack_set(set_name("pgd", eps, predictor))]
+    paths += [layout.attack_set(adaptive.adaptive_name(m, eps, predictor, measure)) for m in adaptive.ADAPTIVE_METHODS]
+    return next((p for p in paths if not p.is_file()), None)
 
 
 def run_gallery(layout: Layout, predictor: str = "mc", measure: str = "mutual_information", count: int = 8) -> Path:
