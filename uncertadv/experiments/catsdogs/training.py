@@ -161,16 +161,22 @@ def test_predictions(y_test: np.ndarray, det: np.ndarray, probs: np.ndarray) -> 
     }
 
 
+def _fit_head(config: CatsDogsConfig, k: int, f_train: np.ndarray, y_train: np.ndarray) -> keras.Model:
+    """Head ``k``: Dropout -> Dense(2) trained on the features ``f_train [N, D]`` with seed SEED + k."""
+    keras.utils.set_random_seed(config.seed + k)
+    h = cd.head(f_train.shape[1], name=f"head{k}")
+    h.compile(keras.optimizers.Adam(config.learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    h.fit(f_train, y_train, epochs=config.head_epochs, batch_size=config.batch_size, verbose=0)
+    return h
+
+
 def train_heads(config: CatsDogsConfig, f_train, y_train, f_test, y_test) -> tuple[list[keras.Model], dict, dict]:
     """K Dropout -> Dense heads on frozen features (seeds SEED..SEED+K-1), with their test
     accuracies measured on the test features (the trunk is deterministic, so this equals
     running trunk and head on the images). Returns ``(heads, metrics, head 0's test_predictions)``."""
     heads, member_metrics, first = [], [], None
     for k in range(config.members):
-        keras.utils.set_random_seed(config.seed + k)
-        h = cd.head(f_train.shape[1], name=f"head{k}")
-        h.compile(keras.optimizers.Adam(config.learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
-        h.fit(f_train, y_train, epochs=config.head_epochs, batch_size=config.batch_size, verbose=0)
+        h = _fit_head(config, k, f_train, y_train)
         det = mc.deterministic_predict(h, f_test, pixel_max=None)  # features, not images
         probs = mc.mc_predict(h, f_test, samples=config.eval_samples, seed=ACCURACY_SEED, pixel_max=None)
         member_metrics.append({"seed": config.seed + k, "test_accuracy_deterministic": accuracy(det, y_test),
@@ -237,10 +243,7 @@ def train(config: CatsDogsConfig, verbose: int = 2) -> tuple[list[keras.Model], 
     f_train = features_of(trunk, x_train)
     members, member_metrics, first = [], [], None
     for k in range(config.members):
-        keras.utils.set_random_seed(config.seed + k)
-        h = cd.head(f_train.shape[1], name=f"head{k}")
-        h.compile(keras.optimizers.Adam(config.learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
-        h.fit(f_train, y_train, epochs=config.head_epochs, batch_size=config.batch_size, verbose=0)
+        h = _fit_head(config, k, f_train, y_train)
         model = cd.classifier(trunk, h, name=f"catsdogs_member{k}")
         det = mc.deterministic_predict(model, x_test)
         probs = mc.mc_predict(model, x_test, samples=config.eval_samples, seed=ACCURACY_SEED)
