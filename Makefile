@@ -15,7 +15,7 @@ CATSDOGS_SMALL := results/catsdogs-small
 # The cats-vs-dogs images are never committed: point at a PetImages folder (Cat/*.jpg, Dog/*.jpg).
 PETIMAGES ?= $(abspath ../shared/data/PetImages)
 
-.PHONY: install lint test demo catsdogs catsdogs-small adaptive catsdogs-adaptive bench clean
+.PHONY: install lint test demo catsdogs catsdogs-small adaptive catsdogs-adaptive catsdogs-ablation bench clean
 
 $(STAMP): pyproject.toml setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -69,6 +69,11 @@ catsdogs-small: install
 adaptive: install
 	$(UNCERTADV) report --adaptive --dataset mnist
 	$(UNCERTADV) plot adaptive --dataset mnist
+	$(UNCERTADV) claims
+
+# Issue 18: the authors' code rebuilt on EfficientNet-Lite0, switch by switch (results/catsdogs-ablation/).
+catsdogs-ablation: install
+	UNCERTADV_PETIMAGES=$(PETIMAGES) $(UNCERTADV) report --dataset catsdogs --ablation
 	$(UNCERTADV) claims
 
 catsdogs-adaptive: install

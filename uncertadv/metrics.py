@@ -138,3 +138,63 @@ def paired_bootstrap_mean_difference(
         raise ValueError("a paired comparison needs both outcomes on the same, non-empty items")
     idx = np.random.default_rng(seed).integers(0, len(a), (rounds, len(a)))
     return (float(a.mean() - b.mean()), *_percentiles(a[idx].mean(axis=1) - b[idx].mean(axis=1), level))
+
+
+def _comparisons(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
+    """``[P, M]``: 1 where a positive outscores a negative, 0.5 on ties, else 0 (the AUC's pairs)."""
+    return (positive[:, None] > negative[None, :]) + 0.5 * (positive[:, None] == negative[None, :])
+
+
+def _cluster_counts(groups: np.ndarray, rounds: int, rng: np.random.Generator) -> np.ndarray:
+    """``[rounds, N]``: how often each row is drawn when whole clusters (``groups [N]``) are resampled."""
+    ids, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    drawn = rng.integers(0, len(ids), (rounds, len(ids)))
+    counts = np.stack([np.bincount(d, minlength=len(ids)) for d in drawn])  # [rounds, K]
+    return counts[:, inverse].astype(float)
+
+
+def _weighted_auc(comparisons: np.ndarray, w_pos: np.ndarray, w_neg: np.ndarray) -> np.ndarray:
+    """AUC per round ``[rounds]`` with row weights ``w_pos [rounds, P]``, ``w_neg [rounds, M]``."""
+    return np.einsum("rp,pm,rm->r", w_pos, comparisons, w_neg) / (w_pos.sum(1) * w_neg.sum(1))
+
+
+def cluster_bootstrap_auc_difference(
+    positive_a: np.ndarray,
+    negative_a: np.ndarray,
+    positive_b: np.ndarray | None,
+    negative_b: np.ndarray | None,
+    positive_groups: np.ndarray,
+    negative_groups: np.ndarray,
+    *,
+    rounds: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float, float]:
+    """AUC(a) - AUC(b), or AUC(a) alone when b is None, with a percentile bootstrap that resamples
+    whole clusters: ``(value, lo, hi)``. Rows of a cluster (``positive_groups [P]``,
+    ``negative_groups [M]``; e.g. images scored in one batch, whose outputs are coupled) are drawn
+    together, each class apart; a and b score the same rows, so one draw serves both (paired)."""
+    parts = [(positive_a, negative_a)] + ([] if positive_b is None else [(positive_b, negative_b)])
+    if any(len(p) != len(positive_groups) or len(n) != len(negative_groups) for p, n in parts):
+        raise ValueError("a cluster bootstrap needs a group for every row, and paired sets of equal size")
+    if not all(_defined(np.asarray(p, float), np.asarray(n, float)) for p, n in parts):
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    w_pos, w_neg = _cluster_counts(positive_groups, rounds, rng), _cluster_counts(negative_groups, rounds, rng)
+    value = sum(s * roc_auc(np.asarray(p, float), np.asarray(n, float)) for s, (p, n) in zip((1, -1), parts))
+    draws = sum(s * _weighted_auc(_comparisons(np.asarray(p, float), np.asarray(n, float)), w_pos, w_neg)
+                for s, (p, n) in zip((1, -1), parts))  # fmt: skip
+    return (float(value), *_percentiles(draws, level))
+
+
+def cluster_bootstrap_mean_difference(
+    a: np.ndarray, b: np.ndarray | None, groups: np.ndarray, *, rounds: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float, float]:
+    """mean(a) - mean(b) (or mean(a) when b is None) over the same N items ``[N]``, with a percentile
+    bootstrap resampling whole clusters ``groups [N]``: ``(value, lo, hi)``."""
+    a = np.asarray(a, dtype=float)
+    diff = a - (0.0 if b is None else np.asarray(b, dtype=float))
+    if len(diff) != len(groups) or len(diff) == 0:
+        raise ValueError("a cluster bootstrap needs one group per item, and at least one item")
+    w = _cluster_counts(groups, rounds, np.random.default_rng(seed))
+    return (float(diff.mean()), *_percentiles(w @ diff / w.sum(1), level))

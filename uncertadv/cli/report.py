@@ -80,6 +80,28 @@ def report(
             help="Only re-render table1.{csv,md} from the folder's scores.csv and table1.json (no model, no attack)."
         ),
     ] = False,
+    variant: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Cats vs dogs only: one variant of the issue-18 ablation (today, as-coded, +head, ...; "
+            "RESULTS: results/catsdogs-ablation/VARIANT/).",
+            show_default=False,
+        ),
+    ] = None,
+    ablation: Annotated[
+        bool,
+        typer.Option(
+            help="Cats vs dogs only: every variant of the ablation, then ablation.{csv,md} "
+            "(RESULTS: results/catsdogs-ablation)."
+        ),
+    ] = False,
+    backbone: Annotated[
+        str, typer.Option(help="With --variant/--ablation: efficientnet-lite0 (offline) or resnet50.")
+    ] = "efficientnet-lite0",
+    weights: Annotated[
+        str,
+        typer.Option(help="With --variant/--ablation: 'imagenet', a local weights file (.h5 for resnet50), or none."),
+    ] = "imagenet",
     force: Annotated[bool, typer.Option(help="Recompute every attack set and score.")] = False,
 ) -> None:
     """Table 1: train what is missing, attack, score, and write RESULTS/table1.{csv,md,json} and scores.csv.
@@ -97,6 +119,9 @@ def report(
     from uncertadv.experiments.table1 import report as pipeline
     from uncertadv.predictors import PREDICTORS
 
+    if variant is not None or ablation:
+        _ablation(dataset, variant, ablation, n, samples, seed, bootstrap, results, image_size, backbone, weights)
+        return
     options = own_data(model, data, pixel_max, image_size, from_logits, classes, color_mode)
     layout = own_layout(results) if options else Layout.of(dataset, results)
     if render:
@@ -142,3 +167,32 @@ def report(
     for path in outputs:
         echo(f"wrote {path}")
     typer.echo((layout.folder / table).read_text())
+
+
+def _ablation(dataset, variant, every, n, samples, seed, bootstrap, results, image_size, backbone, weights) -> None:
+    """The cats-vs-dogs ablation (issue 18): one variant, or all of them and the summary."""
+    from pathlib import Path
+
+    from uncertadv.experiments.catsdogs import ablation, ablation_report, variants
+    from uncertadv.experiments.layout import results_root
+
+    if dataset != "catsdogs":
+        raise ValueError("--variant and --ablation are cats-vs-dogs experiments: add --dataset catsdogs")
+    if variant is not None and every:
+        raise ValueError("give --variant NAME or --ablation, not both")
+    names = list(variants.ablation()) if every else [variant]
+    cfg = ablation.AblationConfig(
+        folder=Path(results) if results else results_root() / "catsdogs-ablation",
+        backbone=backbone,
+        weights=None if weights.lower() == "none" else weights,
+        image_size=image_size or 224,
+        n=n,
+        samples=samples,
+        seed=seed,
+        bootstrap=bootstrap,
+    )
+    outputs = ablation.run(cfg, names)
+    if every:
+        outputs += ablation_report.write(cfg.folder)
+    for path in outputs:
+        echo(f"wrote {path}")

@@ -110,3 +110,72 @@ def classifier(trunk: keras.Model, trained_head: keras.Model, name: str = "catsd
     trunk.trainable = False
     inputs = keras.Input(trunk.input_shape[1:], name="image")
     return keras.Model(inputs, trained_head(trunk(inputs)), name=name)
+
+
+@keras.saving.register_keras_serializable(package="uncertadv")
+class BatchStatisticsNormalization(keras.layers.BatchNormalization):
+    """BatchNorm that always normalises by the current batch's moments and never updates its
+    moving statistics: what a frozen BatchNorm did in Keras 2.x under learning phase 1, the
+    paper's code's setting (``ROC_curves_cats.py``, ``load_model``: ``K.set_learning_phase(not
+    deterministic)``; ``define_model_resnet`` sets it to True again). A sample's output then
+    depends on its batch-mates. Keras 3 runs a frozen BatchNorm in inference mode even with
+    ``training=True``, so this is a layer of its own, not a flag."""
+
+    def call(self, inputs, training=None, mask=None):
+        import tensorflow as tf
+
+        rank = len(inputs.shape)
+        if rank == 4 and self.axis % rank == 3:  # fused: one op, about twice as fast on CPU as moments + normalise
+            out, _, _ = tf.compat.v1.nn.fused_batch_norm(inputs, self.gamma, self.beta, epsilon=self.epsilon,
+                                                         is_training=True)  # fmt: skip
+            return out
+        axes = [i for i in range(rank) if i != self.axis % rank]
+        mean, variance = ops.moments(inputs, axes=axes)  # biased variance, as tf.nn.moments in Keras 2
+        return ops.batch_normalization(inputs, mean, variance, axis=self.axis, offset=self.beta, scale=self.gamma,
+                                       epsilon=self.epsilon)  # fmt: skip
+
+
+def with_batch_statistics(model: keras.Model) -> keras.Model:
+    """A copy of ``model`` whose every BatchNormalization layer (nested models included)
+    normalises by batch statistics (``BatchStatisticsNormalization``), with the same weights."""
+
+    def clone(layer):
+        if type(layer) is keras.layers.BatchNormalization:
+            return BatchStatisticsNormalization.from_config(layer.get_config())
+        return layer.__class__.from_config(layer.get_config())
+
+    copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    copy.set_weights(model.get_weights())
+    copy.trainable = False
+    return copy
+
+
+def two_output_trunk(backbone: str, image_size: int = 224, weights: str | None = "imagenet") -> keras.Model:
+    """The frozen ImageNet network as ``[N, S, S, 3] in [0, 1] -> (features [N, F], ImageNet
+    probabilities [N, 1000])``: one pass gives both inputs a head can sit on (issue 18's
+    ``head`` switch). The probabilities are the paper's code's input to its head:
+    ``ResNet50(weights='imagenet', include_top='False')`` (``cats_and_dogs.py``,
+    ``define_model_resnet``) passes the truthy string ``'False'``, so Keras keeps ``fc1000``."""
+    from uncertadv import backbones
+
+    if backbone not in PRETRAINED:
+        raise ValueError(f"the ImageNet head needs a pretrained backbone ({', '.join(PRETRAINED)}), got {backbone!r}")
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    shape = (image_size, image_size, 3)
+    if backbone == "efficientnet-lite0":
+        net = backbones.efficientnet_lite0(include_top=True, weights=weights, input_shape=shape)
+        scaled = keras.layers.Rescaling(255.0, name="to_0_255")(inputs)
+        features_layer = "features"
+    else:
+        try:
+            net = keras.applications.ResNet50(include_top=True, weights=weights, input_shape=shape)
+        except Exception as err:  # urllib/HTTP/SSL errors differ by platform
+            raise ValueError(f"could not build ResNet50 with weights={weights!r} (no network? pass --weights "
+                             f"FILE.h5): {type(err).__name__}") from None  # fmt: skip
+        scaled = CaffePreprocess(name="caffe_preprocess")(inputs)
+        features_layer = "avg_pool"
+    both = keras.Model(net.input, [net.get_layer(features_layer).output, net.output], name=f"{net.name}_both")
+    features, probs = both(scaled)
+    trunk = keras.Model(inputs, [features, probs], name=f"{backbone}_two_output_trunk")
+    trunk.trainable = False
+    return trunk
