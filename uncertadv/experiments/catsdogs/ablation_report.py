@@ -219,3 +219,46 @@ def markdown(folder: Path) -> str:
                          f"| {both('label_changed_rate', 'success_rate')} |")  # fmt: skip
     lines += ["", "Whether each row lies within the paper's sampling error is judged by claim 7b in `../CLAIMS.md`."]
     return "\n".join(lines) + "\n"
+
+
+# The paper's three numbers the README weighs each variant against (issue 18): the mc MI AUC and
+# entropy AUC under BIM and MIM, and the point estimate's label-changed rate under BIM and MIM.
+FINDINGS = {
+    "mi": ("mc", "mi_auc", "d_mi_auc", "MC MI AUC"),
+    "entropy": ("mc", "entropy_auc", "d_entropy_auc", "MC entropy AUC"),
+    "changed": ("deterministic", "label_changed_rate", "d_label_changed_rate", "point-estimate label changed"),
+}
+
+
+def _span(values) -> str:
+    values = [v for v in values if not np.isnan(v)]
+    return "n/a" if not values else f"{min(values):.3f} to {max(values):.3f}"
+
+
+def findings(folder: Path, which: str) -> str:
+    """A README block: per variant, the BIM/MIM rows' range of one of FINDINGS (``which``), the range
+    of its paired change from the previous variant, and how many of those changes' intervals exclude 0
+    (and on which side); for ``mi`` also the ranges against clean and against noisy negatives alone."""
+    if which not in FINDINGS:
+        raise ValueError(f"unknown ablation finding {which!r}; choose from {', '.join(FINDINGS)}")
+    predictor, column, delta, label = FINDINGS[which]
+    cols = artifacts.read_table(folder / "ablation.csv")
+    sel = np.isin(cols["attack"], ("bim", "mim")) & (cols["predictor"] == predictor)
+    head = f"| variant | {label} (BIM, MIM; eps 5, 10) | change from `previous` | changes whose interval excludes 0 |"
+    extra = which == "mi"
+    lines = [
+        head + (" MI vs clean | MI vs noise |" if extra else ""),
+        "|---|---|---|---|" + ("---|---|" if extra else ""),
+    ]
+    for name in dict.fromkeys(cols["variant"][sel]):
+        rows = sel & (cols["variant"] == name)
+        lo, hi = cols[f"{delta}_lo"][rows], cols[f"{delta}_hi"][rows]
+        up, down = int(np.sum(lo > 0)), int(np.sum(hi < 0))
+        prev = str(cols["previous"][rows][0]) if str(cols["previous"][rows][0]) not in ("", "nan") else ""
+        change = f"{_span(cols[delta][rows])} (vs {prev})" if prev else ""
+        excl = f"{up} up, {down} down, of {int(rows.sum())}" if prev else ""
+        line = f"| {name} | {_span(cols[column][rows])} | {change} | {excl} |"
+        if extra:
+            line += f" {_span(cols['mi_auc_vs_clean'][rows])} | {_span(cols['mi_auc_vs_noise'][rows])} |"
+        lines.append(line)
+    return "\n".join(lines) + "\n"

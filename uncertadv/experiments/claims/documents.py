@@ -3,7 +3,8 @@
 re-renders each and fails on any difference.
 
 Generated: CLAIMS.md (claims.csv), each table1.md (table1.csv, table1.json), each adaptive.md
-(adaptive.csv, hole_search.csv, adaptive.json), mnist/SUMMARY.md (the MNIST records), benchmarks.md
+(adaptive.csv, hole_search.csv, adaptive.json), catsdogs-ablation/ablation.md (ablation.csv),
+mnist/SUMMARY.md (the MNIST records), benchmarks.md
 (benchmarks/*.json), PROVENANCE.md (every record), and the ``<!-- generated: ... -->`` blocks of the
 READMEs. A README's own prose carries no measured number (``loose_numbers``).
 """
@@ -22,7 +23,7 @@ BENCHMARKS_HEADER = (
     "repository's `benchmarks/`, each written by its run); do not edit.\n"
 )
 BLOCK = re.compile(
-    r"(<!-- generated: (?P<kind>[\w-]+) (?P<arg>[\w-]+) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S
+    r"(<!-- generated: (?P<kind>[\w-]+) (?P<arg>[\w/+-]+) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S
 )
 # a measured number in prose: a decimal, a percentage, or a count "N of M"
 # a measured number in prose: a decimal (also ".31"), a percentage, a count "N of M", a number with a
@@ -73,6 +74,10 @@ def _readme(root: Path, path: Path) -> str:
     text = path.read_text()
 
     def block(m: re.Match) -> str:
+        if m["kind"] == "ablation":  # the ablation's findings, from ablation.csv
+            from uncertadv.experiments.catsdogs import ablation_report
+
+            return m.group(1) + ablation_report.findings(path.parent, m["arg"]) + m.group(5)
         if m["kind"] != "claims":
             raise ValueError(f"{path}: unknown generated block {m['kind']!r}")
         return m.group(1) + claims_block(root, m["arg"]) + m.group(5)
@@ -99,6 +104,11 @@ def expected(root: Path) -> dict[Path, str]:
             out[folder / "adaptive.md"] = adaptive_report.rendered_markdown(_layout(folder, "adaptive.json"))
         if (folder / "SUMMARY.md").is_file() and (folder / "models" / "vae.json").is_file():  # MNIST's digest
             out[folder / "SUMMARY.md"] = summary.mnist_summary(folder)
+    ablation = root / "catsdogs-ablation"
+    if (ablation / "ablation.csv").is_file():
+        from uncertadv.experiments.catsdogs import ablation_report
+
+        out[ablation / "ablation.md"] = ablation_report.markdown(ablation)
     if (root / "benchmarks").is_dir():
         out[root / "benchmarks.md"] = benchmarks_markdown(root)
     for readme in sorted(root.rglob("README.md")):

@@ -21,6 +21,7 @@ from uncertadv import artifacts, metrics
 from uncertadv.experiments.claims import registry, rules
 
 SETTINGS = {"mnist": "mnist", "catsdogs": "catsdogs", "catsdogs-small": "catsdogs-small"}  # name -> folder
+ABLATION = "catsdogs-ablation"  # issue 18: each variant's folder is a setting, "catsdogs-ablation/NAME"
 ROUNDS = 1000  # single-row intervals; a claim over k rows takes rules.bootstrap_rounds(k)
 SEED = 0
 ITERATIVE = ("bim", "mim")
@@ -48,6 +49,29 @@ def _paired(a: dict, b: dict, kind: str = "adversarial") -> bool:
     return np.array_equal(_kind(a, kind, "index"), _kind(b, kind, "index"))
 
 
+def _clusters(rows: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """Cluster ids ``([P], [M])`` of the adversarial rows and the negatives where scores within a batch
+    are coupled (a ``batch`` column with values: the ablation's batch-statistics variants), else None.
+    Such rows are resampled batch by batch; every other setting keeps the row bootstrap."""
+    batch = rows.get("batch")
+    if batch is None or np.isnan(batch.astype(float)).all():
+        return None
+    code = {"clean": 0, "noise": 1, "adversarial": 2}
+    ids = np.array([code[k] for k in rows["kind"]]) * 100_000 + batch.astype(int)
+    adv = rows["kind"] == "adversarial"
+    return ids[adv], ids[~adv]
+
+
+def _auc_interval(rows: dict, measure: str, rounds: int, level: float) -> tuple[float, float]:
+    """The bootstrap interval of the adversarial-vs-(clean + noise) AUC of ``measure`` (by batch, where coupled)."""
+    pos, neg = _kind(rows, "adversarial", measure), rows[measure][rows["kind"] != "adversarial"].astype(float)
+    clusters = _clusters(rows)
+    if clusters is None:
+        return metrics.bootstrap_auc(pos, neg, rounds=rounds, seed=SEED, level=level)
+    return metrics.cluster_bootstrap_auc_difference(pos, neg, None, None, *clusters, rounds=rounds, seed=SEED,
+                                                    level=level)[1:]  # fmt: skip
+
+
 def _row(claim, setting, row, value, lo, hi, n, verdict, reason, source) -> dict:
     return dict(claim=claim, setting=setting, row=row, value=value, lo=lo, hi=hi, n=n, verdict=verdict,
                 reason=reason, source=source)  # fmt: skip
@@ -65,7 +89,7 @@ def _auc_claim(claim, setting, groups, measure, boundary, side, source) -> list[
     for attack, eps in settings:
         rows = groups[(attack, eps, "mc")]
         pos, neg = _kind(rows, "adversarial", measure), rows[measure][rows["kind"] != "adversarial"].astype(float)
-        lo, hi = metrics.bootstrap_auc(pos, neg, rounds=rules.bootstrap_rounds(len(settings)), seed=SEED, level=level)
+        lo, hi = _auc_interval(rows, measure, rules.bootstrap_rounds(len(settings)), level)
         verdict = rules.interval_verdict(lo, hi, boundary, side)
         # context, not the verdict: which kind of negative carries the AUC (as Table 1's split columns)
         halves = ", ".join(f"vs {k} {metrics.roc_auc(pos, _kind(rows, k, measure)):.3f}" for k in ("clean", "noise"))
@@ -84,7 +108,7 @@ def _reproduction(setting, groups, paper, source) -> list[dict]:
         pos = _kind(rows, "adversarial", "mutual_information")
         neg = rows["mutual_information"][rows["kind"] != "adversarial"].astype(float)
         ours = metrics.roc_auc(pos, neg)
-        lo95, hi95 = metrics.bootstrap_auc(pos, neg, rounds=ROUNDS, seed=SEED)
+        lo95, hi95 = _auc_interval(rows, "mutual_information", ROUNDS, 0.95)
         theirs = paper.get((attack, eps, "mc"))
         if theirs is None:
             out.append(_row("7b", setting, f"{attack} eps {eps:g}", ours, np.nan, np.nan, len(pos) + len(neg),
@@ -106,7 +130,12 @@ def _success_difference(claim, setting, pairs, side, source) -> list[dict]:
             raise ValueError(f"{source}: the sets of {label} do not share their source images")
         sa, sb = _kind(a, "adversarial", "success"), _kind(b, "adversarial", "success")
         rounds = rules.bootstrap_rounds(len(pairs))
-        diff, lo, hi = metrics.paired_bootstrap_mean_difference(sa, sb, rounds=rounds, seed=SEED, level=level)
+        clusters = _clusters(a)
+        if clusters is None:
+            diff, lo, hi = metrics.paired_bootstrap_mean_difference(sa, sb, rounds=rounds, seed=SEED, level=level)
+        else:  # the same batches in both sets (one variant): resample whole batches
+            diff, lo, hi = metrics.cluster_bootstrap_mean_difference(sa, sb, clusters[0], rounds=rounds, seed=SEED,
+                                                                     level=level)  # fmt: skip
         discordant = int(np.sum(sa != sb))
         verdict, reason = rules.rate_difference(sa.mean(), sb.mean(), lo, hi, discordant, side)
         reason = reason or f"{sa.mean():.3f} vs {sb.mean():.3f}, {discordant} discordant images"
@@ -150,6 +179,66 @@ def _accuracy_claim(setting, folder: Path, root: Path) -> list[dict]:
         reason = f"only {discordant} images decide it (fewer than {rules.MIN_DECIDING})"
     return [_row("9", setting, "test set", diff, lo, hi, len(mc_ok), verdict, reason,
                  str(table.relative_to(root)))]  # fmt: skip
+
+
+def _clean_accuracy_claim(setting: str, groups: dict, source: str) -> list[dict]:
+    """Claim 9 on an ablation variant (the authors' code has no test for it; rule fixed before the run):
+    the N clean images of the first attack setting, which both predictors score, MC minus point-estimate
+    accuracy, paired by image (by batch where outputs are coupled)."""
+    keys = sorted({(a, e) for a, e, p in groups if (a, e, "mc") in groups and (a, e, "deterministic") in groups})
+    if not keys:
+        return [_row("9", setting, "clean images", np.nan, np.nan, np.nan, None, rules.NOT_TESTABLE,
+                     "no setting has both predictors", source)]  # fmt: skip
+    mc, det = groups[(*keys[0], "mc")], groups[(*keys[0], "deterministic")]
+    if not _paired(mc, det, "clean"):
+        raise ValueError(f"{source}: the mc and deterministic sets do not share their clean images")
+    ok = [(_kind(r, "clean", "pred") == _kind(r, "clean", "label")).astype(float) for r in (mc, det)]
+    clusters = _clusters(mc)
+    if clusters is None:
+        diff, lo, hi = metrics.paired_bootstrap_mean_difference(*ok, rounds=ROUNDS, seed=SEED)
+    else:
+        clean_ids = clusters[1][: len(ok[0])]  # negatives are clean rows first, in file order
+        diff, lo, hi = metrics.cluster_bootstrap_mean_difference(*ok, clean_ids, rounds=ROUNDS, seed=SEED)
+    discordant = int(np.sum(ok[0] != ok[1]))
+    verdict = rules.interval_verdict(lo, hi, 0.0, "below") if discordant >= rules.MIN_DECIDING else rules.NOT_TESTABLE
+    reason = f"MC {ok[0].mean():.3f} vs point estimate {ok[1].mean():.3f}, {discordant} images disagree"
+    if discordant < rules.MIN_DECIDING:
+        reason = f"only {discordant} images decide it (fewer than {rules.MIN_DECIDING})"
+    return [_row("9", setting, f"clean images of {keys[0][0]} eps {keys[0][1]:g}", diff, lo, hi, len(ok[0]), verdict,
+                 reason, source)]  # fmt: skip
+
+
+def settings(root: Path) -> dict[str, str]:
+    """The settings judged under ``root``: SETTINGS, then each ablation variant with a scores.csv, in the
+    ablation's order."""
+    from uncertadv.experiments.catsdogs import variants
+
+    found = {f"{ABLATION}/{n}": f"{ABLATION}/{n}" for n in variants.ablation()
+             if (root / ABLATION / n / "scores.csv").is_file()}  # fmt: skip
+    return {**SETTINGS, **found}
+
+
+def _table_claims(setting, groups, paper, source) -> list[dict]:
+    """Claims 6, 7a, 7b, 8 and 10 from one setting's Table 1 rows."""
+    rows = _auc_claim("6", setting, groups, "predictive_entropy", 0.5, "below", source)
+    rows += _auc_claim("7a", setting, groups, "mutual_information", 0.5, "above", source)
+    if setting.startswith("catsdogs"):
+        rows += _reproduction(setting, groups, paper, source)
+    else:
+        rows.append(_row("7b", setting, "all", np.nan, np.nan, np.nan, None, rules.NOT_TESTABLE,
+                         "the paper's Table 1 is on cats vs dogs only", source))  # fmt: skip
+    eps_list = sorted({e for _, e, _ in groups})
+    predictors = sorted({p for _, _, p in groups})
+    rows += _success_difference("8", setting, [
+        (f"{a} - fgm, eps {e:g}, {p}", groups[(a, e, p)], groups[("fgm", e, p)])
+        for e in eps_list for p in predictors for a in ITERATIVE
+        if (a, e, p) in groups and ("fgm", e, p) in groups], "above", source)  # fmt: skip
+    pairs = [(f"{a} eps {e:g}: mc - deterministic", groups[(a, e, "mc")], groups[(a, e, "deterministic")])
+             for a in ("fgm", *ITERATIVE) for e in eps_list
+             if (a, e, "mc") in groups and (a, e, "deterministic") in groups]  # fmt: skip
+    rows += _success_difference("10a", setting, pairs, "above", source)
+    rows += _success_difference("10b", setting, pairs, "below", source)
+    return rows
 
 
 def _figure_claims(setting: str, folder: Path, root: Path) -> list[dict]:
@@ -235,32 +324,18 @@ def measure(root: Path) -> list[dict]:
     """Every measured row, then one combined row per (claim, setting)."""
     paper = paper_table()
     rows: list[dict] = []
-    for setting, name in SETTINGS.items():
+    for setting, name in settings(root).items():
         folder = root / name
         scores = folder / "scores.csv"
         if not scores.is_file():
             continue
         source = str(scores.relative_to(root))
         groups = _groups(scores)
+        if setting.startswith(ABLATION):  # the paper's Table 1 grid only: no figures, ensemble or detectors
+            rows += _table_claims(setting, groups, paper, source) + _clean_accuracy_claim(setting, groups, source)
+            continue
         rows += _figure_claims(setting, folder, root)
-        rows += _auc_claim("6", setting, groups, "predictive_entropy", 0.5, "below", source)
-        rows += _auc_claim("7a", setting, groups, "mutual_information", 0.5, "above", source)
-        if setting.startswith("catsdogs"):
-            rows += _reproduction(setting, groups, paper, source)
-        else:
-            rows.append(_row("7b", setting, "all", np.nan, np.nan, np.nan, None, rules.NOT_TESTABLE,
-                             "the paper's Table 1 is on cats vs dogs only", source))  # fmt: skip
-        eps_list = sorted({e for _, e, _ in groups})
-        predictors = sorted({p for _, _, p in groups})
-        rows += _success_difference("8", setting, [
-            (f"{a} - fgm, eps {e:g}, {p}", groups[(a, e, p)], groups[("fgm", e, p)])
-            for e in eps_list for p in predictors for a in ITERATIVE
-            if (a, e, p) in groups and ("fgm", e, p) in groups], "above", source)  # fmt: skip
-        pairs = [(f"{a} eps {e:g}: mc - deterministic", groups[(a, e, "mc")], groups[(a, e, "deterministic")])
-                 for a in ("fgm", *ITERATIVE) for e in eps_list
-                 if (a, e, "mc") in groups and (a, e, "deterministic") in groups]  # fmt: skip
-        rows += _success_difference("10a", setting, pairs, "above", source)
-        rows += _success_difference("10b", setting, pairs, "below", source)
+        rows += _table_claims(setting, groups, paper, source)
         rows += _ensemble_claim(setting, groups, source)
         rows += _accuracy_claim(setting, folder, root)
         for claim in ("12a", "12b"):
@@ -281,8 +356,12 @@ def _combined(rows: list[dict]) -> list[dict]:
 
 
 def _order(key: tuple) -> tuple:
+    """Claims in the registry's order; settings as SETTINGS, then the ablation's variants in their order."""
+    from uncertadv.experiments.catsdogs import variants
+
     ids = [c.id for c in registry.CLAIMS]
-    return ids.index(key[0]), list(SETTINGS).index(key[1])
+    order = [*SETTINGS, *(f"{ABLATION}/{n}" for n in variants.ablation())]
+    return ids.index(key[0]), order.index(key[1])
 
 
 def write(root: Path) -> list[Path]:
@@ -295,7 +374,7 @@ def write(root: Path) -> list[Path]:
     # rendered from the rows as stored, so that CLAIMS.md re-renders from claims.csv alone
     artifacts.write_text(root / "CLAIMS.md", markdown(read_rows(root / "claims.csv")))
     artifacts.write_json(root / "claims.json", artifacts.record({"rounds": ROUNDS, "seed": SEED,
-                                                                 "settings": list(SETTINGS)}, start,
+                                                                 "settings": list(settings(root))}, start,
                                                                 outputs=["claims.csv", "CLAIMS.md"]))  # fmt: skip
     return [root / "claims.csv", root / "CLAIMS.md", root / "claims.json"]
 
