@@ -236,3 +236,43 @@ def test_config_refuses_what_the_ablation_does_not_run(tmp_path):
     with pytest.raises(ValueError, match="pretrained backbone"):
         ablation.AblationConfig(folder=tmp_path, backbone="small").validate()
     assert dataclasses.asdict(variants.AS_CODED) == {n: a[1] for n, a in variants.SWITCHES.items()}
+
+
+def test_cli_refuses_ablation_options_that_make_no_sense():
+    from conftest import assert_one_line_error
+    from typer.testing import CliRunner
+
+    from uncertadv.cli import app
+
+    runner = CliRunner()
+    assert_one_line_error(runner.invoke(app, ["report", "--dataset", "mnist", "--variant", "as-coded"]), "catsdogs")
+    assert_one_line_error(
+        runner.invoke(app, ["report", "--dataset", "catsdogs", "--variant", "today", "--ablation"]), "not both"
+    )
+    assert_one_line_error(runner.invoke(app, ["report", "--dataset", "catsdogs", "--variant", "as-written"]), "unknown")
+    help_text = runner.invoke(app, ["report", "--help"]).output
+    assert "--variant" in help_text and "--ablation" in help_text
+
+
+COMMITTED = __import__("pathlib").Path(__file__).resolve().parents[1] / "results" / "catsdogs-ablation"
+
+
+@pytest.mark.skipif(not (COMMITTED / "ablation.csv").is_file(), reason="no committed ablation results to check yet")
+def test_committed_ablation_rows_recompute_from_the_variants_scores():
+    """Every point value of ablation.csv (AUCs, rates, counts, accuracy) from the variants' scores.csv;
+    the intervals are bootstraps, which ``uncertadv render`` does not redo (slow): their seed is recorded."""
+    table = artifacts.read_table(COMMITTED / "ablation.csv")
+    for i, name in enumerate(table["variant"]):
+        scores = artifacts.read_table(COMMITTED / str(name) / "scores.csv")
+        sel = (scores["attack"] == table["attack"][i]) & (scores["eps"] == table["eps"][i])
+        rows = {c: v[sel & (scores["predictor"] == table["predictor"][i])] for c, v in scores.items()}
+        adv, kind = rows["kind"] == "adversarial", rows["kind"]
+        for short, measure in ablation_report.SHORT.items():
+            want = metrics.roc_auc(rows[measure][adv], rows[measure][~adv])
+            np.testing.assert_allclose(table[f"{short}_auc"][i], want, rtol=1e-6, equal_nan=True)
+            want = metrics.roc_auc(rows[measure][adv], rows[measure][kind == "clean"])
+            np.testing.assert_allclose(table[f"{short}_auc_vs_clean"][i], want, rtol=1e-6, equal_nan=True)
+        assert table["n_label_changed"][i] == np.sum(rows["label_changed"][adv] == 1)
+        assert table["n_successful"][i] == np.sum(rows["success"][adv] == 1)
+        clean = kind == "clean"
+        assert table["clean_accuracy"][i] == pytest.approx(np.mean(rows["pred"][clean] == rows["label"][clean]))
