@@ -101,6 +101,32 @@ def test_one_dropout_sample_draws_a_new_mask_per_example_and_per_call():
                                head_probs(z, kernel, bias, keep).numpy().mean(0), rtol=1e-5)  # fmt: skip
 
 
+def authors_flat_negatives(x_rgb, x_adv_rgb, noise_rgb):
+    """ROC_curves_cats.py's lines, in their caffe space (BGR, 0-255, minus the ImageNet means), written
+    out independently: squared L2 from batch_L_norm_distances(ord=2), noise /= dists * |noise|, + noise,
+    np.clip(x_plus_noise, 0, 1); returned in RGB [0, 1]."""
+    mean_bgr = np.array([103.939, 116.779, 123.68])
+    caffe = x_rgb[..., ::-1] * 255.0 - mean_bgr
+    caffe_adv = x_adv_rgb[..., ::-1] * 255.0 - mean_bgr
+    n = len(x_rgb)
+    dists = np.sum((caffe.reshape(n, -1) - caffe_adv.reshape(n, -1)) ** 2, axis=1)
+    noise = noise_rgb[..., ::-1].copy()
+    noise /= (dists * np.linalg.norm(noise.reshape(n, -1), axis=1))[:, None, None, None]
+    flat = np.clip(caffe + noise, 0, 1)
+    return ((flat + mean_bgr) / 255.0)[..., ::-1]
+
+
+def test_flat_negatives_match_the_authors_lines():
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 8, 8, 3))
+    for scale in (0.01, 3.0):  # a tiny L2 leaves noise of about 0.01, which the squared L2 decides
+        x_adv = np.clip(x + rng.choice([-1, 1], x.shape) * scale / np.sqrt(x[0].size), 0, 1)
+        l2 = np.sqrt(((x_adv - x).reshape(3, -1) ** 2).sum(axis=1))
+        ours = perturbations.flat_negatives(x.astype(np.float32), l2, seed=5)
+        want = authors_flat_negatives(x, x_adv, np.random.default_rng(5).random(x.shape))
+        np.testing.assert_allclose(ours, want, atol=2e-6)
+
+
 def test_flat_negatives_lie_at_the_channel_mean_or_up_to_one_above():
     rng = np.random.default_rng(0)
     x = rng.random((4, 8, 8, 3), dtype=np.float32)
@@ -148,6 +174,83 @@ def test_as_coded_clip_bounds_and_the_pixels_they_move():
         linf, share = perturbations.moved(x, adv, 5.0)
         assert bool(share > 0) is beyond and bool(linf.max() > 5.0 + 1e-3) is beyond and linf.min() > 4.99
         assert np.all(adv >= perturbations.clip_bounds(clip)[0] - 1e-6)
+
+
+def cleverhans2_bim(net, x, labels, eps, step, lo, hi, iterations=10):
+    """CleverHans 2's BasicIterativeMethod.generate, written out: eta kept unclipped to the bounds
+    between iterations, FGM's own clip inside, the bounds once more at the end."""
+    x0 = tf.constant(x)
+    eta = tf.zeros_like(x0)
+    for i in range(iterations):
+        grad = net.gradient(x0 + eta, labels, key(0, i), 0)
+        adv = tf.clip_by_value(x0 + eta + step * tf.sign(grad), lo, hi)  # FastGradientMethod with clip
+        eta = tf.clip_by_value(adv - x0, -eps, eps)  # clip_eta
+    return tf.clip_by_value(x0 + eta, lo, hi).numpy()
+
+
+def cleverhans2_mim(net, x, labels, eps, step, lo, hi, iterations=10):
+    """CleverHans 2's MomentumIterativeMethod.generate (decay 1.0), written out."""
+    x0 = tf.constant(x)
+    adv, momentum = x0, tf.zeros_like(x0)
+    for i in range(iterations):
+        grad = net.gradient(adv, labels, key(0, i), 0)
+        grad = grad / tf.maximum(1e-12, tf.reduce_mean(tf.abs(grad), [1, 2, 3], keepdims=True))
+        momentum = 1.0 * momentum + grad
+        adv = adv + step * tf.sign(momentum)
+        adv = x0 + tf.clip_by_value(adv - x0, -eps, eps)
+        adv = tf.clip_by_value(adv, lo, hi)
+    return adv.numpy()
+
+
+def test_bim_and_mim_follow_cleverhans_2_order_with_pixels_outside_the_bounds():
+    rng = np.random.default_rng(3)
+    kernel = rng.normal(size=(4, 2)).astype(np.float32)
+    net = VariantNetwork(tiny_trunk(), kernel, np.zeros(2, np.float32), "features")
+    x = rng.random((2, 16, 16, 3)).astype(np.float32)
+    x[:, :4, :4] = [0.0, 0.02, 0.99]  # R and G below the authors' bounds, B above them
+    bounds = perturbations.clip_bounds("as-coded")
+    lo, hi = (b.reshape(1, 1, 1, 3) for b in bounds)
+    labels = np.array([0, 1])
+    for eps in (5.0, 10.0):
+        step = perturbations.STEPS[eps] / 255.0
+        for method, reference in (("bim", cleverhans2_bim), ("mim", cleverhans2_mim)):
+            ours = perturbations.attack_batch(net, x, labels, method=method, eps=eps, samples=0, bounds=bounds,
+                                              seed_parts=(0,))  # fmt: skip
+            np.testing.assert_allclose(ours, reference(net, x, labels, eps / 255.0, step, lo, hi), atol=1e-6)
+    assert perturbations.STEPS == {5.0: 0.5, 10.0: 1.2} and perturbations.ITERATIONS == 10
+
+
+def test_block_batches_keep_fixed_blocks_and_the_partial_one_last():
+    z = np.arange(70, dtype=np.float32)[:, None]
+    seen = []
+    for epoch in ablation.block_batches(z, np.zeros(70, np.int64), 32, seed=0).repeat(3).batch(1).unbatch():
+        seen.append(epoch[0].numpy()[:, 0])
+    blocks = [tuple(b.astype(int)) for b in seen]
+    assert len(blocks) == 9 and all(len(b) in (32, 6) for b in blocks)
+    for b in blocks:  # every batch is one of the fixed contiguous blocks
+        assert b in {tuple(range(0, 32)), tuple(range(32, 64)), tuple(range(64, 70))}
+    assert all(blocks[i] == tuple(range(64, 70)) for i in (2, 5, 8))  # the partial block always last
+
+
+def test_mc_attack_loss_is_the_authors_under_batch_statistics():
+    rng = np.random.default_rng(0)
+    trunk = cd.with_batch_statistics(tiny_trunk())
+    kernel = rng.normal(size=(4, 2)).astype(np.float32)
+    x = rng.random((5, 16, 16, 3)).astype(np.float32)
+    labels = np.array([0, 1, 0, 1, 1])
+    theirs = VariantNetwork(trunk, kernel, np.zeros(2, np.float32), "features", mean_as_logits=True)
+    ours = VariantNetwork(trunk, kernel, np.zeros(2, np.float32), "features")
+    g_theirs, g_ours = (n.gradient(x, labels, key(1), 20).numpy() for n in (theirs, ours))
+    x_t = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x_t)
+        z = trunk(x_t)[0]
+        mean = tf.reduce_mean(
+            head_probs(z, tf.constant(kernel), tf.zeros(2), theirs._masks(z, 20, tf.constant(key(1)))), 0
+        )
+        loss = tf.nn.softmax_cross_entropy_with_logits(tf.one_hot(labels, 2), mean)  # CleverHans 2's model_loss
+    np.testing.assert_allclose(g_theirs, tape.gradient(loss, x_t).numpy(), rtol=1e-4, atol=1e-9)
+    assert not np.allclose(np.sign(g_theirs), np.sign(g_ours))  # coupled batch-mates: the losses differ
 
 
 def test_cluster_bootstrap_matches_the_row_bootstrap_on_single_rows_and_widens_on_blocks():

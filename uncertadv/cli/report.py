@@ -120,7 +120,8 @@ def report(
     from uncertadv.predictors import PREDICTORS
 
     if variant is not None or ablation:
-        _ablation(dataset, variant, ablation, n, samples, seed, bootstrap, results, image_size, backbone, weights)
+        _ablation(dataset, variant, ablation, n, samples, seed, bootstrap, results, image_size, backbone, weights,
+                  force)  # fmt: skip
         return
     options = own_data(model, data, pixel_max, image_size, from_logits, classes, color_mode)
     layout = own_layout(results) if options else Layout.of(dataset, results)
@@ -169,7 +170,8 @@ def report(
     typer.echo((layout.folder / table).read_text())
 
 
-def _ablation(dataset, variant, every, n, samples, seed, bootstrap, results, image_size, backbone, weights) -> None:
+def _ablation(dataset, variant, every, n, samples, seed, bootstrap, results, image_size, backbone, weights,
+              force) -> None:  # fmt: skip
     """The cats-vs-dogs ablation (issue 18): one variant, or all of them and the summary."""
     from pathlib import Path
 
@@ -191,7 +193,7 @@ def _ablation(dataset, variant, every, n, samples, seed, bootstrap, results, ima
         seed=seed,
         bootstrap=bootstrap,
     )
-    outputs = ablation.run(cfg, names)
+    outputs = ablation.run(cfg, names, force=force)
     if every:
         outputs += ablation_report.write(cfg.folder)
     for path in outputs:

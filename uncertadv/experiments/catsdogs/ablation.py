@@ -9,9 +9,11 @@ they depend on), so a variant that shares an attack set with another reuses it, 
 run resumes per attack set.
 
 Seeds: attacker keys ``(seed, predictor, method, eps, batch, call)``; the evaluator's masks
-``(seed + EVAL_SEED_OFFSET, kind, batch)``: the same clean rows in every set of a variant and
-predictor. "Correct when clean" is decided by the evaluator's draw on the source images (kind
-code 3), in the same batches as the attack.
+``(seed + EVAL_SEED_OFFSET, predictor, kind, batch)``: the same clean rows in every set of a
+variant and predictor. "Correct when clean" is decided by the evaluator's draw on the source images
+(kind code 3), in the same batches as the attack; "wrong after the attack" by a separate draw on
+the adversarial images (kind code 4), as the authors' ``m.predict(x_adv)`` was a pass of its own,
+so that the (S) filters are not drawn from the masks that give the scores they filter.
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ from uncertadv.measures import MEASURES
 from uncertadv.models import catsdogs as cd
 from uncertadv.progress import progress_bar
 
-VERSION = 1  # part of every cache key: raise it when the code changes what a cached file holds
-KIND_CODES = {"clean": 0, "noise": 1, "adversarial": 2, "source": 3}
+VERSION = 2  # part of every cache key: raise it when the code changes what a cached file holds
+TRAIN_OUTPUTS_VERSION = 1  # the cached trunk outputs of the training split: raise when their code changes
+KIND_CODES = {"clean": 0, "noise": 1, "adversarial": 2, "source": 3, "success_check": 4}
+PREDICTOR_CODES = {"deterministic": 0, "mc": 1}
 COLUMNS = ("attack", "eps", "predictor", "detector_measure", "point_estimate", "kind", "index", "batch", "label",
            "pred", "clean_pred", "success", "label_changed", "l2", "linf_255", "pair", *MEASURES)  # fmt: skip
 
@@ -98,17 +102,33 @@ class Trunks:
         return self.inference if batchnorm == "inference" else self.batch_statistics
 
 
+def _train_files(cfg: AblationConfig) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(paths [N], labels [N], digest)`` of the training split; the digest names every file and its size."""
+    folder = data.petimages_dir(cfg.data_dir).resolve()
+    paths, labels = data.petimages_split(folder, cfg.seed)["train"]
+    paths, labels = paths[: cfg.limit_train], labels[: cfg.limit_train]
+    return paths, labels, _digest([f"{p}:{Path(p).stat().st_size}" for p in paths])
+
+
+def block_batches(z: np.ndarray, y: np.ndarray, size: int, seed: int) -> tf.data.Dataset:
+    """Keras 2's ``shuffle='batch'``: contiguous blocks of ``size`` that never change, the full ones
+    in a new order every epoch, the last partial block always last (``batch_shuffle``)."""
+    full = len(z) // size * size
+    blocks = tf.data.Dataset.from_tensor_slices((z[:full], y[:full])).batch(size)
+    blocks = blocks.shuffle(max(full // size, 1), seed=seed, reshuffle_each_iteration=True)
+    if full < len(z):
+        blocks = blocks.concatenate(tf.data.Dataset.from_tensor_slices((z[full:], y[full:])).batch(size))
+    return blocks
+
+
 def train_outputs(cfg: AblationConfig, trunks: Trunks, batchnorm: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(features [N, F], probs [N, 1000], labels [N])`` of the training split, in contiguous
     blocks of 32 of a seeded permutation of its files, each block through the trunk together:
     with batch statistics this is exactly what Keras 2's ``fit(..., shuffle='batch')`` fed the
     head (the blocks never change). Cached per user, keyed by the trunk's weights and the files."""
-    folder = data.petimages_dir(cfg.data_dir).resolve()
-    paths, labels = data.petimages_split(folder, cfg.seed)["train"]
-    paths, labels = paths[: cfg.limit_train], labels[: cfg.limit_train]
+    paths, labels, files = _train_files(cfg)
     order = np.random.default_rng(cfg.seed).permutation(len(paths))
-    files = _digest([f"{p}:{Path(p).stat().st_size}" for p in paths])
-    spec = {"version": VERSION, "trunk": trunks.inference.to_json(), "weights": trunks.weights_sha256, "files": files,
+    spec = {"version": TRAIN_OUTPUTS_VERSION, "trunk": trunks.inference.to_json(), "weights": trunks.weights_sha256, "files": files,
             "batchnorm": batchnorm, "image_size": cfg.image_size, "seed": cfg.seed,
             "block": variants.AS_CODED_TRAIN_BATCH}  # fmt: skip
     path = backbones.cache_dir() / f"ablation-train-{_digest(spec)}.npz"
@@ -139,10 +159,8 @@ def fit_head(z: np.ndarray, y: np.ndarray, recipe: variants.HeadRecipe, seed: in
     head = cd.head(z.shape[1])
     head.compile(keras.optimizers.Adam(recipe.learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
     if recipe.block_shuffle:
-        blocks = tf.data.Dataset.from_tensor_slices((z, y)).batch(recipe.batch_size)
-        n_blocks = int(np.ceil(len(z) / recipe.batch_size))
         head.fit(
-            blocks.shuffle(n_blocks, seed=seed, reshuffle_each_iteration=True),
+            block_batches(z, y, recipe.batch_size, seed),
             epochs=recipe.epochs,
             shuffle=False,
             verbose=0,
@@ -152,14 +170,16 @@ def fit_head(z: np.ndarray, y: np.ndarray, recipe: variants.HeadRecipe, seed: in
     return head
 
 
-def ensure_head(cfg: AblationConfig, trunks: Trunks, variant: variants.Variant) -> tuple[VariantNetwork, dict]:
+def ensure_head(
+    cfg: AblationConfig, trunks: Trunks, variant: variants.Variant, fresh: set | None = None
+) -> tuple[VariantNetwork, dict]:
     """The variant's network, its head trained (or reused from ``models/``, keyed by content)."""
-    want = {"version": VERSION, "trunk_weights": trunks.weights_sha256, "backbone": cfg.backbone,
-            "image_size": cfg.image_size, "seed": cfg.seed, "limit_train": cfg.limit_train,
+    want = {"version": VERSION, "train_files": _train_files(cfg)[2], "trunk_weights": trunks.weights_sha256,
+            "backbone": cfg.backbone, "image_size": cfg.image_size, "seed": cfg.seed, "limit_train": cfg.limit_train,
             **variant.model_key()}  # fmt: skip
     name = f"head-{variant.head}-{variant.batchnorm}"
     path = cfg.folder / "models" / f"{name}.keras"
-    found = artifacts.reusable_record(artifacts.sidecar_path(path), want, [path])
+    found = _reuse(path, want, fresh)
     if found is None:
         start = time.perf_counter()
         features, probs, labels = train_outputs(cfg, trunks, variant.batchnorm)
@@ -175,7 +195,8 @@ def ensure_head(cfg: AblationConfig, trunks: Trunks, variant: variants.Variant) 
     head = keras.saving.load_model(path, safe_mode=True, compile=False)
     kernel, bias = head.get_layer("probs").get_weights()
     inputs_kind = "features" if variant.head == "features" else "probs"
-    return VariantNetwork(trunks.of(variant.batchnorm), kernel, bias, inputs_kind), found
+    coupled = variant.batchnorm == "batch-statistics"
+    return VariantNetwork(trunks.of(variant.batchnorm), kernel, bias, inputs_kind, mean_as_logits=coupled), found
 
 
 def _batches(n: int, size: int):
@@ -188,20 +209,31 @@ def predict(network: VariantNetwork, x: np.ndarray, samples: int, batch: int, se
     return np.concatenate(out, axis=1)
 
 
-def _attack_set(cfg, network, head_record, variant, predictor, method, eps, x_src, y_src, data_sha256) -> dict:
+def _reuse(path: Path, want: dict, fresh: set | None) -> dict | None:
+    """The record of ``path`` if it holds ``want``; with ``fresh`` (``--force``), only if this run made it."""
+    if fresh is not None and path not in fresh:
+        fresh.add(path)
+        return None
+    return artifacts.reusable_record(artifacts.sidecar_path(path), want, [path])
+
+
+def _attack_set(cfg, network, head_record, variant, predictor, method, eps, x_src, y_src, data_sha256,
+                fresh=None) -> dict:  # fmt: skip
     """The adversarial images of one (variant's attack key, predictor, method, eps), cached."""
     batch = variant.batch_size or cfg.batch_size
-    want = {"version": VERSION, "head": head_record["sha256"], "data_sha256": data_sha256, "n": cfg.n,
+    trunk = {"trunk_weights": head_record["config"]["trunk_weights"], "backbone": cfg.backbone,
+             "image_size": cfg.image_size}  # fmt: skip
+    want = {"version": VERSION, **trunk, "head": head_record["sha256"], "data_sha256": data_sha256, "n": cfg.n,
             "seed": cfg.seed, "samples": cfg.samples, "batch": batch, "method": method, "eps": float(eps),
             "predictor": predictor, **variant.attack_key(predictor)}  # fmt: skip
     path = cfg.folder / "attacks" / f"{method}_eps{eps:g}_{predictor}-{_digest(want)}.npz"
-    found = artifacts.reusable_record(artifacts.sidecar_path(path), want, [path])
+    found = _reuse(path, want, fresh)
     if found is not None:
         with np.load(path, allow_pickle=False) as saved:
             return {"x_adv": saved["x_adv"], "attack_labels": saved["attack_labels"], "record": found}
     start = time.perf_counter()
     samples = samples_for(predictor, variant.point_estimate, cfg.samples)
-    code = (cfg.seed, ("deterministic", "mc").index(predictor), ("fgm", "bim", "mim").index(method), int(eps * 10))
+    code = (cfg.seed, PREDICTOR_CODES[predictor], ("fgm", "bim", "mim").index(method), int(eps * 10))
     if variant.attack_labels == "true":
         labels = y_src
     else:  # the attacked predictor's own prediction on the clean image, one call (CleverHans without y)
@@ -225,7 +257,8 @@ def _attack_set(cfg, network, head_record, variant, predictor, method, eps, x_sr
 def _kind_rows(network, variant, predictor, cfg, kind, index, images, x_ref, y_all) -> dict:
     batch = variant.batch_size or cfg.batch_size
     samples = samples_for(predictor, variant.point_estimate, cfg.samples)
-    probs = predict(network, images, samples, batch, (eval_seed(cfg.seed), KIND_CODES[kind]))
+    evaluator = (eval_seed(cfg.seed), PREDICTOR_CODES[predictor])
+    probs = predict(network, images, samples, batch, (*evaluator, KIND_CODES[kind]))
     scored_as = "mc" if predictor == "mc" else "deterministic"
     values = predictors.scores(probs, predictor=scored_as)
     n = len(index)
@@ -237,27 +270,30 @@ def _kind_rows(network, variant, predictor, cfg, kind, index, images, x_ref, y_a
             "l2": perturbation_norms(x_ref, images)[1], "linf_255": np.abs(images - x_ref).reshape(n, -1).max(1) * 255,
             "pair": none if kind == "clean" else position, **{m: values[m] for m in MEASURES}}  # fmt: skip
     if kind == "adversarial":
-        clean = predict(network, x_ref, samples, batch, (eval_seed(cfg.seed), KIND_CODES["source"]))
+        clean = predict(network, x_ref, samples, batch, (*evaluator, KIND_CODES["source"]))
         clean_pred = clean.mean(axis=0).argmax(axis=-1)
-        changed = values["pred"] != y_all[index]
+        after = predict(network, images, samples, batch, (*evaluator, KIND_CODES["success_check"]))
+        changed = after.mean(axis=0).argmax(axis=-1) != y_all[index]
         rows.update(clean_pred=clean_pred, label_changed=changed, success=(clean_pred == y_all[index]) & changed)
     return rows
 
 
-def run_variant(cfg: AblationConfig, name: str, trunks: Trunks, test: tuple[np.ndarray, np.ndarray]) -> list[Path]:
+def run_variant(
+    cfg: AblationConfig, name: str, trunks: Trunks, test: tuple[np.ndarray, np.ndarray], fresh: set | None = None
+) -> list[Path]:
     """Every attack set and score of one variant; writes NAME/scores.csv and NAME/variant.json."""
     start = time.perf_counter()
     variant = variants.named(name)
     x, y = test
     data_sha256 = inputs.data_sha256(x, y)
     idx = draw_indices(len(x), cfg.n, cfg.seed)
-    network, head_record = ensure_head(cfg, trunks, variant)
+    network, head_record = ensure_head(cfg, trunks, variant, fresh)
     groups, sets = [], {}
     settings = [(p, m, e) for m in cfg.methods for e in cfg.eps for p in cfg.predictors]
     for predictor, method, eps in progress_bar(settings, desc=f"variant {name}", total=len(settings)):
         x_src = x[idx["adversarial"]]
         made = _attack_set(cfg, network, head_record, variant, predictor, method, eps, x_src, y[idx["adversarial"]],
-                           data_sha256)  # fmt: skip
+                           data_sha256, fresh)  # fmt: skip
         want = {"version": VERSION, "attack_set": made["record"]["config"], "score": variant.score_key(predictor),
                 "data_sha256": data_sha256}  # fmt: skip
         cache = cfg.folder / "scores" / f"{method}_eps{eps:g}_{predictor}-{_digest(want)}.csv"
@@ -270,6 +306,9 @@ def run_variant(cfg: AblationConfig, name: str, trunks: Trunks, test: tuple[np.n
                       for kind in ("clean", "noise", "adversarial")]  # fmt: skip
             return {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
 
+        if fresh is not None and cache not in fresh:  # --force: score again once in this run
+            fresh.add(cache)
+            cache.unlink(missing_ok=True)
         rows = artifacts.cached_table(cache, want, compute)
         n = len(rows["kind"])
         group = {"attack": [method] * n, "eps": [float(eps)] * n, "predictor": [predictor] * n,
@@ -302,14 +341,15 @@ def load_test(cfg: AblationConfig) -> tuple[np.ndarray, np.ndarray]:
     return x[: cfg.limit_test], y[: cfg.limit_test]
 
 
-def run(cfg: AblationConfig, names: list[str], trunk: keras.Model | None = None) -> list[Path]:
-    """Run the named variants in order, one at a time, then the summary (``ablation_report``)."""
+def run(cfg: AblationConfig, names: list[str], trunk: keras.Model | None = None, force: bool = False) -> list[Path]:
+    """Run the named variants in order, one at a time. ``force``: make every head, attack set and
+    score again, once each (a file shared by two variants is made for the first)."""
     cfg.validate()
     for name in names:
         variants.named(name)
     trunks = Trunks(cfg, trunk)
     test = load_test(cfg)
-    outputs = []
+    outputs, fresh = [], (set() if force else None)
     for name in names:
-        outputs += run_variant(cfg, name, trunks, test)
+        outputs += run_variant(cfg, name, trunks, test, fresh)
     return outputs

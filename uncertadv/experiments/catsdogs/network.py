@@ -47,13 +47,21 @@ def key(*parts: int) -> np.ndarray:
 
 class VariantNetwork:
     """Trunk + head of one variant. ``inputs``: ``features`` or ``probs`` (which trunk output the
-    head reads). ``samples(predictor, point_estimate)`` gives how many masks a call draws:
-    0 for dropout off, 1 for one dropout sample, T for the mc predictor."""
+    head reads). ``samples_for`` gives how many masks a call draws: 0 for dropout off, 1 for one
+    dropout sample, T for the mc predictor.
 
-    def __init__(self, trunk, kernel: np.ndarray, bias: np.ndarray, inputs: str):
+    The attack's loss: the cross-entropy of log p (of one network), or of the log MC-mean
+    predictive. ``mean_as_logits``: for T > 1, CleverHans 2's loss on the authors' MC model
+    instead, a softmax cross-entropy that takes the mean *probabilities* as logits (its
+    ``model_loss`` finds logits only behind a Softmax op). With two classes both give, image by
+    image, gradients that are positive multiples of each other, so sign steps agree; but when
+    batch-mates are coupled (batch statistics) an image's gradient sums its batch-mates' losses,
+    whose weights differ, so the batch-statistics variants use the authors' loss."""
+
+    def __init__(self, trunk, kernel: np.ndarray, bias: np.ndarray, inputs: str, mean_as_logits: bool = False):
         if inputs not in ("features", "probs"):
             raise ValueError(f"a head reads features or probs, got {inputs!r}")
-        self.trunk, self.inputs = trunk, inputs
+        self.trunk, self.inputs, self.mean_as_logits = trunk, inputs, mean_as_logits
         self.kernel = tf.constant(kernel, tf.float32)
         self.bias = tf.constant(bias, tf.float32)
         self._grad = tf.function(self._gradient, reduce_retracing=True)
@@ -74,8 +82,12 @@ class VariantNetwork:
         with tf.GradientTape() as tape:
             tape.watch(x)
             z = self.trunk_outputs(x)
-            log_p = head_log_probs(z, self.kernel, self.bias, self._masks(z, samples, rng_key))
-            loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=log_p)
+            keep = self._masks(z, samples, rng_key)
+            if self.mean_as_logits and samples > 1:
+                logits = tf.reduce_mean(head_probs(z, self.kernel, self.bias, keep), axis=0)
+            else:
+                logits = head_log_probs(z, self.kernel, self.bias, keep)
+            loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
         return tape.gradient(loss, x)
 
     def probs(self, x: np.ndarray, rng_key: np.ndarray, samples: int) -> np.ndarray:

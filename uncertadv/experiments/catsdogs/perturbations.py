@@ -2,10 +2,11 @@
 builds them (BIM a loop over FGM with ``clip_eta``; MIM with decay 1.0 and L1-normalised
 gradients), with per-channel clip bounds, and the two kinds of noise negatives.
 
-The paper's code attacks the MC model's *mean probabilities* as if they were logits (CleverHans 2's
-``model_loss`` takes the logits only from a Softmax op). With two classes that loss's gradient is a
-positive multiple, per image, of the cross-entropy's used here, and the sign and MIM's L1
-normalisation remove per-image scale: the images are the same.
+The order of steps, projections and clips is CleverHans 2's (the version the authors pinned):
+FGM clips to the bounds; BIM keeps ``eta = clip_eps(clip_bounds(x + eta + step sign(grad)) - x)``,
+takes every gradient at ``x + eta`` (not clipped to the bounds) and clips to the bounds once at the
+end; MIM projects onto the eps-ball and clips to the bounds at every iterate, and takes its
+gradient there. The loss is ``network.gradient``'s (see ``VariantNetwork``).
 """
 
 from __future__ import annotations
@@ -37,22 +38,34 @@ def clip_bounds(clip: str) -> tuple[np.ndarray, np.ndarray]:
 def attack_batch(network: VariantNetwork, x: np.ndarray, labels: np.ndarray, *, method: str, eps: float,
                  samples: int, bounds, seed_parts: tuple[int, ...]) -> np.ndarray:  # fmt: skip
     """Adversarial versions ``[B, S, S, 3]`` of one batch ``x`` (eps in 0-255 units), moving away
-    from ``labels``. Each gradient call draws fresh masks from key ``(*seed_parts, call)``. Every
-    iterate is projected onto the eps-ball, then clipped to ``bounds``, as CleverHans 2 did: with the
-    authors' bounds a pixel outside them moves to the bound, further than eps."""
+    from ``labels``, in CleverHans 2's order (module doc). Each gradient call draws fresh masks from
+    key ``(*seed_parts, call)``. With the authors' bounds a pixel outside them ends at the bound,
+    further than eps."""
     lo, hi = (tf.constant(b.reshape(1, 1, 1, 3)) for b in bounds)
     x0 = tf.constant(x, tf.float32)
     radius = eps / 255.0
-    iterations, step = (1, radius) if method == "fgm" else (ITERATIONS, STEPS[float(eps)] / 255.0)
+
+    def bound(image):
+        return tf.clip_by_value(image, lo, hi)
+
+    def ball(image):
+        return x0 + tf.clip_by_value(image - x0, -radius, radius)
+
+    if method == "fgm":
+        return bound(x0 + radius * tf.sign(network.gradient(x0, labels, key(*seed_parts, 0), samples))).numpy()
+    step = STEPS[float(eps)] / 255.0
+    if method == "bim":
+        eta = tf.zeros_like(x0)
+        for call in range(ITERATIONS):
+            grad = network.gradient(x0 + eta, labels, key(*seed_parts, call), samples)
+            eta = ball(bound(x0 + eta + step * tf.sign(grad))) - x0
+        return bound(x0 + eta).numpy()
     adv, momentum = x0, tf.zeros_like(x0)
-    for call in range(iterations):
+    for call in range(ITERATIONS):  # mim
         grad = network.gradient(adv, labels, key(*seed_parts, call), samples)
-        if method == "mim":
-            grad = grad / tf.maximum(tf.reduce_mean(tf.abs(grad), axis=(1, 2, 3), keepdims=True), 1e-12)
-            momentum = MIM_DECAY * momentum + grad
-            grad = momentum
-        adv = adv + step * tf.sign(grad)
-        adv = tf.clip_by_value(x0 + tf.clip_by_value(adv - x0, -radius, radius), lo, hi)
+        grad = grad / tf.maximum(tf.reduce_mean(tf.abs(grad), axis=(1, 2, 3), keepdims=True), 1e-12)
+        momentum = MIM_DECAY * momentum + grad
+        adv = bound(ball(adv + step * tf.sign(momentum)))
     return adv.numpy()
 
 

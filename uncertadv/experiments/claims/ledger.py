@@ -193,12 +193,11 @@ def _clean_accuracy_claim(setting: str, groups: dict, source: str) -> list[dict]
     if not _paired(mc, det, "clean"):
         raise ValueError(f"{source}: the mc and deterministic sets do not share their clean images")
     ok = [(_kind(r, "clean", "pred") == _kind(r, "clean", "label")).astype(float) for r in (mc, det)]
-    clusters = _clusters(mc)
-    if clusters is None:
+    if _clusters(mc) is None:
         diff, lo, hi = metrics.paired_bootstrap_mean_difference(*ok, rounds=ROUNDS, seed=SEED)
-    else:
-        clean_ids = clusters[1][: len(ok[0])]  # negatives are clean rows first, in file order
-        diff, lo, hi = metrics.cluster_bootstrap_mean_difference(*ok, clean_ids, rounds=ROUNDS, seed=SEED)
+    else:  # the clean images' own batches
+        batch = _kind(mc, "clean", "batch")
+        diff, lo, hi = metrics.cluster_bootstrap_mean_difference(*ok, batch, rounds=ROUNDS, seed=SEED)
     discordant = int(np.sum(ok[0] != ok[1]))
     verdict = rules.interval_verdict(lo, hi, 0.0, "below") if discordant >= rules.MIN_DECIDING else rules.NOT_TESTABLE
     reason = f"MC {ok[0].mean():.3f} vs point estimate {ok[1].mean():.3f}, {discordant} images disagree"
