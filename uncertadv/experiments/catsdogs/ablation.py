@@ -128,8 +128,8 @@ def train_outputs(cfg: AblationConfig, trunks: Trunks, batchnorm: str) -> tuple[
     head (the blocks never change). Cached per user, keyed by the trunk's weights and the files."""
     paths, labels, files = _train_files(cfg)
     order = np.random.default_rng(cfg.seed).permutation(len(paths))
-    spec = {"version": TRAIN_OUTPUTS_VERSION, "trunk": trunks.inference.to_json(), "weights": trunks.weights_sha256, "files": files,
-            "batchnorm": batchnorm, "image_size": cfg.image_size, "seed": cfg.seed,
+    spec = {"version": TRAIN_OUTPUTS_VERSION, "trunk": trunks.inference.to_json(), "weights": trunks.weights_sha256,
+            "files": files, "batchnorm": batchnorm, "image_size": cfg.image_size, "seed": cfg.seed,
             "block": variants.AS_CODED_TRAIN_BATCH}  # fmt: skip
     path = backbones.cache_dir() / f"ablation-train-{_digest(spec)}.npz"
     if path.is_file():
