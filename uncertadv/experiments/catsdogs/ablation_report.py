@@ -242,6 +242,8 @@ def findings(folder: Path, which: str) -> str:
     if which not in FINDINGS:
         raise ValueError(f"unknown ablation finding {which!r}; choose from {', '.join(FINDINGS)}")
     predictor, column, delta, label = FINDINGS[which]
+    if not (folder / "ablation.csv").is_file():
+        return "(no ablation.csv yet: `make catsdogs-ablation` makes it)\n"
     cols = artifacts.read_table(folder / "ablation.csv")
     sel = np.isin(cols["attack"], ("bim", "mim")) & (cols["predictor"] == predictor)
     head = f"| variant | {label} (BIM, MIM; eps 5, 10) | change from `previous` | changes whose interval excludes 0 |"
