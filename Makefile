@@ -89,8 +89,10 @@ bench: install
 	$(BIN)/python benchmarks/catsdogs_mc_speed.py
 	$(BIN)/python benchmarks/catsdogs_attack_speed.py
 	$(BIN)/python benchmarks/adaptive_attack_speed.py
+	$(BIN)/python benchmarks/ablation_step_speed.py
 	$(UNCERTADV) render
 	$(BIN)/python benchmarks/adaptive_attack_speed.py
+	$(BIN)/python benchmarks/ablation_step_speed.py
 
 clean:
 	rm -rf .venv .pytest_cache
