@@ -91,8 +91,6 @@ bench: install
 	$(BIN)/python benchmarks/adaptive_attack_speed.py
 	$(BIN)/python benchmarks/ablation_step_speed.py
 	$(UNCERTADV) render
-	$(BIN)/python benchmarks/adaptive_attack_speed.py
-	$(BIN)/python benchmarks/ablation_step_speed.py
 
 clean:
 	rm -rf .venv .pytest_cache
