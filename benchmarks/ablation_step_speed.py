@@ -14,16 +14,14 @@ after a warm-up that traces. Random weights (the cost does not depend on them). 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from _record import provenance, write_section  # noqa: E402
+from _record import provenance, timed, write_section  # noqa: E402
 
 from uncertadv.experiments.catsdogs import variants  # noqa: E402
 from uncertadv.experiments.catsdogs.network import VariantNetwork, key  # noqa: E402
@@ -39,13 +37,7 @@ def step_seconds(network: VariantNetwork, x, y, batch: int, samples: int, repeat
         for b, start in enumerate(range(0, len(x), batch)):
             network.gradient(x[start : start + batch], y[start : start + batch], key(0, b), samples).numpy()
 
-    once()  # traces
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        once()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return timed(once, repeats)  # the first call traces
 
 
 def image_steps(config_count: dict[str, int], n: int) -> int:
