@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from uncertadv import artifacts, data
 from uncertadv.cli import app
-from uncertadv.experiments import adaptive
+from uncertadv.experiments.adaptive import protocol
 
 runner = CliRunner()
 COMMON = ["--n", "15", "--samples", "2"]
@@ -62,7 +62,7 @@ def test_the_table_has_the_issues_columns_and_every_number_recomputes(run):
         if attack == "pgd":
             assert np.isnan(table["c"][i])
         else:
-            assert table["c"][i] in adaptive.C_GRID
+            assert table["c"][i] in protocol.C_GRID
             pgd = (scores["attack"] == "pgd") & (scores["eps"] == eps) & (scores["predictor"] == predictor)
             # the same negatives as the PGD set (Table 1's), score for score, and the same source images
             np.testing.assert_array_equal(u[~adv], scores[name][pgd & (scores["kind"] != "adversarial")])
@@ -73,22 +73,22 @@ def test_detectors_are_fitted_on_images_no_attack_set_uses(run):
     folder, _ = run
     detector = artifacts.read_json(folder / "detectors" / "mc_mutual_information.json")
     assert detector["seed"] == 1_000_000 and detector["samples"] == 2 and detector["target_fpr"] == 0.05
-    assert detector["n_fit"] == adaptive.N_FIT and detector["fit_data"]["n_evaluation"] == 15
+    assert detector["n_fit"] == protocol.N_FIT and detector["fit_data"]["n_evaluation"] == 15
     with np.load(folder / "attacks" / "pgd_eps76_mc.npz") as npz:
         used = np.concatenate([npz[f"{k}_index"] for k in ("clean", "noise", "adversarial")])
-    held = adaptive.held_out(10_000, 15, 0)
+    held = protocol.held_out(10_000, 15, 0)
     assert not np.isin(held["fit"], used).any() and not np.isin(held["calibration"], used).any()
     assert not np.isin(held["fit"], held["calibration"]).any()
     with pytest.raises(ValueError, match="needs"):
-        adaptive.held_out(1000, 15, 0)
+        protocol.held_out(1000, 15, 0)
 
 
 def test_the_record_names_the_grid_and_the_choice(run):
     folder, _ = run
     record = artifacts.read_json(folder / "attacks" / "pgd-adaptive_eps76_mc_mutual_information.json")
-    assert record["config"]["c_grid"] == list(adaptive.C_GRID) and record["c"] in adaptive.C_GRID
+    assert record["config"]["c_grid"] == list(protocol.C_GRID) and record["c"] in protocol.C_GRID
     rates = record["calibration_evasion_rates"]
-    assert len(rates) == 4 and record["c"] == adaptive.C_GRID[int(np.argmax(rates))]
+    assert len(rates) == 4 and record["c"] == protocol.C_GRID[int(np.argmax(rates))]
     assert json.loads((folder / "adaptive.json").read_text())["versions"]["cpu"]
 
 

@@ -488,11 +488,11 @@ def test_folders_default_to_the_models_size_and_ambiguous_names_are_refused(user
 
 def test_a_given_detector_of_another_t_attacks_its_own_networks(user, tmp_path, monkeypatch):
     root, model, x, y = user
-    from uncertadv.experiments import adaptive
+    from uncertadv.experiments.adaptive import protocol
 
     seen = []
-    real = adaptive.attack
-    monkeypatch.setattr(adaptive, "attack", lambda *a, **k: seen.append(a[3]) or real(*a, **k))
+    real = protocol.attack
+    monkeypatch.setattr(protocol, "attack", lambda *a, **k: seen.append(a[3]) or real(*a, **k))
     np.savez(tmp_path / "small.npz", x=x[:80], y=y[:80])
     ua.Detector(model, samples=4, seed=7).fit(x[100:] / 255.0).save(tmp_path / "det.json")
     result = run("attack", "--model", root / "mine.keras", "--data", tmp_path / "small.npz", "--method",

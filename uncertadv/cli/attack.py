@@ -178,14 +178,14 @@ def attack(
 
 
 def _detector_aware(method, layout, models, files, x, y, config, measure, detector_file, n, model, options, force):
-    from uncertadv.experiments import adaptive
+    from uncertadv.experiments.adaptive import protocol
 
     name = measure.value if measure is not None else "mutual_information"
-    detector = adaptive.detector_for(layout, models, x, y, config, name, detector_file, n, options, force, model)
+    detector = protocol.detector_for(layout, models, x, y, config, name, detector_file, n, options, force, model)
     if measure is not None and detector.measure != measure.value:
         raise ValueError(f"--measure {measure.value} differs from the measure of {detector_file} ({detector.measure})")
     if method == "holes":
-        from uncertadv.experiments import hole_search
+        from uncertadv.experiments.adaptive import hole_search
 
         record = hole_search.build(layout, detector, x, y, hole_search.HoleConfig(n=n, seed=config.seed),
                                    config.seed, n, force=force)  # fmt: skip
@@ -193,10 +193,10 @@ def _detector_aware(method, layout, models, files, x, y, config, measure, detect
         typer.echo(f"holes on the {detector.predictor} predictor against its {detector.measure} detector: "
                    f"c = {record['c']:g}, success rate {record['success_rate']:.3f} of {n}")  # fmt: skip
         return
-    record = adaptive.build(models, files, x, y, config, detector, method, n=n, layout=layout, model=model,
+    record = protocol.build(models, files, x, y, config, detector, method, n=n, layout=layout, model=model,
                             data_options=options, force=force)  # fmt: skip
-    protocol = adaptive.protocol_fit(detector, layout, n, config, x, y)
-    stem = adaptive.set_stem(method, config, detector, protocol)
+    fitted_here = protocol.protocol_fit(detector, layout, n, config, x, y)
+    stem = protocol.set_stem(method, config, detector, fitted_here)
     echo(f"{'reused' if record.get('reused') else 'wrote'} attack set {layout.attack_set(stem)}")
     typer.echo(
         f"{method} eps={config.eps:g} on the {config.predictor} predictor against its {detector.measure} detector "

@@ -266,7 +266,7 @@ def adaptive_figures(
     """The adaptive attacks: evasion rate against eps (standard vs adaptive, per measure and predictor), a
     gallery of pgd / pgd-adaptive / pgd-adaptive-known images beside their sources, and on MNIST the hole search's."""
     quiet_tensorflow()
-    from uncertadv.experiments import adaptive_figures as figures
+    from uncertadv.experiments.adaptive import figures
     from uncertadv.experiments.layout import Layout
 
     layout = Layout.of(dataset, results)

@@ -113,8 +113,9 @@ def report(
     quiet_tensorflow()
     from uncertadv import artifacts
     from uncertadv.attacks import METHODS
-    from uncertadv.experiments import adaptive as protocol
-    from uncertadv.experiments import adaptive_report, own
+    from uncertadv.experiments import own
+    from uncertadv.experiments.adaptive import protocol
+    from uncertadv.experiments.adaptive import report as adaptive_report
     from uncertadv.experiments.layout import DEFAULT_EPS, Layout, own_layout
     from uncertadv.experiments.table1 import report as pipeline
     from uncertadv.predictors import PREDICTORS

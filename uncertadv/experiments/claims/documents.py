@@ -87,7 +87,7 @@ def _readme(root: Path, path: Path) -> str:
 
 def expected(root: Path) -> dict[Path, str]:
     """Each generated file under ``root`` and the text it should hold."""
-    from uncertadv.experiments import adaptive_report
+    from uncertadv.experiments.adaptive import report as adaptive_report
     from uncertadv.experiments.claims import ledger, provenance
     from uncertadv.experiments.mnist_figures import summary
     from uncertadv.experiments.table1 import report

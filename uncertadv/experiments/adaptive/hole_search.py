@@ -26,7 +26,8 @@ import tensorflow as tf
 from uncertadv import artifacts, inputs, io, mc, predictors
 from uncertadv.attacks import DIFFERENTIABLE_MEASURES
 from uncertadv.detector import Detector, weights_sha256
-from uncertadv.experiments import adaptive, latent
+from uncertadv.experiments import latent
+from uncertadv.experiments.adaptive import protocol
 from uncertadv.experiments.layout import Layout, ensure_vae
 from uncertadv.predictors import members
 
@@ -89,7 +90,7 @@ def judge(decoder, detector: Detector, z0: np.ndarray, z: np.ndarray, target: np
         detector.models, images, predictor=detector.predictor, samples=detector.samples, seed=detector.seed
     )
     p_target = probs.mean(axis=0)[np.arange(len(z)), target]
-    uncertainty = adaptive._measure(probs, detector.measure)
+    uncertainty = protocol._measure(probs, detector.measure)
     return {
         "success": (p_target >= MIN_CONFIDENCE) & (uncertainty < detector.threshold),
         "p_target": p_target,
@@ -143,7 +144,7 @@ def build(
         "classifier": weights_sha256(detector.models),
         "index_seed": index_seed,
         "n_evaluation": n_evaluation,
-        "c_grid": list(adaptive.C_GRID),
+        "c_grid": list(protocol.C_GRID),
         "vae": [artifacts.file_sha256(f) for f in io.vae_paths(layout.vae)],
         "data_sha256": inputs.data_sha256(x, y),
     }
@@ -151,7 +152,7 @@ def build(
     if found is not None:
         return {**found, "reused": True}
     start = time.perf_counter()
-    held = adaptive.held_out(len(x), n_evaluation, index_seed)
+    held = protocol.held_out(len(x), n_evaluation, index_seed)
     order = np.random.default_rng(index_seed).permutation(len(x))
     rest = order[~np.isin(order, np.concatenate([held["fit"], held["calibration"]]))]
     calibration = correct(detector, x, y, held["calibration"])
@@ -159,9 +160,9 @@ def build(
     if len(index) < config.n:
         raise ValueError(f"only {len(index)} test images are classified correctly; the hole search needs {config.n}")
     rates = []
-    for c in adaptive.C_GRID:
+    for c in protocol.C_GRID:
         rates.append(float(_run(encoder, decoder, detector, x, y, calibration, c, config)["success"].mean()))
-    c = adaptive.C_GRID[int(np.argmax(rates))]
+    c = protocol.C_GRID[int(np.argmax(rates))]
     result = _run(encoder, decoder, detector, x, y, index, c, config)
     from uncertadv import data
 

@@ -15,7 +15,8 @@ import numpy as np
 
 from uncertadv import artifacts, data, metrics
 from uncertadv.attacks import AttackConfig
-from uncertadv.experiments import adaptive, attack_sets, hole_search, own
+from uncertadv.experiments import attack_sets, own
+from uncertadv.experiments.adaptive import hole_search, protocol
 from uncertadv.experiments.layout import Layout, ensure_classifiers, eval_seed, set_name
 from uncertadv.experiments.table1 import report
 from uncertadv.progress import progress_bar
@@ -67,8 +68,8 @@ HOLE_COLUMNS = [
 class AdaptiveConfig:
     layout: Layout
     eps: tuple[float, ...] = (76.0, 128.0)
-    predictors: tuple[str, ...] = adaptive.PREDICTORS
-    measures: tuple[str, ...] = adaptive.MEASURES
+    predictors: tuple[str, ...] = protocol.PREDICTORS
+    measures: tuple[str, ...] = protocol.MEASURES
     n: int = 200
     samples: int = 20
     seed: int = 0
@@ -145,7 +146,7 @@ def _fit(cfg: AdaptiveConfig, models: dict, options: dict | None, loaded: dict) 
     layout, detectors = cfg.layout, {}
     for predictor in cfg.predictors:
         x, y = loaded[predictor]
-        fitted = adaptive.fit_detectors(
+        fitted = protocol.fit_detectors(
             layout,
             models[predictor][0],
             x,
@@ -208,12 +209,12 @@ def run(cfg: AdaptiveConfig) -> tuple[list[dict], list[Path]]:
                     **table_row(pgd_rows, measure, detector.threshold, baseline, **boot),
                 }
             )
-            for method in adaptive.ADAPTIVE_METHODS:
-                stem = adaptive.adaptive_name(method, eps, predictor, measure)
-                records[stem] = adaptive.build(
+            for method in protocol.ADAPTIVE_METHODS:
+                stem = protocol.adaptive_name(method, eps, predictor, measure)
+                records[stem] = protocol.build(
                     member_models, files, x, y, base, detector, method, force=cfg.force, **build
                 )
-                rows = adaptive.scores(layout, stem, member_models, x, y)
+                rows = protocol.scores(layout, stem, member_models, x, y)
                 groups.append(report.long_rows((method, eps, predictor, measure), rows))
                 table.append(
                     {
@@ -256,7 +257,7 @@ def _write(
         artifacts.write_json(
             folder / "hole_search.json",
             artifacts.record(
-                {**config, "min_confidence": hole_search.MIN_CONFIDENCE, "c_grid": list(adaptive.C_GRID)},
+                {**config, "min_confidence": hole_search.MIN_CONFIDENCE, "c_grid": list(protocol.C_GRID)},
                 start,
                 outputs=["hole_search.csv"],
             ),
@@ -321,15 +322,15 @@ def markdown(cfg: AdaptiveConfig, table: list[dict], holes: list[dict] | None) -
     lines = [
         f"# Adaptive attacks on {cfg.layout.dataset}: what is left of each detector",
         "",
-        f"Detectors: one per predictor and measure, threshold at {adaptive.TARGET_FPR:.0%} FPR on "
-        f"{adaptive.N_FIT} clean test images that no attack set uses; they judge with the evaluator's networks "
+        f"Detectors: one per predictor and measure, threshold at {protocol.TARGET_FPR:.0%} FPR on "
+        f"{protocol.N_FIT} clean test images that no attack set uses; they judge with the evaluator's networks "
         f"(seed {eval_seed(cfg.seed)}, T = {cfg.samples} per network). detector FPR: their false-positive rate on "
         f"the {cfg.n} clean evaluation images. Attacks: L-infinity PGD, {cfg.iterations} iterations "
         f"(step {_steps(cfg)}), from the same random "
         "start (eps in 0-255 units). pgd ignores the detector; pgd-adaptive maximises the loss of the MC-mean "
         "predictive minus c * max(0, U/τ - 1) with fresh networks at every step; pgd-adaptive-known does the same "
         "on the detector's own networks (it knows the seed). c is chosen from "
-        f"{', '.join(f'{c:g}' for c in adaptive.C_GRID)} by the evasion rate on {adaptive.N_CALIBRATION} other "
+        f"{', '.join(f'{c:g}' for c in protocol.C_GRID)} by the evasion rate on {protocol.N_CALIBRATION} other "
         "clean test images, judged by the detector: the attacker is granted its verdicts on those images "
         "(calibration rates in adaptive.json).",
         "",

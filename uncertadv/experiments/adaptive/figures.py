@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from uncertadv import artifacts  # noqa: E402
-from uncertadv.experiments import adaptive, attack_sets, hole_search, plots  # noqa: E402
+from uncertadv.experiments import attack_sets, plots  # noqa: E402
+from uncertadv.experiments.adaptive import hole_search, protocol  # noqa: E402
 from uncertadv.experiments.layout import Layout, ensure_vae, set_name  # noqa: E402
 from uncertadv.experiments.table1.figures import model_title  # noqa: E402
 
@@ -28,14 +29,14 @@ def run_evasion(layout: Layout) -> Path:
     if not path.is_file():
         raise ValueError(f"no {path}; run `uncertadv report --adaptive --dataset {layout.dataset}` first")
     table = artifacts.read_table(path)
-    measures = [m for m in adaptive.MEASURES if m in set(table["measure"])]
+    measures = [m for m in protocol.MEASURES if m in set(table["measure"])]
     fig, axes = plt.subplots(1, len(measures), figsize=(4.2 * len(measures), 3.8), squeeze=False, sharey=True,
                              layout="constrained")  # fmt: skip
     budgets = sorted(set(table["eps"]))
     dodge = 0.012 * (budgets[-1] - budgets[0] or budgets[0])  # side by side, so the bars do not hide each other
     for ax, measure in zip(axes[0], measures):
-        for p, predictor in enumerate(adaptive.PREDICTORS):
-            for a, attack in enumerate(adaptive.ATTACKS):
+        for p, predictor in enumerate(protocol.PREDICTORS):
+            for a, attack in enumerate(protocol.ATTACKS):
                 sel = (table["measure"] == measure) & (table["predictor"] == predictor) & (table["attack"] == attack)
                 if not sel.any():
                     continue
@@ -64,7 +65,7 @@ def missing_gallery_set(layout: Layout, predictor: str = "mc", measure: str = "m
     """The first attack set of the gallery whose images are missing (a checkout holds only their records)."""
     eps = float(max(artifacts.read_table(layout.folder / "adaptive.csv")["eps"]))
     paths = [layout.attack_set(set_name("pgd", eps, predictor))]
-    paths += [layout.attack_set(adaptive.adaptive_name(m, eps, predictor, measure)) for m in adaptive.ADAPTIVE_METHODS]
+    paths += [layout.attack_set(protocol.adaptive_name(m, eps, predictor, measure)) for m in protocol.ADAPTIVE_METHODS]
     return next((p for p in paths if not p.is_file()), None)
 
 
@@ -77,10 +78,10 @@ def run_gallery(layout: Layout, predictor: str = "mc", measure: str = "mutual_in
     eps = float(max(table["eps"]))
     _, record = attack_sets.load(layout.attack_set(set_name("pgd", eps, predictor)))
     x, _ = data.load(layout.dataset, "test", **record["config"]["data_options"])
-    detector = artifacts.read_json(adaptive.detector_path(layout, predictor, measure))
+    detector = artifacts.read_json(protocol.detector_path(layout, predictor, measure))
     sets = {"pgd": attack_sets.load(layout.attack_set(set_name("pgd", eps, predictor)))[0]}
-    for method in adaptive.ADAPTIVE_METHODS:
-        sets[method] = attack_sets.load(layout.attack_set(adaptive.adaptive_name(method, eps, predictor, measure)))[0]
+    for method in protocol.ADAPTIVE_METHODS:
+        sets[method] = attack_sets.load(layout.attack_set(protocol.adaptive_name(method, eps, predictor, measure)))[0]
     scores = artifacts.read_table(layout.scores)
     index = sets["pgd"]["adversarial_index"][:count]
     rows = [("source", x[index], [f"#{i}" for i in index])]
@@ -99,9 +100,9 @@ def run_gallery(layout: Layout, predictor: str = "mc", measure: str = "mutual_in
              f"{plots.SHORT.get(measure, measure)} detector\n{model_title(layout)}")  # fmt: skip
     out = layout.folder / "adaptive_gallery.png"
     plots.save_figure(plots.adversarial_examples(rows, title), out)
-    inputs = [layout.folder / "adaptive.csv", layout.scores, adaptive.detector_path(layout, predictor, measure)]
+    inputs = [layout.folder / "adaptive.csv", layout.scores, protocol.detector_path(layout, predictor, measure)]
     inputs += [layout.attack_set(set_name("pgd", eps, predictor))]
-    inputs += [layout.attack_set(adaptive.adaptive_name(m, eps, predictor, measure)) for m in adaptive.ADAPTIVE_METHODS]
+    inputs += [layout.attack_set(protocol.adaptive_name(m, eps, predictor, measure)) for m in protocol.ADAPTIVE_METHODS]
     config = {"figure": "adaptive_gallery", "predictor": predictor, "measure": measure, "eps": eps, "count": count}
     plots.figure_record(out, config, started, inputs)
     return out
@@ -115,7 +116,7 @@ def run_holes_gallery(layout: Layout, measure: str = "mutual_information", count
     started = time.perf_counter()
     _, decoder = io.load_vae(ensure_vae(layout))
     rows, inputs = [], []
-    for predictor in adaptive.PREDICTORS:
+    for predictor in protocol.PREDICTORS:
         path = hole_search.path(layout, predictor, measure)
         if not path.is_file():
             continue
