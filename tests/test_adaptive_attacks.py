@@ -25,12 +25,31 @@ def trained():
     return model, x_test[:40], y_test[:40], detector
 
 
-def test_with_c_zero_the_adaptive_attack_is_pgd(trained):
-    """Same networks, same random start, and a penalty of 0: the very same images."""
+def test_with_c_zero_the_detector_term_is_inert(trained):
+    """c = 0 with the sum rule: the images depend neither on the threshold nor on the hinge's margin."""
     model, x, y, detector = trained
-    pgd = attack([model], x, y, method="pgd", eps=30, predictor="mc", samples=4, iterations=3)
-    adaptive = attack([model], x, y, method="pgd-adaptive", eps=30, iterations=3, c=0.0, detector=detector)
-    np.testing.assert_array_equal(adaptive, pgd)
+    settings = dict(method="pgd-adaptive-known", eps=30, iterations=3, c=0.0, predictor="mc", samples=4,
+                    measure="mutual_information", detector_seed=detector.seed)  # fmt: skip
+    one = attack([model], x, y, threshold=detector.threshold, **settings)
+    other = attack([model], x, y, threshold=10 * detector.threshold, margin=0.2, **settings)
+    np.testing.assert_array_equal(one, other)
+    assert not np.array_equal(one, attack([model], x, y, threshold=detector.threshold, **{**settings, "c": 10.0}))
+
+
+def test_the_fresh_attacker_draws_from_its_own_stream(trained):
+    """Fresh step k used to draw exactly Detector(seed=k)'s networks; now every key is negative, and no
+    detector takes a negative seed."""
+    model, x, y, detector = trained
+    from uncertadv.attacks import _LogPredictive
+
+    target = _LogPredictive([model], "mc", 4, False, measure="mutual_information")
+    target.base.assign(-1 - 5 * 1_000_003)  # what attack() assigns for seed 5
+    target.calls.assign(0)
+    _, u = target(x[:8])
+    np.testing.assert_allclose(u.numpy(), measures.mutual_information(
+        predictors.predict([model], x[:8], predictor="mc", samples=4, seed=-2 - 5 * 1_000_003)), atol=2e-6)  # fmt: skip
+    with pytest.raises(ValueError, match="seed"):
+        Detector([model], "mutual_information", seed=-1)
 
 
 def test_the_penalty_lowers_the_detectors_measure(trained):
@@ -125,3 +144,105 @@ def test_paired_mean_difference_and_its_interval():
     assert lo <= diff <= hi and lo > 0
     with pytest.raises(ValueError, match="same"):
         metrics.paired_bootstrap_mean_difference(a, b[:10])
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(loss="hinge"), "unknown loss"),
+        (dict(update="orthogonal-ish"), "unknown update"),
+        (dict(kappa=-1.0), "kappa"),
+        (dict(margin=1.0), "margin"),
+        (dict(penalty="u-matching"), "u_target"),
+        (dict(lower_threshold=0.2), "lower threshold"),
+        (dict(restarts=0), "restarts"),
+        (dict(method="pgd-adaptive-known", detector_seed=3, eot=4), "eot"),
+        (dict(method="pgd", measure=None, threshold=None, best_iterate=True), "ignores the detector"),
+    ],
+)
+def test_bad_objective_settings_say_why(bad, message):
+    settings = {"method": "pgd-adaptive", "eps": 8, "measure": "mutual_information", "threshold": 0.1, **bad}
+    with pytest.raises(ValueError, match=message):
+        AttackConfig(**settings)
+
+
+def test_the_records_of_older_sets_keep_their_keys():
+    """New settings at their defaults are left out of the record, so sets made before them are reused."""
+    old = AttackConfig(method="pgd", eps=8).as_record()
+    assert "loss" not in old and AttackConfig(**old) == AttackConfig(method="pgd", eps=8)
+    new = AttackConfig(method="pgd-adaptive", eps=8, measure="mutual_information", threshold=0.1, update="selective")
+    assert new.as_record()["update"] == "selective" and AttackConfig(**new.as_record()) == new
+
+
+def test_the_known_attackers_estimate_is_the_detectors_verdict(trained):
+    """Against the detector's own networks, the attacker's estimate of evasion is the detector's verdict,
+    and the best iterate evades at least as often as the last one."""
+    model, x, y, detector = trained
+    settings = dict(method="pgd-adaptive-known", eps=76, iterations=20, c=1.0, detector=detector, return_trace=True)
+    last, last_trace = attack([model], x, y, **settings)
+    best, trace = attack([model], x, y, best_iterate=True, **settings)
+    probs = predictors.predict([model], best, predictor="mc", samples=4, seed=detector.seed)
+    verdict = (probs.mean(axis=0).argmax(axis=-1) != y) & ~detector.predict(best)
+    assert (verdict == trace.evaded).mean() >= 0.95, (verdict.mean(), trace.evaded.mean())
+    assert trace.evaded.sum() >= last_trace.evaded.sum()
+    assert np.all((trace.first >= 0) == trace.evaded)  # with the best iterate: evaded once = evades now
+    assert np.all(trace.restarts == 1)
+
+
+def test_restarts_rerun_only_the_images_that_still_fail(trained):
+    model, x, y, detector = trained
+    settings = dict(method="pgd-adaptive", eps=30, iterations=5, c=1.0, detector=detector, best_iterate=True,
+                    return_trace=True)  # fmt: skip
+    _, once = attack([model], x, y, **settings)
+    _, twice = attack([model], x, y, restarts=2, **settings)
+    np.testing.assert_array_equal(twice.restarts, np.where(once.evaded, 1, 2))
+    assert twice.evaded.sum() >= once.evaded.sum() and np.all(twice.evaded[once.evaded])
+    assert np.all(twice.first[~once.evaded & twice.evaded] >= 6)  # counted after restart 0's 6 iterates
+
+
+def test_eot_averages_fresh_draws_and_changes_the_images(trained):
+    model, x, y, detector = trained
+    settings = dict(method="pgd-adaptive", eps=30, iterations=3, c=1.0, detector=detector)
+    one, again = attack([model], x, y, **settings), attack([model], x, y, **settings)
+    np.testing.assert_array_equal(one, again)  # the same keys: the same images
+    assert not np.array_equal(one, attack([model], x, y, eot=4, **settings))
+
+
+def test_on_a_detector_that_flags_pgd_the_adaptive_objectives_beat_pgd(trained):
+    """The sanity check a stronger attack must pass: where PGD is caught, the detector-aware
+    objectives evade more often (judged by the detector itself). Here the threshold is the clean
+    median (FPR 0.5), which flags about half of PGD's images on this tiny model; at 5% it flags none."""
+    model, x, y, _ = trained
+    from uncertadv import data
+
+    detector = Detector([model], "mutual_information", samples=4, seed=11).fit(data.load_mnist("test")[0][100:300], 0.5)
+
+    def evasion(images):
+        probs = predictors.predict([model], images, predictor="mc", samples=4, seed=detector.seed)
+        return float(((probs.mean(axis=0).argmax(axis=-1) != y) & ~detector.predict(images)).mean())
+
+    pgd = attack([model], x, y, method="pgd", eps=30, predictor="mc", samples=4, iterations=40)
+    assert detector.predict(pgd).mean() > 0.3  # the detector does catch PGD here
+    common = dict(method="pgd-adaptive-known", eps=30, iterations=40, detector=detector, best_iterate=True,
+                  schedule="decay")  # fmt: skip
+    for objective in (dict(c=10.0, loss="cw", kappa=5.0, margin=0.2), dict(update="orthogonal", loss="cw", kappa=5.0),
+                      dict(update="selective", margin=0.2)):  # fmt: skip
+        assert evasion(attack([model], x, y, **common, **objective)) > evasion(pgd) + 0.1, objective
+
+
+def test_a_two_sided_detector_gives_its_lower_threshold_and_u_matching_lands_inside(trained):
+    model, x, y, detector = trained
+    from uncertadv import data
+
+    x_test, _ = data.load_mnist("test")
+    two = Detector([model], "mutual_information", samples=4, seed=11, tail="two-sided")
+    two.fit(x_test[100:300], 0.1, rule="conformal")
+    clean = two.score(x_test[100:300])
+    target = float(np.median(clean))
+    images, trace = attack([model], x, y, method="pgd-adaptive-known", eps=76, iterations=30, penalty="u-matching",
+                           u_target=target, c=1.0, loss="cw", best_iterate=True, detector=two,
+                           return_trace=True)  # fmt: skip
+    with pytest.raises(ValueError, match="conflicts"):
+        attack([model], x, y, method="pgd-adaptive", eps=8, lower_threshold=0.0, detector=two)
+    inside = ~two.predict(images)
+    assert inside.mean() > 0.5 and trace.evaded.mean() > 0

@@ -99,3 +99,50 @@ def test_a_detector_whose_model_changed_is_refused(files, tmp_path):
                  "--out", tmp_path / "f.csv")  # fmt: skip
     assert_one_line_error(result, "fitted on another model")
     assert not (tmp_path / "f.csv").exists()
+
+
+def test_two_sided_thresholds_spend_half_the_rate_on_each_tail():
+    """M = 99 clean scores 1..99, α = 0.1, conformal: the upper threshold is the ceil(0.95 * 100) = 95th
+    smallest, the lower the floor(0.05 * 100) = 5th; one tail at α: the ceil(0.9 * 100) = 90th, or the
+    floor(0.1 * 100) = 10th."""
+    from uncertadv.detector import thresholds
+
+    scores = np.arange(1.0, 100.0)
+    assert thresholds(scores, 0.1, "conformal", "two-sided") == (95.0, 5.0)
+    assert thresholds(scores, 0.1, "conformal", "upper") == (90.0, None)
+    assert thresholds(scores, 0.1, "conformal", "lower") == (None, 10.0)
+    assert thresholds(scores, 0.1, "empirical", "two-sided") == (95.0, 4.0)  # floor(0.05 * 99) = 4
+    with pytest.raises(ValueError, match="flags nothing"):  # floor(0.025 * 20) = 0
+        thresholds(scores[:19], 0.05, "conformal", "two-sided")
+
+
+def test_a_two_sided_detector_flags_both_tails_and_round_trips(files, tmp_path):
+    root, model = files
+    x = np.load(root / "clean.npz")["x"]
+    detector = ua.Detector([model], "mutual_information", samples=4, tail="two-sided").fit(x, 0.2, rule="conformal")
+    scores = detector.score(x)
+    flags = detector.predict(x)
+    np.testing.assert_array_equal(flags, (scores > detector.threshold) | (scores < detector.lower_threshold))
+    assert (scores < detector.lower_threshold).any() and (scores > detector.threshold).any()
+    detector.save(tmp_path / "two.json")
+    again = ua.Detector.load(tmp_path / "two.json", [model])
+    assert (again.tail, again.threshold, again.lower_threshold) == ("two-sided", detector.threshold,
+                                                                    detector.lower_threshold)  # fmt: skip
+    np.testing.assert_array_equal(again.predict(x), flags)
+    with pytest.raises(ValueError, match="tail"):
+        ua.Detector([model], tail="both")
+
+
+def test_detect_fit_takes_a_tail(files):
+    root, _ = files
+    result = run("detect", "fit", "--model", root / "m.keras", "--data", root / "clean.npz", "--samples", "4",
+                 "--fpr", "0.2", "--rule", "conformal", "--tail", "lower", "--out", root / "low.json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = json.loads((root / "low.json").read_text())
+    assert record["tail"] == "lower" and record["threshold"] is None and record["lower_threshold"] > 0
+    assert "flags mutual_information <" in result.stdout
+    result = run("detect", "run", "--detector", root / "low.json", "--data", root / "suspicious.npz",
+                 "--out", root / "low.csv")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    flags = artifacts.read_table(root / "low.csv")
+    np.testing.assert_array_equal(flags["flagged"], flags["score"] < record["lower_threshold"])

@@ -10,12 +10,17 @@ written out here so that one compiled step serves every batch and budget of a
 (model, predictor, method, shape): CleverHans's own functions retrace its gradient for
 every attack set. PGD's random start comes from a stateless RNG keyed by the seed.
 
-The adaptive attacks know a detector (its measure U and threshold τ) and maximise the
-loss of the MC-mean predictive minus ``c * max(0, U(x) / τ - 1)``: fool the classifier
-while staying under the threshold (Carlini & Wagner 2017). U comes from the same T sampled
-networks as the predictive, so it costs no extra forward pass. ``pgd-adaptive`` draws fresh
-networks at every step (the attacker does not know the detector's seed); ``pgd-adaptive-known``
-attacks the detector's own T networks (it knows the seed: the white-box worst case).
+The adaptive attacks know a detector (its measure U and thresholds) and combine a
+classification loss with a detector loss (``uncertadv.objectives``: CE or the CW margin, the
+margined hinge or U-matching, summed with weight c or chosen per image by selective or
+orthogonal PGD). By default they maximise the loss of the MC-mean predictive minus
+``c * max(0, U(x) / τ - 1)`` (Carlini & Wagner 2017). U comes from the same T sampled networks as
+the predictive, so it costs no extra forward pass. ``pgd-adaptive`` draws fresh networks at every
+step (the attacker does not know the detector's seed), from keys of its own (negative seeds, which
+no detector uses), ``eot`` draws per step; ``pgd-adaptive-known`` attacks the detector's own T
+networks (it knows the seed: the white-box worst case). Both can keep the best iterate by their
+own estimate of the verdict, restart where that estimate says the image still fails, and halve the
+step at each quarter of the run (``schedule="decay"``).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import tensorflow as tf
 from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
 from cleverhans.tf2.utils import clip_eta, compute_gradient, optimize_linear
 
-from uncertadv import inputs, mc, measures
+from uncertadv import inputs, mc, measures, objectives
 from uncertadv.predictors import PREDICTORS, check_predictor, members
 
 ADAPTIVE_METHODS = ("pgd-adaptive", "pgd-adaptive-known")
@@ -60,6 +65,21 @@ class AttackConfig:
     threshold: float | None = None
     c: float = 0.0
     detector_seed: int | None = None
+    # Adaptive methods only (uncertadv.objectives): the classification loss (ce, cw with margin kappa),
+    # the detector loss (hinge with margin m, u-matching towards u_target), the update rule, a
+    # two-sided detector's lower threshold, restarts, EOT draws per step, the step schedule, and
+    # whether to return the best iterate by the attacker's own estimate instead of the last.
+    loss: str = "ce"
+    kappa: float = 0.0
+    penalty: str = "hinge"
+    margin: float = 0.0
+    u_target: float | None = None
+    update: str = "sum"
+    lower_threshold: float | None = None
+    restarts: int = 1
+    eot: int = 1
+    schedule: str = "constant"
+    best_iterate: bool = False
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -72,9 +92,45 @@ class AttackConfig:
             raise ValueError(f"step must be > 0, got {self.step}")
         if self.adaptive:
             self._check_adaptive()
+            self._check_objective()
         elif self.measure is not None or self.threshold is not None or self.detector_seed is not None:
             raise ValueError(f"{self.method} ignores the detector; measure, threshold and detector_seed are for "
                              f"{' and '.join(ADAPTIVE_METHODS)}")  # fmt: skip
+        elif self.objective_settings():
+            raise ValueError(f"{self.method} ignores the detector; {', '.join(self.objective_settings())} are for "
+                             f"{' and '.join(ADAPTIVE_METHODS)}")  # fmt: skip
+
+    def objective_settings(self) -> dict:
+        """The adaptive-only settings that differ from their defaults (the rest are left out of records,
+        so that the keys of sets made before these settings existed still match)."""
+        fields = {f.name: f.default for f in dataclasses.fields(self)}
+        return {k: getattr(self, k) for k in _OBJECTIVE_FIELDS if getattr(self, k) != fields[k]}
+
+    def as_record(self) -> dict:
+        """The config as a reuse key and a recorded dict: ``AttackConfig(**as_record())`` gives it back."""
+        record = dataclasses.asdict(self)
+        return {k: v for k, v in record.items() if k not in _OBJECTIVE_FIELDS or k in self.objective_settings()}
+
+    def _check_objective(self) -> None:
+        choices = {"loss": objectives.LOSSES, "penalty": objectives.PENALTIES, "update": objectives.UPDATES,
+                   "schedule": objectives.SCHEDULES}  # fmt: skip
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"unknown {key} {getattr(self, key)!r}; choose from {', '.join(allowed)}")
+        if not np.isfinite(self.kappa) or self.kappa < 0:
+            raise ValueError(f"kappa must be >= 0, got {self.kappa}")
+        if not 0 <= self.margin < 1:
+            raise ValueError(f"the hinge margin m must be in [0, 1), got {self.margin}")
+        if self.penalty == "u-matching" and (self.u_target is None or not self.u_target > 0):
+            raise ValueError(
+                f"u-matching needs the target U (u_target > 0, e.g. the clean median), got {self.u_target}"
+            )
+        if self.lower_threshold is not None and not 0 <= self.lower_threshold < self.threshold:
+            raise ValueError(f"the lower threshold must be in [0, threshold), got {self.lower_threshold}")
+        if self.restarts < 1 or self.eot < 1:
+            raise ValueError("restarts and eot must be >= 1")
+        if self.eot > 1 and self.detector_seed is not None:
+            raise ValueError("eot averages over fresh networks; pgd-adaptive-known attacks the detector's fixed ones")
 
     @property
     def adaptive(self) -> bool:
@@ -105,6 +161,10 @@ class AttackConfig:
         return value / 255.0 * self.pixel_max
 
 
+_OBJECTIVE_FIELDS = ("loss", "kappa", "penalty", "margin", "u_target", "update", "lower_threshold", "restarts",
+                     "eot", "schedule", "best_iterate")  # fmt: skip
+
+
 class _LogPredictive:
     """The log-probabilities an attack differentiates: ``x [N, ...] -> [N, C]``.
 
@@ -120,6 +180,9 @@ class _LogPredictive:
         self.predictor, self.samples, self.from_logits = predictor, samples, from_logits
         # measure: also return U [N] from the same networks; fixed: the networks of seed ``base`` every call
         self.measure, self.fixed = measure, fixed
+        # The detector-aware attacker's fresh networks walk down from a negative base: its own stream,
+        # which no detector (seed >= 0) draws from. The other attacks keep their keys (Table 1's sets).
+        self.stride = -1 if measure is not None and not fixed else 1
         if strategy is None:
             self.calls = tf.Variable(0, dtype=tf.int64, trainable=False)
             self.base = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -139,7 +202,7 @@ class _LogPredictive:
             out = self.models[0](x, training=False)
             probs = tf.nn.softmax(out, -1) if self.from_logits else out
             return tf.math.log(tf.maximum(probs, np.finfo(np.float32).tiny))
-        seed = self.base if self.fixed else self.base + self.calls.assign_add(1)
+        seed = self.base if self.fixed else self.base + self.stride * self.calls.assign_add(1)
         if self.measure is None:
             return mc.mc_log_predictive(self.models, x, samples=self.samples, seed=seed, from_logits=self.from_logits)
         probs = mc.sampled_probs(self.models, x, samples=self.samples, seed=seed, from_logits=self.from_logits)
@@ -153,24 +216,12 @@ def _loss(labels, logits):
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
 
 
-def _adaptive_loss(c, threshold):
-    """The adaptive attacks' objective ``[N]``: cross-entropy of the MC-mean predictive minus
-    ``c * max(0, U / τ - 1)``, so that U above the threshold costs in proportion."""
-
-    def loss(labels, logits):
-        log_predictive, uncertainty = logits
-        return _loss(labels, log_predictive) - c * tf.nn.relu(uncertainty / threshold - 1.0)
-
-    return loss
-
-
 def _build_step(
     target: _LogPredictive, method: str, iterations: int, pixel_max: float, targeted: bool = False,
     noise_given: bool = False,
 ):  # fmt: skip
-    """One attack ``(x, y, eps, step, start, c, threshold) -> x_adv`` for every batch, budget and
-    penalty (compiled by _step). targeted: move towards the labels ``y`` instead of away from them.
-    c, threshold: the adaptive methods' penalty (ignored by the others).
+    """One attack ``(x, y, eps, step, start) -> x_adv`` for every batch and budget (compiled by _step).
+    targeted: move towards the labels ``y`` instead of away from them.
     start: PGD's stateless key ``[2]``, or with ``noise_given`` the random start itself (replicas
     receive their share of one draw, so they start where a single device would)."""
     clip = dict(clip_min=0.0, clip_max=pixel_max, targeted=targeted)
@@ -178,10 +229,9 @@ def _build_step(
     def project(x, adv, eps):
         return tf.clip_by_value(x + clip_eta(adv - x, np.inf, eps), 0.0, pixel_max)
 
-    def run(x, y, eps, step, start, c, threshold):
+    def run(x, y, eps, step, start):
         if method == "fgm":
             return fast_gradient_method(target, x, eps, np.inf, y=y, sanity_checks=False, **clip)
-        loss = _adaptive_loss(c, threshold) if method in ADAPTIVE_METHODS else _loss
         adv = x
         if method.startswith("pgd"):  # random start inside the ball, from the stateless key
             noise = start if noise_given else tf.random.stateless_uniform(tf.shape(x), start, -eps, eps)
@@ -194,11 +244,74 @@ def _build_step(
                 momentum = MIM_DECAY * momentum + grad / tf.maximum(tf.cast(1e-12, grad.dtype), scale)
                 adv = adv + optimize_linear(momentum, step, np.inf)
             else:  # bim, pgd: a loop over FGM
-                adv = fast_gradient_method(target, adv, step, np.inf, loss_fn=loss, y=y, sanity_checks=False, **clip)
+                adv = fast_gradient_method(target, adv, step, np.inf, loss_fn=_loss, y=y, sanity_checks=False, **clip)
             adv = project(x, adv, eps)
         return adv
 
     return run  # plain Python: _step compiles it, for one device or a strategy's replicas
+
+
+def _build_detector_step(target: _LogPredictive, config: AttackConfig):
+    """One detector-aware attack ``(x, y, eps, step, start, settings) -> (x_adv, score, first)`` for every
+    batch, budget and setting of c, κ, m, U* and thresholds (compiled by _step).
+
+    x_adv ``[N, ...]``: the last iterate, or the best one by the attacker's own estimate
+    (``objectives.iterate_score``) with ``best_iterate``; score ``[N]``: that iterate's score;
+    first ``[N]`` int: the first iterate (0 = the random start) that evaded by that estimate, -1 if
+    none. settings ``[7]``: c, τ_hi, τ_lo (-1: none), m, κ, log U*, and 0 (reserved)."""
+    iterations, pixel_max, eot = config.iterations, config.pixel_max, config.eot
+
+    def project(x, adv, eps):
+        return tf.clip_by_value(x + clip_eta(adv - x, np.inf, eps), 0.0, pixel_max)
+
+    def estimate(adv, y, settings):
+        """f, g (averaged over the eot draws, [N] each), misclassified and accepted ([N] bool)."""
+        c, high, low, margin, kappa, log_target = (settings[i] for i in range(6))
+        fs, gs, probs, us = [], [], [], []
+        for _ in range(eot):
+            log_predictive, uncertainty = target(adv)
+            fs.append(objectives.classification_loss(log_predictive, y, config.loss, kappa))
+            gs.append(objectives.detector_loss(uncertainty, config.penalty, high, margin, log_target))
+            probs.append(tf.exp(log_predictive))
+            us.append(uncertainty)
+        mean_u = tf.add_n(us) / eot
+        misclassified = tf.argmax(tf.add_n(probs), axis=-1) != y
+        accepted = (mean_u <= high) & (mean_u >= low)
+        return tf.add_n(fs) / eot, tf.add_n(gs) / eot, misclassified, accepted
+
+    def keep(i, adv, score, best, best_score, first):
+        """The best iterate so far, its score, and the first evading iterate, after scoring iterate i."""
+        better = tf.reshape(score > best_score, [-1] + [1] * (len(adv.shape) - 1))
+        first = tf.where((first < 0) & (score > objectives.EVADING_SCORE), i, first)
+        return tf.where(better, adv, best), tf.maximum(score, best_score), first
+
+    def run(x, y, eps, step, start, settings):
+        c = settings[0]
+        adv = project(x, x + tf.random.stateless_uniform(tf.shape(x), start, -eps, eps), eps)
+        best, best_score = adv, tf.fill([tf.shape(x)[0]], -np.inf)
+        first = tf.fill([tf.shape(x)[0]], tf.constant(-1, tf.int32))
+        for i in tf.range(iterations):  # score iterate i, then step from it
+            with tf.GradientTape(persistent=config.update != "sum") as tape:
+                tape.watch(adv)
+                f, g, misclassified, accepted = estimate(adv, y, settings)
+                objective = f - c * g
+            score = objectives.iterate_score(misclassified, accepted, g)
+            best, best_score, first = keep(i, adv, score, best, best_score, first)
+            if config.update == "sum":
+                ascent = tape.gradient(objective, adv)
+            else:
+                grad_f, grad_g = tape.gradient(f, adv), tape.gradient(g, adv)
+                ascent = objectives.direction(grad_f, grad_g, misclassified, config.update, c)
+            size = step * objectives.step_factor(i, iterations, config.schedule)
+            adv = project(x, adv + size * tf.sign(ascent), eps)
+        _, g, misclassified, accepted = estimate(adv, y, settings)  # the last iterate
+        score = objectives.iterate_score(misclassified, accepted, g)
+        best, best_score, first = keep(iterations, adv, score, best, best_score, first)
+        if config.best_iterate:
+            return best, best_score, first
+        return adv, score, first
+
+    return run
 
 
 # (first model) -> {(member ids, predictor, method, samples, iterations, pixel_max, from_logits): (target, step)}
@@ -218,13 +331,18 @@ def _step(models: list, config: AttackConfig, from_logits: bool, targeted: bool 
         id(strategy),
         config.measure,
         config.detector_seed is not None,
+        *(getattr(config, k) for k in ("loss", "penalty", "update", "eot", "schedule", "best_iterate")),
     )
     cache = _STEPS.setdefault(models[0], {})
     # ids can be reused once a member is freed: a hit counts only if it holds these very models
     if key not in cache or any(a is not b for a, b in zip(cache[key][0].models, models)):
         target = _LogPredictive(models, config.predictor, config.samples, from_logits, strategy,
                                 measure=config.measure, fixed=config.detector_seed is not None)  # fmt: skip
-        body = _build_step(target, config.method, config.iterations, config.pixel_max, targeted, strategy is not None)
+        if config.adaptive:
+            body = _build_detector_step(target, config)
+        else:
+            body = _build_step(target, config.method, config.iterations, config.pixel_max, targeted,
+                               strategy is not None)  # fmt: skip
         if strategy is None:
             run = tf.function(body, reduce_retracing=True)
         else:
@@ -246,8 +364,9 @@ def attack(
     clip_max: float | None = None,
     strategy=None,
     detector=None,
+    return_trace: bool = False,
     **settings,
-) -> np.ndarray:
+):
     """Adversarial versions of ``x [N, ...]``: ``[N, ...]`` float32 in [0, pixel_max] (uint8 ``x`` is
     0-255 and scaled into that range first, so compare the result with the scaled images).
 
@@ -268,7 +387,10 @@ def attack(
     threshold, predictor and T (and, for pgd-adaptive-known, its seed)::
 
         ua.attack(models, x, y, method="pgd-adaptive", eps=8, c=10, detector=detector)
+        ua.attack(models, x, y, method="pgd-adaptive", eps=8, update="orthogonal", loss="cw", kappa=5,
+                  margin=0.2, iterations=100, schedule="decay", best_iterate=True, restarts=2, detector=detector)
 
+    return_trace: the adaptive methods also return an ``AttackTrace`` (the attacker's own verdicts).
     ``x`` is not modified, nothing global is touched, and the same config gives the same images."""
     models = list(models) if isinstance(models, (list, tuple)) else [models]
     if detector is not None:
@@ -320,28 +442,39 @@ def attack(
         probs = predictors.predict(models, x, predictor=config.predictor, samples=config.samples, seed=config.seed,
                                    from_logits=from_logits, pixel_max=config.pixel_max)  # fmt: skip
         y = probs.mean(axis=0).argmax(axis=-1)
-    if config.eps == 0:
+    if return_trace and not config.adaptive:
+        raise ValueError(f"return_trace is for the detector-aware methods ({', '.join(ADAPTIVE_METHODS)})")
+    if config.eps == 0 and not config.adaptive:
         return x.copy()
+    if config.adaptive and strategy is not None:
+        raise ValueError("the detector-aware methods run on one device; call them without a strategy")
     target, run = _step(chosen, config, from_logits, targeted, strategy)
     target.calls.assign(0)
-    target.base.assign(config.seed * _SEED_STRIDE if config.detector_seed is None else config.detector_seed)
+    if config.detector_seed is not None:
+        target.base.assign(config.detector_seed)
+    elif config.adaptive:  # the attacker's own stream: negative keys (stride -1 in _LogPredictive)
+        target.base.assign(-1 - config.seed * _SEED_STRIDE)
+    else:
+        target.base.assign(config.seed * _SEED_STRIDE)
     eps = tf.constant(config.scale(config.eps), tf.float32)
     step = tf.constant(config.scale(config.step_size), tf.float32)
-    penalty = (tf.constant(config.c, tf.float32), tf.constant(config.threshold or 1.0, tf.float32))
+    if config.adaptive:
+        adv, trace = _detector_attack(run, x, y, config, eps, step, batch_size)
+        return (adv, trace) if return_trace else adv
     out = []
     for i, start in enumerate(range(0, len(x), batch_size)):
         xb = tf.constant(x[start : start + batch_size], tf.float32)
         yb = tf.constant(y[start : start + batch_size], tf.int64)
         key = tf.constant([config.seed, i], tf.int64)  # PGD's random start for this batch
         if strategy is None:
-            out.append(run(xb, yb, eps, step, key, *penalty).numpy())
+            out.append(run(xb, yb, eps, step, key).numpy())
             continue
         pgd = config.method.startswith("pgd")
         noise = tf.random.stateless_uniform(tf.shape(xb), key, -eps, eps) if pgd else xb * 0
         shards = [np.array_split(a.numpy(), strategy.num_replicas_in_sync) for a in (xb, yb, noise)]
         dx, dy, dn = (strategy.experimental_distribute_values_from_function(
             lambda ctx, parts=parts: tf.constant(parts[ctx.replica_id_in_sync_group])) for parts in shards)  # fmt: skip
-        replicas = strategy.experimental_local_results(run(dx, dy, eps, step, dn, *penalty))
+        replicas = strategy.experimental_local_results(run(dx, dy, eps, step, dn))
         out.append(np.concatenate([r.numpy() for r in replicas]))
     # Clip again: float rounding can put x + eta a hair outside the ball or the range.
     adv = np.concatenate(out)
@@ -349,12 +482,64 @@ def attack(
     return np.clip(np.clip(adv, x - eps, x + eps), 0.0, config.pixel_max).astype(np.float32)
 
 
+@dataclasses.dataclass(frozen=True)
+class AttackTrace:
+    """What a detector-aware attacker knows of its own images ``[N]`` each.
+
+    score: the returned iterate's ``objectives.iterate_score`` by the attacker's networks;
+    evaded: whether that estimate says it evades (misclassified, inside the detector's range);
+    first: the first iterate that evaded by that estimate, counted across restarts (restart r's
+    iterates are ``r * (iterations + 1) + i``, i = 0 the random start), -1 if none: the curve of
+    evasion against iterations is ``mean(0 <= first <= k)``;
+    restarts: how many runs each image took (later restarts run only where the image still fails)."""
+
+    score: np.ndarray
+    evaded: np.ndarray
+    first: np.ndarray
+    restarts: np.ndarray
+
+
+def _detector_attack(run, x: np.ndarray, y: np.ndarray, config: AttackConfig, eps, step, batch_size: int):
+    """The detector-aware attack over batches and restarts: ``(x_adv [N, ...], AttackTrace)``. Restart 0
+    starts where PGD of the same seed and batch size starts; restart r > 0 runs only on the images whose
+    best iterate so far does not evade, from its own random start, and an image keeps its better run."""
+    log_target = np.log(config.u_target) if config.u_target is not None else 0.0
+    low = -1.0 if config.lower_threshold is None else config.lower_threshold
+    settings = tf.constant([config.c, config.threshold, low, config.margin, config.kappa, log_target, 0.0],
+                           tf.float32)  # fmt: skip
+    adv = np.array(x, dtype=np.float32, copy=True)
+    score = np.full(len(x), -np.inf)
+    first = np.full(len(x), -1, dtype=np.int64)
+    runs = np.zeros(len(x), dtype=np.int64)
+    todo = np.arange(len(x))
+    for r in range(config.restarts):
+        for b, start in enumerate(range(0, len(todo), batch_size)):
+            index = todo[start : start + batch_size]
+            key = tf.constant([config.seed, b + (r << 32)], tf.int64)  # r = 0: PGD's random start for this batch
+            xb, yb = tf.constant(x[index], tf.float32), tf.constant(y[index], tf.int64)
+            out, out_score, out_first = (t.numpy() for t in run(xb, yb, eps, step, key, settings))
+            better = out_score > score[index]
+            adv[index[better]], score[index[better]] = out[better], out_score[better]
+            newly = (first[index] < 0) & (out_first >= 0)
+            first[index[newly]] = r * (config.iterations + 1) + out_first[newly]
+            runs[index] += 1
+        todo = np.flatnonzero(score <= objectives.EVADING_SCORE)
+        if len(todo) == 0:
+            break
+    radius = config.scale(config.eps)  # clip again: float rounding can leave the ball or the range by a hair
+    adv = np.clip(np.clip(adv, x - radius, x + radius), 0.0, config.pixel_max).astype(np.float32)
+    return adv, AttackTrace(score=score, evaded=score > objectives.EVADING_SCORE, first=first, restarts=runs)
+
+
 def _detector_settings(detector, settings: dict, clip: bool = False) -> dict:
     """The adaptive attack's settings filled in from a fitted detector (a conflict is an error)."""
-    if detector.threshold is None:
+    if detector.threshold is None and detector.lower_threshold is None:
         raise ValueError("the detector has no threshold yet: fit it on clean data first")
+    if detector.threshold is None:
+        raise ValueError("the detector-aware attacks take an upper or two-sided detector; not a lower-tail one")
     known = settings.get("method") == "pgd-adaptive-known"
-    given = {"measure": detector.measure, "threshold": detector.threshold, "predictor": detector.predictor,
+    lower = {} if detector.lower_threshold is None else {"lower_threshold": detector.lower_threshold}
+    given = {"measure": detector.measure, "threshold": detector.threshold, "predictor": detector.predictor, **lower,
              "samples": detector.samples, **({"detector_seed": detector.seed} if known else {})}  # fmt: skip
     if detector.pixel_max is None:
         raise ValueError("the detector takes inputs in another scale (pixel_max None); an attack needs an image range")
@@ -374,4 +559,4 @@ def _shifted(model, offset: float):
     return keras.Model(inputs, model(keras.layers.Rescaling(1.0, offset=offset)(inputs)))
 
 
-__all__ = ("AttackConfig", "attack", "METHODS", "ADAPTIVE_METHODS", "PREDICTORS")
+__all__ = ("AttackConfig", "AttackTrace", "attack", "METHODS", "ADAPTIVE_METHODS", "PREDICTORS")

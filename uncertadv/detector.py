@@ -8,7 +8,12 @@ The threshold is chosen on M clean inputs at a target false-positive rate, by on
 - ``conformal``: the ceil((1 - fpr)(M + 1))-th smallest, so that FPR <= fpr holds out of sample
   for exchangeable clean inputs (split conformal; needs M >= 1/fpr - 1).
 
-An input is flagged when its score is above the threshold (``tail`` "upper"). A saved detector
+An input is flagged when its score is above the threshold (``tail`` "upper"), below a lower
+threshold (``tail`` "lower": the floor(fpr (M + 1))-th smallest clean score by the conformal rule,
+floor(fpr M)-th by the empirical one), or either (``tail`` "two-sided", which spends fpr/2 on each
+tail: above the ceil((1 - fpr/2)(M + 1))-th or below the floor((fpr/2)(M + 1))-th smallest by the
+conformal rule). A lower rank of 0 would flag nothing and is refused. The lower tail catches inputs
+that are too certain: PGD's images on cats vs dogs have a lower MI than clean ones. A saved detector
 (format 2) records its input contract (shape, dtype, ``pixel_max``), a hash of its models'
 weights and of their configuration (so another dropout rate with the same weights is refused),
 the model file relative to itself, and the provenance of every sidecar (command, versions, CPU,
@@ -31,7 +36,7 @@ from uncertadv import artifacts, inputs, mc, measures, predictors
 
 FORMAT = 2
 RULES = ("empirical", "conformal")
-TAILS = ("upper",)
+TAILS = ("upper", "lower", "two-sided")
 # Measures that need T different networks: without a stochastic layer, MI, softmax variance and
 # variation ratio are 0 for every input and expected entropy is predictive entropy.
 SAMPLE_MEASURES = ("expected_entropy", "mutual_information", "softmax_variance", "variation_ratio")
@@ -75,7 +80,8 @@ class Detector:
     scaled into it; see ``uncertadv.inputs``), None for inputs in another scale."""
 
     def __init__(self, models, measure: str = "mutual_information", *, predictor: str = "mc", samples: int = 20,
-                 seed: int = 0, from_logits: bool = False, pixel_max: float | None = 1.0):  # fmt: skip
+                 seed: int = 0, from_logits: bool = False, pixel_max: float | None = 1.0,
+                 tail: str = "upper"):  # fmt: skip
         self.models = list(models) if isinstance(models, (list, tuple)) else [models]
         if measure not in measures.MEASURES:
             raise ValueError(f"unknown measure {measure!r}; choose from {', '.join(measures.MEASURES)}")
@@ -92,6 +98,12 @@ class Detector:
         if hint:
             warnings.warn(hint, stacklevel=2)
         inputs.check_pixel_max(pixel_max)
+        if tail not in TAILS:
+            raise ValueError(f"unknown tail {tail!r}; choose from {', '.join(TAILS)}")
+        if int(seed) != seed or seed < 0:  # negative keys are the adaptive attacker's own stream
+            raise ValueError(f"the detector's seed must be an integer >= 0, got {seed}")
+        self.tail = tail
+        self.lower_threshold: float | None = None
         self.measure, self.predictor, self.samples, self.seed = measure, predictor, samples, seed
         self.from_logits, self.pixel_max = from_logits, pixel_max
         self.threshold: float | None = None
@@ -113,12 +125,19 @@ class Detector:
         """``fit`` from the clean inputs' scores ``[M]`` (this detector's measure, networks and T)."""
         scores = np.asarray(scores, dtype=np.float64)
         self._check_fit(len(scores), fpr, rule)
-        m = len(scores)
-        k = math.ceil((1.0 - fpr) * (m + 1 if rule == "conformal" else m) - 1e-9)
-        self.threshold = float(np.sort(scores)[k - 1])
-        self.fit_record = {"target_fpr": fpr, "fit_fpr": float(np.mean(scores > self.threshold)), "n_fit": m,
-                           "rule": rule, "tail": "upper"}  # fmt: skip
+        self.threshold, self.lower_threshold = thresholds(scores, fpr, rule, self.tail)
+        self.fit_record = {"target_fpr": fpr, "fit_fpr": float(np.mean(self.flags(scores))), "n_fit": len(scores),
+                           "rule": rule, "tail": self.tail}  # fmt: skip
         return self
+
+    def flags(self, scores: np.ndarray) -> np.ndarray:
+        """``[N]`` bool: True where a score ``[N]`` is outside the accepted range (above the upper
+        threshold, or below the lower one)."""
+        if self.threshold is None and self.lower_threshold is None:
+            raise ValueError("the detector has no threshold yet: fit it on clean data first")
+        scores = np.asarray(scores)
+        high = scores > self.threshold if self.threshold is not None else np.zeros(scores.shape, bool)
+        return high | (scores < self.lower_threshold) if self.lower_threshold is not None else high
 
     @staticmethod
     def _check_fit(m: int, fpr: float, rule: str) -> None:
@@ -135,13 +154,12 @@ class Detector:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Flags ``[N]`` bool: True where the input's score is above the threshold."""
-        if self.threshold is None:
-            raise ValueError("the detector has no threshold yet: fit it on clean data first")
-        return self.score(x) > self.threshold
+        return self.flags(self.score(x))
 
     def config(self) -> dict:
-        return {"measure": self.measure, "predictor": self.predictor, "samples": self.samples, "seed": self.seed,
-                "from_logits": self.from_logits}  # fmt: skip
+        out = {"measure": self.measure, "predictor": self.predictor, "samples": self.samples, "seed": self.seed,
+               "from_logits": self.from_logits}  # fmt: skip
+        return out if self.tail == "upper" else {**out, "tail": self.tail}  # upper: the keys of older files
 
     def check_models(self, models) -> None:
         """Refuse ``models`` that are not this detector's (other weights or configuration)."""
@@ -156,15 +174,16 @@ class Detector:
         """Write the detector as JSON (format 2), atomically, bound to its models and their file.
         fit_data: how the clean inputs it was fitted on were chosen (recorded as given);
         started: ``time.perf_counter()`` at the start of the work, for the recorded wall time."""
-        if self.threshold is None:
+        if self.threshold is None and self.lower_threshold is None:
             raise ValueError("the detector has no threshold yet: fit it on clean data first")
         path = Path(path)
         record = {
             "format": FORMAT,
             **self.config(),
             "threshold": self.threshold,
+            **({} if self.lower_threshold is None else {"lower_threshold": self.lower_threshold}),
             "rule": "empirical",
-            "tail": "upper",
+            "tail": self.tail,
             **self.fit_record,
             "input": inputs.contract(self.models[0], self.pixel_max),
             "weights_sha256": weights_sha256(self.models),
@@ -186,7 +205,7 @@ class Detector:
         record = read(path)
         detector = cls(models, record["measure"], predictor=record["predictor"], samples=record["samples"],
                        seed=record["seed"], from_logits=record.get("from_logits", False),
-                       pixel_max=record["input"]["pixel_max"])  # fmt: skip
+                       pixel_max=record["input"]["pixel_max"], tail=record.get("tail", "upper"))  # fmt: skip
         if weights_sha256(detector.models) != record["weights_sha256"]:
             raise ValueError(f"{path} was fitted on another model (its weights differ); fit it again on this one")
         if "config_sha256" in record and config_sha256(detector.models) != record["config_sha256"]:
@@ -198,10 +217,36 @@ class Detector:
         have = [None if d is None else int(d) for d in detector.models[0].inputs[0].shape[1:]]
         if shape is not None and shape != have:
             raise ValueError(f"{path} was fitted on inputs of shape {shape}; this model takes {have}")
-        detector.threshold = float(record["threshold"])
+        detector.threshold = None if record["threshold"] is None else float(record["threshold"])
+        lower = record.get("lower_threshold")
+        detector.lower_threshold = None if lower is None else float(lower)
         keep = ("target_fpr", "fit_fpr", "n_fit", "fit_data", "rule", "tail")
         detector.fit_record = {k: record[k] for k in keep if k in record}
         return detector
+
+
+def thresholds(scores: np.ndarray, fpr: float, rule: str, tail: str) -> tuple[float | None, float | None]:
+    """``(upper, lower)`` thresholds from clean scores ``[M]`` at the target ``fpr`` (module doc); None
+    for a tail that is not used. A lower rank of 0 (too few clean scores for the tail) is refused."""
+    m = len(scores)
+    n = m + 1 if rule == "conformal" else m
+    share = fpr / 2 if tail == "two-sided" else fpr
+    ordered = np.sort(np.asarray(scores, dtype=np.float64))
+    upper = lower = None
+    if tail != "upper":
+        k = math.floor(share * n + 1e-9)
+        if k < 1:
+            raise ValueError(
+                f"the lower threshold at {share:g} per tail is the {k}-th smallest of {m} clean scores, which flags "
+                f"nothing: fit on at least {math.ceil(1 / share) - (1 if rule == 'conformal' else 0)} clean inputs"
+            )
+        lower = float(ordered[k - 1])
+    if tail != "lower":
+        k = math.ceil((1.0 - share) * n - 1e-9)
+        if k > m:
+            raise ValueError(f"the upper threshold at {share:g} per tail is rank {k} of {m} clean scores: fit on more")
+        upper = float(ordered[k - 1])
+    return upper, lower
 
 
 REQUIRED = ("measure", "predictor", "samples", "seed", "threshold", "weights_sha256")

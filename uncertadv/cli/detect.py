@@ -41,6 +41,12 @@ class Rule(str, Enum):
     conformal = "conformal"
 
 
+class Tail(str, Enum):
+    upper = "upper"
+    lower = "lower"
+    two_sided = "two-sided"
+
+
 def _load(model: Path, data: str, options: dict):
     """``(models, x, info)``: the model file's models and --data, checked against its contract."""
     quiet_tensorflow()
@@ -67,12 +73,23 @@ def fit(
             "(the ceil((1 - fpr)(M + 1))-th smallest of M clean scores)."
         ),
     ] = Rule.empirical,
+    tail: Annotated[
+        Tail,
+        typer.Option(
+            help="upper: flag scores above the threshold; lower: below it (inputs more certain than clean ones); "
+            "two-sided: either, FPR/2 on each tail."
+        ),
+    ] = Tail.upper,
     predictor: Annotated[
         PredictorName, typer.Option(help="deterministic, mc or ensemble (needs a manifest).")
     ] = PredictorName.mc,
     samples: Annotated[int, typer.Option(min=1, help="MC samples T per network.")] = 20,
     seed: Annotated[
-        int, typer.Option(help="Seed of the detector's dropout networks (keep it secret in deployment).")
+        int,
+        typer.Option(
+            help="Seed (>= 0) of the detector's dropout networks. It is not a key: an attacker with the "
+            "weights samples from the same dropout distribution."
+        ),
     ] = 0,
     pixel_max: Annotated[
         float,
@@ -99,14 +116,14 @@ def fit(
     options = data_options(data, pixel_max, image_size, from_logits, classes, color_mode)
     models, x, info = _load(model, data, options)
     detector = Detector(models, measure, predictor=predictor.value, samples=samples, seed=seed, from_logits=from_logits,
-                        pixel_max=pixel_max)  # fmt: skip
+                        pixel_max=pixel_max, tail=tail.value)  # fmt: skip
     detector.fit(x, fpr, rule=rule.value)
     fit_data = {"data": data, "n": len(x), "data_sha256": info["data_sha256"],
                 **({"class_labels": info["classes"]} if "classes" in info else {})}  # fmt: skip
     detector.save(out, model_file=model, fit_data=fit_data, started=started)
     echo(f"wrote {out}")
     typer.echo(
-        f"{measure} threshold {detector.threshold:.6g} ({rule.value} rule): flags "
+        f"flags {measure} {_range(detector)} ({rule.value} rule): "
         f"{detector.fit_record['fit_fpr']:.3f} of the {len(x)} clean inputs (target {fpr:g})"
     )
 
@@ -171,8 +188,17 @@ def run(
     probs = predictors.predict(models, x, predictor=det.predictor, samples=det.samples, seed=det.seed,
                                from_logits=det.from_logits, pixel_max=det.pixel_max)  # fmt: skip
     scores = getattr(measures, det.measure)(probs)
-    flagged = scores > det.threshold
+    flagged = det.flags(scores)
     artifacts.write_csv(out, {"index": range(len(x)), "prediction": probs.mean(axis=0).argmax(axis=-1),
                               "score": scores, "flagged": flagged.astype(int)})  # fmt: skip
     echo(f"wrote {out}")
-    typer.echo(f"flagged {flagged.mean():.3f} of {len(x)} inputs ({det.measure} > {det.threshold:.6g})")
+    typer.echo(f"flagged {flagged.mean():.3f} of {len(x)} inputs ({det.measure} {_range(det)})")
+
+
+def _range(detector) -> str:
+    """When the detector flags, as text: ``> 0.1``, ``< 0.001`` or ``outside [0.001, 0.1]``."""
+    if detector.lower_threshold is None:
+        return f"> {detector.threshold:.6g}"
+    if detector.threshold is None:
+        return f"< {detector.lower_threshold:.6g}"
+    return f"outside [{detector.lower_threshold:.6g}, {detector.threshold:.6g}]"

@@ -14,7 +14,6 @@ new data set. ``experiments/migrate.py`` brings protocol-2 records to 3 where it
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from pathlib import Path
@@ -84,16 +83,18 @@ def build(
     model: Path,
     data_options: dict | None = None,
     force: bool = False,
+    stem: str | None = None,
 ) -> dict:
     """Make (or reuse) the attack set of ``config`` in ``layout`` (.npz + .json record); returns the record.
 
-    models: loaded from ``model`` (the ``.keras`` file or manifest); ``model_files``: its files."""
-    out = layout.attack_set(set_name(config.method, config.eps, config.predictor))
+    models: loaded from ``model`` (the ``.keras`` file or manifest); ``model_files``: its files.
+    stem: the set's file stem; default ``set_name`` (Table 1's sets)."""
+    out = layout.attack_set(stem or set_name(config.method, config.eps, config.predictor))
     want = {
         "protocol": PROTOCOL,
         "dataset": layout.dataset,
         "data_options": data_options or {},
-        "attack": dataclasses.asdict(config),
+        "attack": config.as_record(),
         "n": n,
         "index_seed": config.seed,
         "eval_samples": config.samples,

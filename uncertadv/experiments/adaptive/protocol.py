@@ -189,7 +189,7 @@ def judge(detector: Detector, x_clean: np.ndarray, x_adv: np.ndarray, y: np.ndar
     clean_pred = predictors.predict(detector.models, x_clean, **evaluate).mean(axis=0).argmax(axis=-1)
     probs = predictors.predict(detector.models, x_adv, **evaluate)
     success = (clean_pred == y) & (probs.mean(axis=0).argmax(axis=-1) != y)
-    flagged = _measure(probs, detector.measure) > detector.threshold
+    flagged = detector.flags(_measure(probs, detector.measure))
     return {"success": success, "flagged": flagged, "evaded": success & ~flagged}
 
 
@@ -265,7 +265,8 @@ def build(
         "dataset": layout.dataset,
         "data_options": data_options or {},
         "method": method,
-        "attack": dataclasses.asdict(base),
+        "attacker_stream": "negative keys",  # since issue 19; the sets before drew seeds 0, 1, ... (not reused)
+        "attack": base.as_record(),
         "detector": {**detector.config(), "threshold": detector.threshold},
         "c_grid": list(C_GRID),
         "n_calibration": N_CALIBRATION,
