@@ -56,24 +56,23 @@ def report(
     adaptive: Annotated[
         bool,
         typer.Option(
-            help="Instead of Table 1: detectors at 5% FPR, pgd vs pgd-adaptive vs pgd-adaptive-known, evasion rates "
-            "(RESULTS/adaptive.{csv,md,json}; on MNIST also the hole search, RESULTS/hole_search.csv)."
+            help="Instead of Table 1: the adaptive suite, the per-image worst case of a detector-aware attacker "
+            "against upper and two-sided detectors at 5% FPR (RESULTS/adaptive.{csv,md,json}; on MNIST also "
+            "the latent-grid holes, RESULTS/hole_grid.csv)."
         ),
     ] = False,
     measures: Annotated[
         str, typer.Option(help="With --adaptive: comma-separated measures of the detectors.")
     ] = "predictive_entropy,mutual_information,softmax_variance",
     iterations: Annotated[
-        int, typer.Option(min=1, help="With --adaptive: PGD's iterations (the protocol's: 10).")
-    ] = 10,
-    step: Annotated[
-        Optional[float],
-        typer.Option(
-            help="With --adaptive: PGD's step, 0-255 units (default: 0.5 at eps 5, 1.2 at eps 10, else eps/10).",
-            show_default=False,
-        ),
-    ] = None,
-    holes: Annotated[bool, typer.Option(help="With --adaptive on MNIST: run the hole search too.")] = True,
+        int, typer.Option(min=1, help="With --adaptive: iterations of every attack of the suite (calibration: half).")
+    ] = 100,
+    tails: Annotated[
+        str, typer.Option(help="With --adaptive: comma-separated detector tails (upper, two-sided).")
+    ] = "upper,two-sided",
+    holes: Annotated[
+        bool, typer.Option(help="With --adaptive on MNIST: count the holes on the latent grid too.")
+    ] = True,
     render: Annotated[
         bool,
         typer.Option(
@@ -108,13 +107,14 @@ def report(
 
     With no options this is the full MNIST table; finished attack sets and scores are reused.
     With --model and --data, the same table for your own model and data (RESULTS: results/own).
-    With --adaptive, instead: detectors at 5% FPR against pgd, pgd-adaptive and pgd-adaptive-known
-    (RESULTS/adaptive.{csv,md,json}; on MNIST also the hole search, RESULTS/hole_search.csv)."""
+    With --adaptive, instead: the adaptive suite against upper and two-sided detectors at 5% FPR, PGD
+    and the per-image worst case of a detector-aware attacker (RESULTS/adaptive.{csv,md,json}; on MNIST
+    also the holes on the VAE's latent grid, RESULTS/hole_grid.csv)."""
     quiet_tensorflow()
     from uncertadv import artifacts
     from uncertadv.attacks import METHODS
     from uncertadv.experiments import own
-    from uncertadv.experiments.adaptive import protocol
+    from uncertadv.experiments.adaptive import protocol, suite
     from uncertadv.experiments.adaptive import report as adaptive_report
     from uncertadv.experiments.layout import DEFAULT_EPS, Layout, own_layout
     from uncertadv.experiments.table1 import report as pipeline
@@ -148,8 +148,9 @@ def report(
         cfg = adaptive_report.AdaptiveConfig(
             predictors=comma_list(predictors, sampled, "predictor") if predictors else sampled,
             measures=comma_list(measures, protocol.MEASURES_ALLOWED, "measure"),
-            iterations=iterations,
-            step=step,
+            tails=comma_list(tails, suite.TAILS, "tail"),
+            steps=iterations,
+            calibration_steps=max(1, iterations // 2),
             holes=holes,
             **common,
         )

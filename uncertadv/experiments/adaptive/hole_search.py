@@ -215,3 +215,42 @@ def row(result: dict, predictor: str, measure: str, c: float) -> dict:
         "median_pixel_l2": median(result["pixel_l2"]),
         "n_holes": holes,
     }
+
+
+GRID, EXTENT = 150, 10.0  # Figure 5's latent grid
+
+
+def grid_holes(cfg, models: dict, loaded: dict) -> list[dict]:
+    """The hole search as an exhaustive attack: every point of the VAE's latent grid (``GRID`` x ``GRID``
+    over ±``EXTENT``), decoded and judged by each suite detector (its own networks, 5% FPR). A hole: max
+    probability >= MIN_CONFIDENCE, accepted by the detector, farther than FAR_DISTANCE from every encoded
+    training image. Rows per (predictor, measure, tail) and predicted class, then ``all``."""
+    from uncertadv import data, measures
+    from uncertadv.detector import thresholds
+    from uncertadv.experiments.adaptive import suite
+    from uncertadv.experiments.layout import eval_seed
+
+    encoder, decoder = io.load_vae(ensure_vae(cfg.layout))
+    z_grid, _ = latent.latent_grid(EXTENT, GRID)
+    far = latent.distance_to_data(z_grid, latent.encode(encoder, data.load_mnist("train")[0])) > FAR_DISTANCE
+    images = latent.decode(decoder, z_grid)
+    rows = []
+    for predictor in cfg.predictors:
+        x, y = loaded[predictor]
+        fit = suite.fit_scores(cfg, cfg.layout, models[predictor], x, y, predictor, {}, 1.0)
+        probs = predictors.predict(models[predictor][0], images, predictor=predictor, samples=cfg.samples,
+                                   seed=eval_seed(cfg.seed), desc=f"latent grid ({predictor})")  # fmt: skip
+        mean = probs.mean(axis=0)
+        confident, label = mean.max(axis=-1) >= MIN_CONFIDENCE, mean.argmax(axis=-1)
+        for measure in cfg.measures_of(predictor):
+            u = getattr(measures, measure)(probs)
+            for tail in cfg.tails:
+                upper, lower = thresholds(fit[measure], 0.05, "conformal", tail)
+                accepted = (u <= (np.inf if upper is None else upper)) & (u >= (-np.inf if lower is None else lower))
+                hole = far & confident & accepted
+                for cls in [*range(mean.shape[-1]), "all"]:
+                    mine = np.ones(len(label), bool) if cls == "all" else label == cls
+                    rows.append({"predictor": predictor, "measure": measure, "tail": tail, "class": cls,
+                                 "n_points": int(mine.sum()), "n_far": int((far & mine).sum()),
+                                 "n_holes": int((hole & mine).sum())})  # fmt: skip
+    return rows

@@ -32,21 +32,23 @@ ATTACKS = ("pgd", *ADAPTIVE_METHODS)
 MEASURES = ("predictive_entropy", "mutual_information", "softmax_variance")
 MEASURES_ALLOWED = DIFFERENTIABLE_MEASURES  # what --measures accepts (variation ratio has no gradient)
 PREDICTORS = ("mc", "ensemble")
-C_GRID = (0.1, 1.0, 10.0, 100.0)
+C_GRID = (0.0, 0.1, 1.0, 10.0)
 TARGET_FPR = 0.05
 N_FIT = 1000
-N_CALIBRATION = 50
+N_CALIBRATION = 200
 DEFAULT_EPS = {"mnist": (76.0, 128.0), "catsdogs": (5.0, 10.0)}
 
 
-def held_out(n_available: int, n: int, seed: int, n_fit: int = N_FIT) -> dict[str, np.ndarray]:
-    """Test images no attack set of (n, seed) uses: ``{"fit": [n_fit], "calibration": [N_CALIBRATION]}``.
+def held_out(
+    n_available: int, n: int, seed: int, n_fit: int = N_FIT, n_calibration: int = N_CALIBRATION
+) -> dict[str, np.ndarray]:
+    """Test images no attack set of (n, seed) uses: ``{"fit": [n_fit], "calibration": [n_calibration]}``.
     They follow the 3n evaluation images in the permutation ``attack_sets.draw_indices`` draws.
     n_fit = 0: a detector given from outside, fitted on other images."""
-    need = 3 * n + n_fit + N_CALIBRATION
+    need = 3 * n + n_fit + n_calibration
     if need > n_available:
         raise ValueError(
-            f"the adaptive protocol needs {need} test images (3 x {n} + {n_fit} + {N_CALIBRATION}), got {n_available}"
+            f"the adaptive protocol needs {need} test images (3 x {n} + {n_fit} + {n_calibration}), got {n_available}"
         )
     order = np.random.default_rng(seed).permutation(n_available)
     return {"fit": order[3 * n : 3 * n + n_fit], "calibration": order[3 * n + n_fit : need]}

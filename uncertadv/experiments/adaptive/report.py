@@ -1,108 +1,76 @@
-"""``uncertadv report --adaptive``: what is left of each detector against the adaptive attacks.
+"""``uncertadv report --adaptive``: what is left of each detector against the converged suite (``suite``).
 
-Writes RESULTS/adaptive.{csv,md,json}, adds the per-image rows to scores.csv (attack
-``pgd-adaptive`` / ``pgd-adaptive-known``, ``detector_measure`` naming the detector evaded) and,
-on MNIST, RESULTS/hole_search.{csv,json}. Every finished detector, attack set and score is reused.
+Writes RESULTS/adaptive.{csv,md,json}, the per-image outcomes of the PGD and worst-case rows
+(adaptive_images.csv), the attacker's evasion against iterations (adaptive_curves.csv) and, on MNIST,
+the latent-grid hole count (hole_grid.csv). Every detector fit, calibration and attack set is reused.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
 
 from uncertadv import artifacts, data, metrics
-from uncertadv.attacks import AttackConfig
+from uncertadv.detector import Detector, thresholds
 from uncertadv.experiments import attack_sets, own
-from uncertadv.experiments.adaptive import hole_search, protocol
-from uncertadv.experiments.layout import Layout, ensure_classifiers, eval_seed, set_name
-from uncertadv.experiments.table1 import report
+from uncertadv.experiments.adaptive import hole_search, suite
+from uncertadv.experiments.layout import Layout, ensure_classifiers
 from uncertadv.progress import progress_bar
 
-COLUMNS = [
-    "attack",
-    "eps",
-    "predictor",
-    "measure",
-    "c",
-    "n",
-    "success_rate",
-    "auc",
-    "tpr_at_threshold",
-    "detector_fpr",
-    "evasion_rate",
-]
-EXTRA_COLUMNS = [
-    "threshold",
-    "n_negative",
-    "n_successful",
-    "n_evading",
-    "auc_lo",
-    "auc_hi",
-    "success_rate_lo",
-    "success_rate_hi",
-    "evasion_rate_lo",
-    "evasion_rate_hi",
-    "evasion_gain",
-    "evasion_gain_lo",
-    "evasion_gain_hi",
-]
-HOLE_COLUMNS = [
-    "predictor",
-    "measure",
-    "c",
-    "n",
-    "n_successful",
-    "success_rate",
-    "success_rate_lo",
-    "success_rate_hi",
-    "median_latent_distance",
-    "median_pixel_l2",
-    "n_holes",
-]
+AdaptiveConfig = suite.SuiteConfig  # the CLI's name for it
+
+COLUMNS = ["attack", "attacker", "eps", "predictor", "measure", "tail", "objective", "c", "kappa", "margin",
+           "restarts", "steps", "n", "n_attacked", "success_rate", "auc", "tpr_at_threshold", "detector_fpr",
+           "evasion_rate"]  # fmt: skip
+EXTRA_COLUMNS = ["threshold", "lower_threshold", "n_negative", "n_successful", "n_evading", "auc_lo", "auc_hi",
+                 "success_rate_lo", "success_rate_hi", "evasion_rate_lo", "evasion_rate_hi", "evasion_fpr01",
+                 "evasion_fpr10", "evasion_gain", "evasion_gain_lo", "evasion_gain_hi",
+                 "calibration_evasion"]  # fmt: skip
+CURVE_EVERY = 5  # iterates between the points of adaptive_curves.csv
 
 
-@dataclasses.dataclass(frozen=True)
-class AdaptiveConfig:
-    layout: Layout
-    eps: tuple[float, ...] = (76.0, 128.0)
-    predictors: tuple[str, ...] = protocol.PREDICTORS
-    measures: tuple[str, ...] = protocol.MEASURES
-    n: int = 200
-    samples: int = 20
-    seed: int = 0
-    bootstrap: int = 1000
-    force: bool = False
-    model: Path | None = None  # your own model file (--model)
-    data: dict | None = None  # with --model: the --data options
-    iterations: int = 10  # PGD's steps (the protocol's: 10, as Table 1)
-    step: float | None = None  # per step, 0-255 units; None: the paper's rule (eps / 10 beyond eps 10)
-    hole_search: hole_search.HoleConfig | None = None  # MNIST: the hole search's settings
-    holes: bool = True  # MNIST: run the hole search
-
-    def hole_config(self) -> hole_search.HoleConfig:
-        """The hole search's settings: N and the seed follow the table's unless given."""
-        return self.hole_search or hole_search.HoleConfig(n=self.n, seed=self.seed)
-
-    def recorded(self) -> dict:
-        out = dataclasses.asdict(self)
-        out["layout"] = {"dataset": self.layout.dataset, "folder": str(self.layout.folder)}
-        out["model"] = None if self.model is None else str(self.model)
-        return out
+def evaluated(rows: dict, measure: str, fit_scores: np.ndarray, tail: str) -> dict[str, np.ndarray]:
+    """The evaluator's verdicts on the adversarial rows ``[N]``: success, flagged at 5% FPR, evaded at
+    each of ``suite.FPRS`` (``evaded_<fpr>``), with the tail's conformal thresholds from ``fit_scores``."""
+    adv = rows["kind"] == "adversarial"
+    out = {"success": np.asarray(rows["success"], dtype=float)[adv] == 1}
+    values = np.asarray(rows[measure], dtype=float)[adv]
+    for fpr in suite.FPRS:
+        try:
+            upper, lower = thresholds(fit_scores, fpr, "conformal", tail)
+        except ValueError:  # too few fit images for this rate (only in small test runs): not reported
+            if fpr == suite.TARGET_FPR:
+                raise
+            out[f"evaded_{fpr:g}"] = np.full(len(values), np.nan)
+            continue
+        inside = np.ones(len(values), bool)
+        if upper is not None:
+            inside &= values <= upper
+        if lower is not None:
+            inside &= values >= lower
+        out[f"evaded_{fpr:g}"] = out["success"] & inside
+        if fpr == suite.TARGET_FPR:
+            out["flagged"] = ~inside
+    return out
 
 
-def table_row(rows: dict, measure: str, threshold: float, pgd_evaded: np.ndarray, *, bootstrap: int, seed: int) -> dict:
-    """The metrics of one (attack, eps, predictor, measure) from its score rows.
-
-    rows: clean, noise and adversarial rows (``kind``); the adversarial ones attack the same source
-    images, in the same order, as the PGD rows whose evaded flags are ``pgd_evaded [N]``."""
+def table_row(rows: dict, measure: str, fit_scores: np.ndarray, tail: str, pgd_evaded: np.ndarray, *,
+              bootstrap: int, seed: int) -> dict:  # fmt: skip
+    """The metrics of one row from its score rows (clean, noise and adversarial ``kind``); the adversarial
+    rows attack the same source images, in order, as the PGD rows whose evaded flags are ``pgd_evaded``."""
     adv, clean = rows["kind"] == "adversarial", rows["kind"] == "clean"
-    values = rows[measure]
-    success = rows["success"][adv] == 1
-    flagged = values[adv] > threshold
-    evaded = success & ~flagged
+    values = np.asarray(rows[measure], dtype=float)
+    verdict = evaluated(rows, measure, fit_scores, tail)
+    upper, lower = thresholds(fit_scores, suite.TARGET_FPR, "conformal", tail)
+    clean_values = values[clean]
+    clean_flagged = np.zeros(len(clean_values), bool)
+    if upper is not None:
+        clean_flagged |= clean_values > upper
+    if lower is not None:
+        clean_flagged |= clean_values < lower
+    success, evaded = verdict["success"], verdict[f"evaded_{suite.TARGET_FPR:g}"]
     n = int(adv.sum())
     auc_lo, auc_hi = metrics.bootstrap_auc(values[adv], values[~adv], rounds=bootstrap, seed=seed)
     gain = metrics.paired_bootstrap_mean_difference(evaded, pgd_evaded, rounds=bootstrap, seed=seed)
@@ -110,10 +78,11 @@ def table_row(rows: dict, measure: str, threshold: float, pgd_evaded: np.ndarray
         "n": n,
         "success_rate": float(success.mean()),
         "auc": metrics.roc_auc(values[adv], values[~adv]),
-        "tpr_at_threshold": float(flagged.mean()),
-        "detector_fpr": float(np.mean(values[clean] > threshold)),
+        "tpr_at_threshold": float(verdict["flagged"].mean()),
+        "detector_fpr": float(clean_flagged.mean()),
         "evasion_rate": float(evaded.mean()),
-        "threshold": threshold,
+        "threshold": upper,
+        "lower_threshold": lower,
         "n_negative": int((~adv).sum()),
         "n_successful": int(success.sum()),
         "n_evading": int(evaded.sum()),
@@ -121,186 +90,214 @@ def table_row(rows: dict, measure: str, threshold: float, pgd_evaded: np.ndarray
         "auc_hi": auc_hi,
         **dict(zip(("success_rate_lo", "success_rate_hi"), metrics.wilson_interval(int(success.sum()), n))),
         **dict(zip(("evasion_rate_lo", "evasion_rate_hi"), metrics.wilson_interval(int(evaded.sum()), n))),
+        "evasion_fpr01": float(np.mean(verdict["evaded_0.01"])),
+        "evasion_fpr10": float(np.mean(verdict["evaded_0.1"])),
         **dict(zip(("evasion_gain", "evasion_gain_lo", "evasion_gain_hi"), gain)),
     }
 
 
-def evaded(rows: dict, measure: str, threshold: float) -> np.ndarray:
-    """``[N]`` bool: the adversarial rows that succeed and are not flagged."""
-    adv = rows["kind"] == "adversarial"
-    return (rows["success"][adv] == 1) & (rows[measure][adv] <= threshold)
-
-
-def _inputs(cfg: AdaptiveConfig):
+def _inputs(cfg: suite.SuiteConfig):
     """``({predictor: (models, files)}, data options, {predictor: (x, y)})``."""
     if cfg.model is not None:
         models = own.classifiers(cfg.model, cfg.predictors, cfg.data.get("from_logits", False))
-        loaded = {p: own.load(cfg.data, models[p][0], p, cfg.samples, eval_seed(cfg.seed)) for p in cfg.predictors}
+        loaded = {p: own.load(cfg.data, models[p][0], p, cfg.samples, cfg.seed + 1_000_000) for p in cfg.predictors}
         return models, cfg.data, loaded
     models, options = ensure_classifiers(cfg.layout, cfg.predictors)
     return models, options, dict.fromkeys(cfg.predictors, data.load(cfg.layout.dataset, "test", **options))
 
 
-def _fit(cfg: AdaptiveConfig, models: dict, options: dict | None, loaded: dict) -> dict:
-    """The protocol's detectors, ``{(predictor, measure): Detector}`` (fitted, or reused from their files)."""
-    layout, detectors = cfg.layout, {}
-    for predictor in cfg.predictors:
-        x, y = loaded[predictor]
-        fitted = protocol.fit_detectors(
-            layout,
-            models[predictor][0],
-            x,
-            y,
-            predictor=predictor,
-            measures=cfg.measures,
-            n=cfg.n,
-            samples=cfg.samples,
-            seed=cfg.seed,
-            from_logits=(options or {}).get("from_logits", False),
-            pixel_max=(options or {}).get("pixel_max", 1.0) if cfg.model is not None else 1.0,
-            model_file=cfg.model or layout.classifier(predictor),
-            force=cfg.force,
-        )
-        detectors.update({(predictor, m): d for m, d in fitted.items()})
-    return detectors
+def _setting(cfg: suite.SuiteConfig, eps: float, predictor: str, models: dict, options: dict | None,
+             loaded: dict, pixel_max: float) -> suite.Setting:  # fmt: skip
+    """The PGD set of (eps, predictor) (built if missing), its scores and the detectors' fit scores."""
+    layout = cfg.layout
+    member_models, files = models[predictor]
+    x, y = loaded[predictor]
+    base = cfg.pgd(eps, predictor, pixel_max)
+    pgd_stem = suite.stem("pgd", eps, predictor)
+    model_file = cfg.model or layout.classifier(predictor)
+    attack_sets.build(member_models, files, x, y, base, n=cfg.n, layout=layout, model=model_file,
+                      data_options=options, force=cfg.force, stem=pgd_stem)  # fmt: skip
+    arrays, record = attack_sets.load(layout.attack_set(pgd_stem))
+    rows = attack_sets.cached_scores(layout, pgd_stem, member_models, x, y)
+    fit = suite.fit_scores(cfg, layout, models[predictor], x, y, predictor, options or {}, pixel_max)
+    return suite.Setting(eps=eps, predictor=predictor, models=member_models, x=x, y=y, options=options or {},
+                         pixel_max=pixel_max, layout=layout, pgd_npz=layout.attack_set(pgd_stem), pgd_record=record,
+                         pgd_arrays=arrays, pgd_rows=rows, fit_scores=fit)  # fmt: skip
 
 
-def run(cfg: AdaptiveConfig) -> tuple[list[dict], list[Path]]:
-    """Detectors, attack sets, scores, then adaptive.{csv,md,json} (and hole_search.* on MNIST)."""
+def _save_detector(layout: Layout, det: Detector, model_file: Path) -> Path:
+    """The suite's detector at 5% FPR as a file a user can load (rewritten only when its threshold changes)."""
+    path = layout.folder / "detectors" / f"{det.predictor}_{det.measure}_{det.tail}.json"
+    if path.is_file():
+        old = artifacts.read_json(path)
+        if old.get("threshold") == det.threshold and old.get("lower_threshold") == det.lower_threshold:
+            return path
+    det.save(path, model_file=model_file)
+    return path
+
+
+def run(cfg: suite.SuiteConfig) -> tuple[list[dict], list[Path]]:
+    """Detectors, calibrations, cascades, then the files in the module doc."""
     start = time.perf_counter()
     layout = cfg.layout
     models, options, loaded = _inputs(cfg)
-    detectors = _fit(cfg, models, options, loaded)
-    settings = [(e, p) for e in cfg.eps for p in cfg.predictors]
-    table, groups, records = [], [], {}
     pixel_max = (options or {}).get("pixel_max", 1.0) if cfg.model is not None else 1.0
-    desc = f"adaptive attacks ({len(settings)} x {len(cfg.measures) * 2} sets)"
-    for eps, predictor in progress_bar(settings, desc=desc, total=len(settings)):
-        member_models, files = models[predictor]
-        x, y = loaded[predictor]
-        base = AttackConfig(
-            method="pgd",
-            eps=eps,
-            predictor=predictor,
-            samples=cfg.samples,
-            seed=cfg.seed,
-            pixel_max=pixel_max,
-            iterations=cfg.iterations,
-            step=cfg.step,
-        )
-        model_file = cfg.model or layout.classifier(predictor)
-        build = dict(n=cfg.n, layout=layout, model=model_file, data_options=options)
-        records[set_name("pgd", eps, predictor)] = attack_sets.build(
-            member_models, files, x, y, base, force=cfg.force, **build
-        )
-        pgd_rows = attack_sets.cached_scores(layout, set_name("pgd", eps, predictor), member_models, x, y)
-        groups.append(report.long_rows(("pgd", eps, predictor, ""), pgd_rows))
-        for measure in cfg.measures:
-            detector = detectors[(predictor, measure)]
-            baseline = evaded(pgd_rows, measure, detector.threshold)
-            boot = dict(bootstrap=cfg.bootstrap, seed=cfg.seed)
-            table.append(
-                {
-                    "attack": "pgd",
-                    "eps": eps,
-                    "predictor": predictor,
-                    "measure": measure,
-                    "c": None,
-                    **table_row(pgd_rows, measure, detector.threshold, baseline, **boot),
+    table, images, curves, notes, calibrations = [], [], [], [], {}
+    combos = [(e, p) for e in cfg.eps for p in cfg.predictors]
+    for eps, predictor in progress_bar(combos, desc="adaptive suite", total=len(combos)):
+        setting = _setting(cfg, eps, predictor, models, options, loaded, pixel_max)
+        best: dict[str, list[str]] = {}
+        measures = sorted(cfg.measures_of(predictor), key=lambda m: m != suite.FULL_MEASURE)  # MI first
+        for measure in measures:
+            for tail in cfg.tails:
+                det = suite.detector(setting, measure, tail)
+                _save_detector(layout, det, cfg.model or layout.classifier(predictor))
+                fit = setting.fit_scores[measure]
+                key = dict(eps=eps, predictor=predictor, measure=measure, tail=tail)
+                pgd_verdict = evaluated(setting.pgd_rows, measure, fit, tail)
+                pgd_evaded = pgd_verdict[f"evaded_{suite.TARGET_FPR:g}"]
+                boot = dict(bootstrap=cfg.bootstrap, seed=cfg.seed)
+                table.append({"attack": "pgd", "attacker": "", **key, "objective": "ce", "c": None, "kappa": None,
+                              "margin": None, "restarts": 0, "steps": cfg.steps, "n_attacked": cfg.n,
+                              "calibration_evasion": None,
+                              **table_row(setting.pgd_rows, measure, fit, tail, pgd_evaded, **boot)})  # fmt: skip
+                images.append(_image_rows(key, "", setting, setting.pgd_rows, measure, pgd_verdict, None))
+                if pgd_evaded.sum() == pgd_verdict["success"].sum():
+                    notes.append({**key, "skipped": "pgd already evades wherever it succeeds"})
+                    continue
+                names = best.get(tail, list(suite.OBJECTIVES)) if measure != suite.FULL_MEASURE else suite.OBJECTIVES
+                calibrated = {name: suite.calibrate(cfg, setting, det, name) for name in names}
+                calibrations[_label(key)] = {
+                    n: {"setting": r["setting"], "rates": r["rates"]} for n, r in calibrated.items()
                 }
-            )
-            for method in protocol.ADAPTIVE_METHODS:
-                stem = protocol.adaptive_name(method, eps, predictor, measure)
-                records[stem] = protocol.build(
-                    member_models, files, x, y, base, detector, method, force=cfg.force, **build
-                )
-                rows = protocol.scores(layout, stem, member_models, x, y)
-                groups.append(report.long_rows((method, eps, predictor, measure), rows))
-                table.append(
-                    {
-                        "attack": method,
-                        "eps": eps,
-                        "predictor": predictor,
-                        "measure": measure,
-                        "c": records[stem]["c"],
-                        **table_row(rows, measure, detector.threshold, baseline, **boot),
-                    }
-                )
-    searched = cfg.holes and layout.dataset == "mnist" and cfg.model is None
-    holes = _hole_search(cfg, detectors, loaded) if searched else None
-    return table, _write(cfg, table, groups, records, holes, start)
+                if measure == suite.FULL_MEASURE:  # the objectives the other measures get, by calibration evasion
+                    ranked = sorted(names, key=lambda n: (-calibrated[n]["evasion"], names.index(n)))
+                    best[tail] = [n for n in suite.OBJECTIVES if n in ranked[: suite.N_BEST]]
+                for attacker in cfg.attackers:
+                    stages = suite.cascade(cfg, setting, det, attacker, [(n, calibrated[n]["setting"]) for n in names])
+                    for name, chosen_images, _, ran, arrays in stages[1:]:
+                        rows = suite.judge_rows(setting, chosen_images)
+                        options_used = calibrated[name]["setting"]
+                        row = {"attacker": attacker, **key, "c": options_used.get("c"),
+                               "kappa": options_used.get("kappa"), "margin": options_used.get("margin"),
+                               "restarts": cfg.restarts, "steps": cfg.steps, "n_attacked": int(ran.sum()),
+                               "calibration_evasion": calibrated[name]["evasion"],
+                               **table_row(rows, measure, fit, tail, pgd_evaded, **boot)}  # fmt: skip
+                        table.append({"attack": "cascade", "objective": name, **row})
+                        curves += _curve(key, attacker, name, arrays, cfg.steps)
+                    final = {**table[-1], "attack": "worst-case", "objective": "all", "c": None, "kappa": None,
+                             "margin": None, "calibration_evasion": None}  # fmt: skip
+                    table.append(final)
+                    verdict = evaluated(rows, measure, fit, tail)
+                    images.append(_image_rows(key, attacker, setting, rows, measure, verdict, stages[-1][2]))
+                    _save_worst_case(layout, key, attacker, setting.index, stages[-1][1], stages[-1][2], verdict)
+    holes = None
+    if cfg.holes and layout.dataset == "mnist" and cfg.model is None:
+        holes = hole_search.grid_holes(cfg, models, loaded)
+    return table, _write(cfg, table, images, curves, notes, calibrations, holes, start)
 
 
-def _hole_search(cfg: AdaptiveConfig, detectors: dict, loaded: dict) -> list[dict]:
-    config = cfg.hole_config()
-    rows = []
-    for (predictor, measure), detector in progress_bar(list(detectors.items()), desc="hole search"):
-        x, y = loaded[predictor]
-        record = hole_search.build(cfg.layout, detector, x, y, config, cfg.seed, cfg.n, force=cfg.force)
-        with np.load(hole_search.path(cfg.layout, predictor, measure), allow_pickle=False) as npz:
-            result = {k: npz[k] for k in npz.files}
-        rows.append(hole_search.row(result, predictor, measure, record["c"]))
-    return rows
+def _save_worst_case(layout: Layout, key: dict, attacker: str, index: np.ndarray, images: np.ndarray,
+                     candidate: np.ndarray, verdict: dict) -> None:  # fmt: skip
+    """The assembled worst-case images of one row, for the gallery (attacks/, not committed)."""
+    path = layout.attack_set(suite.stem("worst-case", attacker, key["eps"], key["predictor"], key["measure"],
+                                        key["tail"]))  # fmt: skip
+    with artifacts.atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, adversarial_index=index, x_adv=images, candidate=candidate,
+                                success=verdict["success"], evaded=verdict[f"evaded_{suite.TARGET_FPR:g}"])  # fmt: skip
 
 
-def _write(
-    cfg: AdaptiveConfig, table: list[dict], groups: list[dict], records: dict, holes: list[dict] | None, start: float
-) -> list[Path]:
+def _label(key: dict) -> str:
+    return f"eps{key['eps']:g}_{key['predictor']}_{key['measure']}_{key['tail']}"
+
+
+def _image_rows(key: dict, attacker: str, setting: suite.Setting, rows: dict, measure: str, verdict: dict,
+                chosen: np.ndarray | None) -> dict:  # fmt: skip
+    """The per-image outcomes of one row ``[N]`` each (adaptive_images.csv)."""
+    adv = rows["kind"] == "adversarial"
+    n = int(adv.sum())
+    return {**{k: [v] * n for k, v in key.items()}, "attacker": [attacker] * n, "index": setting.index,
+            "success": verdict["success"].astype(int), "value": np.asarray(rows[measure], dtype=float)[adv],
+            **{f"evaded_fpr{round(100 * f):02d}": verdict[f"evaded_{f:g}"].astype(float) for f in suite.FPRS},
+            "candidate": np.zeros(n, int) if chosen is None else chosen}  # fmt: skip
+
+
+def _curve(key: dict, attacker: str, objective: str, arrays: dict, steps: int) -> list[dict]:
+    """Evasion by the attacker's estimate against iterates (across restarts), every CURVE_EVERY."""
+    first, n = arrays["first"], len(arrays["first"])
+    total = int(arrays["restarts"].max(initial=1)) * (steps + 1)
+    return [{**key, "attacker": attacker, "objective": objective, "iterate": k, "n_attacked": n,
+             "n_evading": int(((first >= 0) & (first <= k)).sum())}
+            for k in list(range(0, total, CURVE_EVERY)) + [total - 1]]  # fmt: skip
+
+
+def pooled_gain(images: list[dict], attacker: str, *, bootstrap: int, seed: int) -> dict:
+    """The worst case's gain in evasion (5% FPR) over PGD, averaged over the rows of ``attacker`` per source
+    image, with a bootstrap over source images: ``{"gain", "lo", "hi", "rows", "images"}``."""
+    pgd = {_row_key(r): r for r in images if r["attacker"][0] == ""}
+    gains = []
+    for r in images:
+        if r["attacker"][0] != attacker or len(r["index"]) == 0:
+            continue
+        base = pgd[_row_key(r)]
+        gains.append(np.asarray(r["evaded_fpr05"], float) - np.asarray(base["evaded_fpr05"], float))
+    if not gains:
+        return {"gain": None, "lo": None, "hi": None, "rows": 0, "images": 0}
+    per_image = np.mean(gains, axis=0)  # the rows share their source images (one draw per N and seed)
+    mean, lo, hi = metrics.paired_bootstrap_mean_difference(per_image, np.zeros_like(per_image), rounds=bootstrap,
+                                                            seed=seed)  # fmt: skip
+    return {"gain": mean, "lo": lo, "hi": hi, "rows": len(gains), "images": len(per_image)}
+
+
+def _row_key(r: dict) -> tuple:
+    return tuple(r[k][0] for k in ("eps", "predictor", "measure", "tail"))
+
+
+def _write(cfg, table, images, curves, notes, calibrations, holes, start) -> list[Path]:
     folder = cfg.layout.folder
-    report.write_scores(cfg.layout.scores, groups, start)
     columns = COLUMNS + EXTRA_COLUMNS
-    artifacts.write_csv(folder / "adaptive.csv", {c: [r[c] for r in table] for c in columns})
-    outputs = [cfg.layout.scores, folder / "adaptive.csv", folder / "adaptive.md", folder / "adaptive.json"]
+    artifacts.write_csv(folder / "adaptive.csv", {c: [r.get(c) for r in table] for c in columns})
+    stacked = {k: np.concatenate([np.asarray(r[k]) for r in images]) for k in images[0]} if images else {}
+    artifacts.write_csv(folder / "adaptive_images.csv", stacked)
+    if curves:
+        artifacts.write_csv(folder / "adaptive_curves.csv", {k: [r[k] for r in curves] for k in curves[0]})
+    outputs = [folder / "adaptive.csv", folder / "adaptive_images.csv", folder / "adaptive_curves.csv"]
     if holes is not None:
-        artifacts.write_csv(folder / "hole_search.csv", {c: [r[c] for r in holes] for c in HOLE_COLUMNS})
-        config = dataclasses.asdict(cfg.hole_config())
-        artifacts.write_json(
-            folder / "hole_search.json",
-            artifacts.record(
-                {**config, "min_confidence": hole_search.MIN_CONFIDENCE, "c_grid": list(protocol.C_GRID)},
-                start,
-                outputs=["hole_search.csv"],
-            ),
-        )
-        outputs += [folder / "hole_search.csv", folder / "hole_search.json"]
-    # the markdown from the CSVs as stored, so that it re-renders from them alone, cell for cell
-    artifacts.write_text(folder / "adaptive.md", markdown(cfg, *tables_from_csv(folder)))
-    sets = {
-        k: {key: r.get(key) for key in ("c", "calibration_evasion_rates", "success_rate", "wall_seconds")}
-        for k, r in records.items()
-    }
-    written = ["scores.csv", "scores.json", "adaptive.csv", "adaptive.md"]
-    artifacts.write_json(folder / "adaptive.json", artifacts.record(cfg.recorded(), start, attack_sets=sets,
-                                                                   outputs=written))  # fmt: skip
-    return outputs
-
-
-def recorded_config(layout: Layout) -> AdaptiveConfig:
-    """The AdaptiveConfig that ``adaptive.json`` recorded (for rendering: no model is loaded)."""
-    recorded = artifacts.read_json(layout.folder / "adaptive.json")["config"]
-    fields = {f.name for f in dataclasses.fields(AdaptiveConfig)} - {"layout", "model", "hole_search"}
-    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in recorded.items() if k in fields}
-    holes = recorded.get("hole_search")
-    return AdaptiveConfig(layout=layout, hole_search=None if holes is None else hole_search.HoleConfig(**holes),
-                          **values)  # fmt: skip
+        artifacts.write_csv(folder / "hole_grid.csv", {k: [r[k] for r in holes] for k in holes[0]})
+        outputs.append(folder / "hole_grid.csv")
+    pooled = {a: pooled_gain(images, a, bootstrap=cfg.bootstrap, seed=cfg.seed) for a in cfg.attackers}
+    record = artifacts.record(cfg.recorded(), start, pooled_gain=pooled, skipped=notes, calibration=calibrations,
+                              grids={o: suite.grid(o) for o in suite.OBJECTIVES},
+                              outputs=[p.name for p in outputs] + ["adaptive.md"])  # fmt: skip
+    artifacts.write_json(folder / "adaptive.json", record)
+    artifacts.write_text(folder / "adaptive.md", rendered_markdown(cfg.layout))
+    return [*outputs, folder / "adaptive.md", folder / "adaptive.json"]
 
 
 def tables_from_csv(folder: Path) -> tuple[list[dict], list[dict] | None]:
-    """adaptive.csv's rows and hole_search.csv's (None without one), as dicts with counts as ints."""
+    """adaptive.csv's rows and hole_grid.csv's (None without one), as dicts with counts as ints."""
 
     def rows(path: Path, counts: tuple[str, ...]) -> list[dict]:
         cols = artifacts.read_table(path)
         n = len(next(iter(cols.values())))
         return [{k: (int(v[i]) if k in counts else v[i]) for k, v in cols.items()} for i in range(n)]
 
-    table = rows(folder / "adaptive.csv", ("n", "n_negative", "n_successful", "n_evading"))
-    holes_csv = folder / "hole_search.csv"
-    return table, (rows(holes_csv, ("n", "n_successful", "n_holes")) if holes_csv.is_file() else None)
+    table = rows(folder / "adaptive.csv", ("n", "n_attacked", "n_negative", "n_successful", "n_evading", "restarts",
+                                           "steps"))  # fmt: skip
+    holes_csv = folder / "hole_grid.csv"
+    return table, (rows(holes_csv, ("n_points", "n_far", "n_holes")) if holes_csv.is_file() else None)
 
 
 def rendered_markdown(layout: Layout) -> str:
-    """adaptive.md from the folder's adaptive.csv, hole_search.csv and adaptive.json alone."""
-    return markdown(recorded_config(layout), *tables_from_csv(layout.folder))
+    """adaptive.md from the folder's adaptive.csv, hole_grid.csv and adaptive.json alone (the files of the
+    protocol before the suite by its own renderer, ``legacy``)."""
+    from uncertadv.experiments.adaptive import legacy
+
+    if legacy.is_legacy(layout):
+        return legacy.rendered_markdown(layout)
+    record = artifacts.read_json(layout.folder / "adaptive.json")
+    return markdown(layout.dataset, record, *tables_from_csv(layout.folder))
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -308,96 +305,93 @@ def _fmt(value, digits: int = 3) -> str:
 
 
 def _missing(value) -> bool:
-    return value is None or (isinstance(value, (float, np.floating)) and np.isnan(value))
+    return value is None or (isinstance(value, (float, np.floating)) and np.isnan(value)) or value == ""
 
 
-def _steps(cfg: AdaptiveConfig) -> str:
-    """The PGD step per budget, as the attacks take it (the paper's rule unless --step is given)."""
-    steps = [AttackConfig(method="pgd", eps=e, step=cfg.step).step_size for e in cfg.eps]
-    return ", ".join(f"{s:g} at eps {e:g}" for s, e in zip(steps, cfg.eps))
+def _interval(r: dict, key: str, digits: int = 2) -> str:
+    return f"[{_fmt(r[key + '_lo'], digits)}, {_fmt(r[key + '_hi'], digits)}]"
 
 
-def markdown(cfg: AdaptiveConfig, table: list[dict], holes: list[dict] | None) -> str:
-    """adaptive.md: the table with its intervals, how it was made, and the hole search."""
+def markdown(dataset: str, record: dict, table: list[dict], holes: list[dict] | None) -> str:
+    """adaptive.md: how the suite was run, the worst case per row, the cascade, the pooled gain, the holes."""
+    cfg = record["config"]
     lines = [
-        f"# Adaptive attacks on {cfg.layout.dataset}: what is left of each detector",
+        f"# Adaptive attacks on {dataset}: what is left of each detector against the per-image worst case",
         "",
-        f"Detectors: one per predictor and measure, threshold at {protocol.TARGET_FPR:.0%} FPR on "
-        f"{protocol.N_FIT} clean test images that no attack set uses; they judge with the evaluator's networks "
-        f"(seed {eval_seed(cfg.seed)}, T = {cfg.samples} per network). detector FPR: their false-positive rate on "
-        f"the {cfg.n} clean evaluation images. Attacks: L-infinity PGD, {cfg.iterations} iterations "
-        f"(step {_steps(cfg)}), from the same random "
-        "start (eps in 0-255 units). pgd ignores the detector; pgd-adaptive maximises the loss of the MC-mean "
-        "predictive minus c * max(0, U/τ - 1) with fresh networks at every step; pgd-adaptive-known does the same "
-        "on the detector's own networks (it knows the seed). c is chosen from "
-        f"{', '.join(f'{c:g}' for c in protocol.C_GRID)} by the evasion rate on {protocol.N_CALIBRATION} other "
-        "clean test images, judged by the detector: the attacker is granted its verdicts on those images "
-        "(calibration rates in adaptive.json).",
+        f"Detectors: one per predictor, measure and tail (upper: flags U above τ; two-sided: also below a lower "
+        f"threshold, {suite.TARGET_FPR:.0%}/2 per tail), conformal thresholds on {cfg['n_fit']} clean test images "
+        f"that no attack uses, judged with the evaluator's networks (T = {cfg['samples']}). Evasion: correct when "
+        "clean, wrong after, and inside the accepted range, at 5% FPR (the attacks were tuned at 5%; evasion at 1% "
+        "and 10% in adaptive.csv).",
         "",
-        f"N = {cfg.n} adversarial images per row, the same source images in every row of one predictor. "
-        "success: correct when clean, wrong after the attack. AUC: adversarial vs the clean and noise negatives "
-        "of the PGD set of the same eps and predictor (Table 1's), with a bootstrap 95% interval. TPR: share "
-        "flagged at the detector's threshold. evasion: successful and not flagged (Wilson 95% interval). "
-        "gain vs pgd: evasion minus pgd's evasion on the same images (paired bootstrap 95% interval; * when it "
-        "excludes 0).",
+        f"pgd: {cfg['steps']} steps of 2.5 eps/{cfg['steps']}, the detector ignored. worst-case: per image, the "
+        "first candidate the attacker estimates to evade (else the first it estimates to fool the classifier, "
+        "else PGD's), among PGD and a cascade of objectives, each run only where no earlier one evades: "
+        f"{', '.join(suite.OBJECTIVES)} (CW margin loss with κ; hinge with margin m; orthogonal and selective PGD "
+        f"after Bryniarski et al. 2022; U-matching in log U towards the clean median), {cfg['steps']} steps from "
+        f"eps/4 halved at each quarter, the best iterate by the attacker's estimate, up to {cfg['restarts']} "
+        "restarts where it still fails. Each objective's c, κ and m were calibrated on "
+        f"{cfg['n_calibration']} other clean images ({cfg['calibration_steps']} steps, known attacker). known: the "
+        f"attacker has the detector's seed; fresh: it draws its own networks, EOT over {cfg['eot']} draws of T per "
+        "step. The evaluator re-judges every chosen image with its own networks.",
         "",
-        "| attack | eps | predictor | measure | c | success | AUC [95% CI] | TPR at τ | detector FPR "
-        "| evasion [95% CI] | gain vs pgd [95% CI] |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"N = {cfg['n']} adversarial images per row, the same source images in every row. AUC: adversarial vs the "
+        "PGD set's clean and noise images (bootstrap 95% interval). gain vs pgd: paired bootstrap 95% interval "
+        "over source images; * when it excludes 0.",
+        "",
+        "| eps | predictor | measure | tail | attacker | success | AUC [95% CI] | evasion [95% CI] | "
+        "gain vs pgd [95% CI] |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in table:
-        gain = (
-            ""
-            if r["attack"] == "pgd"
-            else (
-                f"{r['evasion_gain']:+.3f} [{r['evasion_gain_lo']:+.3f}, {r['evasion_gain_hi']:+.3f}]"
-                + (" *" if r["evasion_gain_lo"] > 0 or r["evasion_gain_hi"] < 0 else "")
-            )
-        )
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    r["attack"],
-                    f"{r['eps']:g}",
-                    r["predictor"],
-                    r["measure"],
-                    "n/a" if _missing(r["c"]) else f"{r['c']:g}",
-                    _fmt(r["success_rate"]),
-                    f"{_fmt(r['auc'])} [{_fmt(r['auc_lo'], 2)}, {_fmt(r['auc_hi'], 2)}]",
-                    _fmt(r["tpr_at_threshold"]),
-                    _fmt(r["detector_fpr"]),
-                    f"{_fmt(r['evasion_rate'])} [{_fmt(r['evasion_rate_lo'], 2)}, {_fmt(r['evasion_rate_hi'], 2)}]",
-                    gain,
-                ]
-            )
-            + " |"
-        )
+        if r["attack"] not in ("pgd", "worst-case"):
+            continue
+        gain = "" if r["attack"] == "pgd" else (
+            f"{r['evasion_gain']:+.3f} {_interval(r, 'evasion_gain', 3)}"
+            + (" *" if r["evasion_gain_lo"] > 0 or r["evasion_gain_hi"] < 0 else ""))  # fmt: skip
+        who = "pgd" if r["attack"] == "pgd" else f"worst case, {r['attacker']}"
+        lines.append(f"| {r['eps']:g} | {r['predictor']} | {r['measure']} | {r['tail']} | {who} | "
+                     f"{_fmt(r['success_rate'])} | {_fmt(r['auc'])} {_interval(r, 'auc')} | "
+                     f"{_fmt(r['evasion_rate'])} {_interval(r, 'evasion_rate')} | {gain} |")  # fmt: skip
+    lines += ["", "## Pooled gain of the worst case over PGD", "",
+              "Per source image, the mean over rows of (worst case evades) - (PGD evades); bootstrap 95% interval "
+              "over source images.", "", "| attacker | rows | images | gain [95% CI] |",
+              "|---|---|---|---|"]  # fmt: skip
+    for attacker, g in record.get("pooled_gain", {}).items():
+        value = "n/a" if g["gain"] is None else f"{g['gain']:+.3f} [{g['lo']:+.3f}, {g['hi']:+.3f}]"
+        lines.append(f"| {attacker} | {g['rows']} | {g['images']} | {value} |")
+    lines += ["", "## The cascade", "",
+              "Evasion of the worst case through each stage; n attacked: the images the stage ran on (those no "
+              "earlier candidate evaded by the attacker's estimate); calibration: the evasion of the chosen "
+              "setting on the calibration images.", "",
+              "| eps | predictor | measure | tail | attacker | stage | c | κ | m | n attacked | calibration | "
+              "evasion [95% CI] |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in table:
+        if r["attack"] != "cascade":
+            continue
+        settings = [("n/a" if _missing(r[k]) else f"{r[k]:g}") for k in ("c", "kappa", "margin")]
+        lines.append(f"| {r['eps']:g} | {r['predictor']} | {r['measure']} | {r['tail']} | {r['attacker']} | "
+                     f"{r['objective']} | {' | '.join(settings)} | {r['n_attacked']} | "
+                     f"{_fmt(r['calibration_evasion'])} | "
+                     f"{_fmt(r['evasion_rate'])} {_interval(r, 'evasion_rate')} |")  # fmt: skip
+    skipped = record.get("skipped") or []
+    if skipped:
+        lines += ["", "## Skipped", ""]
+        lines += [f"- eps {s['eps']:g}, {s['predictor']}, {s['measure']}, {s['tail']}: {s['skipped']}" for s in skipped]
     if holes is not None:
-        config = cfg.hole_config()
-        lines += [
-            "",
-            "## Hole search (MNIST)",
-            "",
-            f"For each of {config.n} test images the predictor gets right, target (label + 1) mod 10; "
-            f"{config.steps} normalised-gradient steps of {config.step_size:g} in the VAE's 2-D latent space on "
-            "log p(target) - c * max(0, U/τ - 1), fresh networks per step, within a latent radius of "
-            f"{config.radius:g} of the image's encoding. Success: p(target) >= {hole_search.MIN_CONFIDENCE} "
-            "and U < τ under the detector's networks. Medians over the successful searches; pixel L2 from the "
-            "decoding of the source's encoding. A success is not necessarily a hole: the radius can reach the "
-            "neighbouring class clusters, whose decodings are ordinary digits of the target class. n holes: the "
-            f"successes farther than {hole_search.FAR_DISTANCE:g} from every encoded training image (Figure 5's "
-            "definition of far from the data).",
-            "",
-            "| predictor | measure | c | success [95% CI] | n successful | median latent distance | median pixel L2 "
-            "| n holes |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
+        lines += ["", "## Holes on the VAE's latent grid (MNIST)", "",
+                  f"Grid {hole_search.GRID} x {hole_search.GRID} over ±{hole_search.EXTENT:g} (Figure 5's extent). "
+                  "A hole: "
+                  f"max probability >= {hole_search.MIN_CONFIDENCE}, accepted by the detector (its own networks, "
+                  f"5% FPR), and farther than {hole_search.FAR_DISTANCE:g} from every encoded training image.", "",
+                  "| predictor | measure | tail | class | grid points | far | holes |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
         for r in holes:
-            lines.append(
-                f"| {r['predictor']} | {r['measure']} | {r['c']:g} | {_fmt(r['success_rate'])} "
-                f"[{_fmt(r['success_rate_lo'], 2)}, {_fmt(r['success_rate_hi'], 2)}] | {r['n_successful']} of "
-                f"{r['n']} | {_fmt(r['median_latent_distance'], 2)} | {_fmt(r['median_pixel_l2'], 2)} "
-                f"| {r['n_holes']} of {r['n_successful']} |"
-            )
+            lines.append(f"| {r['predictor']} | {r['measure']} | {r['tail']} | {r['class']} | {r['n_points']} | "
+                         f"{r['n_far']} | {r['n_holes']} |")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def recorded_config(layout: Layout) -> dict:
+    """The config adaptive.json recorded."""
+    return artifacts.read_json(layout.folder / "adaptive.json")["config"]
