@@ -80,16 +80,15 @@ def projection(per_image_step: dict[str, float], n: int, eps: int, measures: int
     fresh_factor = per_image_step["hinge, fresh, EOT 4"] / per_image_step["hinge (sum)"]
     predictors = [("mc", 1.0, measures)] + ([("ensemble", 5.0, 1)] if ensemble else [])
     cfg = suite.SuiteConfig(layout=None)  # its defaults only
-    out = {"pgd": 0.0, "calibration": 0.0, "cascade": 0.0}
+    out = {"pgd": 0.0, "calibration": 0.0, "cascade": 0.0}  # pgd: the evaluation's and calibration's PGD sets
     for _, members, n_measures in predictors:
-        out["pgd"] += eps * n * cfg.steps * per_image_step["pgd"] * members
+        out["pgd"] += eps * (n + cfg.n_calibration) * cfg.steps * per_image_step["pgd"] * members
         for m in range(n_measures):
             objectives = suite.OBJECTIVES if m == 0 else ("hinge", "orthogonal")  # MI: all; others: two
             for _ in range(eps * len(suite.TAILS)):
-                for o in objectives:
-                    out["calibration"] += (
-                        len(suite.grid(o)) * cfg.n_calibration * cfg.calibration_steps * known[o] * members
-                    )
+                for o in objectives:  # calibration attacks the images PGD leaves, as the cascade's first stage
+                    image_steps = len(suite.grid(o)) * STAGE_SHARE[0] * cfg.n_calibration * cfg.calibration_steps
+                    out["calibration"] += image_steps * known[o] * members
                 for share, o in zip(STAGE_SHARE, objectives):
                     runs = 1 + RESTART_SHARE * cfg.restarts
                     out["cascade"] += share * n * cfg.steps * runs * known[o] * members * (1 + fresh_factor)
@@ -140,7 +139,8 @@ def main() -> None:
         + "\n\nThe detector terms take U from the same T sampled networks as the predictive; orthogonal and "
         "selective PGD need a second gradient; the fresh attacker with EOT 4 runs 4 draws of T networks per step."
         "\n\n### Projected hours (an estimate, not a measurement)\n\n"
-        f"Assumed: cascade stages attack {', '.join(f'{s:.0%}' for s in STAGE_SHARE)} of the N images in turn, "
+        f"Assumed: cascade stages attack {', '.join(f'{s:.0%}' for s in STAGE_SHARE)} of the N images in turn "
+        "(calibration the first share of its images), "
         f"{RESTART_SHARE:.0%} of those take the restarts, and the fresh attacker repeats every stage at its EOT "
         "cost; the ensemble costs 5 members. Entropy and softmax variance are priced with two objectives.\n\n"
         "| plan | PGD sets | calibration | cascades | total |\n|---|---|---|---|---|\n"

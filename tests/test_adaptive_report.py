@@ -1,22 +1,25 @@
-"""``report --adaptive`` and ``attack --method pgd-adaptive|pgd-adaptive-known|holes`` on tiny models:
-every number of adaptive.csv recomputes from scores.csv and the detector files."""
+"""``report --adaptive`` (the converged suite) and ``attack --method pgd-adaptive|pgd-adaptive-known|holes`` on
+tiny models: every worst-case number recomputes from the per-image file, the evaluator re-judges the chosen
+images, and the cascade attacks only the images still failing."""
 
 import json
 
 import numpy as np
 import pytest
 from conftest import assert_one_line_error
-from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
-from uncertadv import artifacts, data
+from uncertadv import artifacts, data, measures, predictors
 from uncertadv.cli import app
-from uncertadv.experiments.adaptive import protocol
+from uncertadv.experiments.adaptive import protocol, suite
+from uncertadv.experiments.adaptive import report as adaptive_report
 
 runner = CliRunner()
 COMMON = ["--n", "15", "--samples", "2"]
-ISSUE_COLUMNS = ["attack", "eps", "predictor", "measure", "c", "n", "success_rate", "auc", "tpr_at_threshold",
-                 "detector_fpr", "evasion_rate"]  # fmt: skip
+# The tiny model's detectors flag none of PGD's successful images, so every configuration would be skipped:
+# --all-configs runs the cascade anyway (the skip itself is tested on a copy).
+SUITE = ["--n", "30", "--samples", "4"]
+ISSUE_COLUMNS = ["tail", "objective", "c", "kappa", "margin", "restarts", "steps"]
 
 
 def invoke(*args):
@@ -27,95 +30,186 @@ def invoke(*args):
 def run(fresh_results):
     vae = ["train", "vae", "--epochs", "1", "--limit-train", "400", "--out", fresh_results / "models" / "vae.json"]
     assert invoke(*vae).exit_code == 0
-    args = ["report", "--adaptive", "--eps", "76", "--measures", "mutual_information", "--bootstrap", "20",
-            *COMMON, "--results", fresh_results]  # fmt: skip
+    args = ["report", "--adaptive", "--eps", "76", "--measures", "mutual_information,predictive_entropy",
+            "--iterations", "4", "--bootstrap", "20", "--all-configs", "--predictors", "mc", *SUITE,
+            "--results", fresh_results]  # fmt: skip
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     return fresh_results, args
 
 
-def test_the_table_has_the_issues_columns_and_every_number_recomputes(run):
+def _attackers(table: dict) -> np.ndarray:
+    """The attacker column, with PGD's empty cells (which may read back as NaN) as ''."""
+    return np.array([a if isinstance(a, str) else "" for a in table["attacker"]])
+
+
+def _rows(table: dict, **where) -> np.ndarray:
+    sel = np.ones(len(next(iter(table.values()))), bool)
+    for k, v in where.items():
+        sel &= table[k] == v
+    return sel
+
+
+def test_the_table_has_the_issues_columns_and_the_worst_case_recomputes(run):
     folder, _ = run
-    assert artifacts.read_csv(folder / "adaptive.csv").keys() >= set(ISSUE_COLUMNS)
-    assert list(artifacts.read_csv(folder / "adaptive.csv"))[: len(ISSUE_COLUMNS)] == ISSUE_COLUMNS
-    table, scores = artifacts.read_table(folder / "adaptive.csv"), artifacts.read_table(folder / "scores.csv")
-    assert sorted(set(table["attack"])) == ["pgd", "pgd-adaptive", "pgd-adaptive-known"]
-    assert sorted(set(table["predictor"])) == ["ensemble", "mc"]
-    measure = scores["detector_measure"]
-    for i in range(len(table["attack"])):
-        attack, eps, predictor, name = (table[k][i] for k in ("attack", "eps", "predictor", "measure"))
-        detector = artifacts.read_json(folder / "detectors" / f"{predictor}_{name}.json")
-        tau = detector["threshold"]
-        group = (scores["attack"] == attack) & (scores["eps"] == eps) & (scores["predictor"] == predictor)
-        group &= measure == ("" if attack == "pgd" else name)
-        rows = {k: v[group] for k, v in scores.items()}
-        adv, clean = rows["kind"] == "adversarial", rows["kind"] == "clean"
-        u, success = rows[name], rows["success"][adv] == 1
-        assert adv.sum() == table["n"][i] == 15 and (~adv).sum() == 30
-        labels = np.r_[np.ones(adv.sum()), np.zeros((~adv).sum())]
-        assert table["auc"][i] == pytest.approx(roc_auc_score(labels, np.r_[u[adv], u[~adv]]), abs=1e-7)
-        assert table["tpr_at_threshold"][i] == pytest.approx(np.mean(u[adv] > tau))
-        assert table["detector_fpr"][i] == pytest.approx(np.mean(u[clean] > tau))
-        assert table["success_rate"][i] == pytest.approx(success.mean())
-        assert table["evasion_rate"][i] == pytest.approx(np.mean(success & (u[adv] <= tau)))
-        assert table["evasion_rate_lo"][i] <= table["evasion_rate"][i] <= table["evasion_rate_hi"][i]
-        if attack == "pgd":
-            assert np.isnan(table["c"][i])
-        else:
-            assert table["c"][i] in protocol.C_GRID
-            pgd = (scores["attack"] == "pgd") & (scores["eps"] == eps) & (scores["predictor"] == predictor)
-            # the same negatives as the PGD set (Table 1's), score for score, and the same source images
-            np.testing.assert_array_equal(u[~adv], scores[name][pgd & (scores["kind"] != "adversarial")])
-            np.testing.assert_array_equal(rows["index"][adv], scores["index"][pgd & (scores["kind"] == "adversarial")])
+    table = artifacts.read_table(folder / "adaptive.csv")
+    assert set(ISSUE_COLUMNS) <= table.keys() and {"evasion_fpr01", "evasion_fpr10"} <= table.keys()
+    assert set(table["attack"]) == {"pgd", "cascade", "worst-case"} and set(table["tail"]) == {"upper", "two-sided"}
+    assert set(table["predictor"]) == {"mc"}
+    cfg = suite.SuiteConfig(layout=None, measures=("predictive_entropy", "mutual_information"))
+    assert cfg.measures_of("ensemble") == ("mutual_information",)  # the ensemble is attacked against MI only
+    images = artifacts.read_table(folder / "adaptive_images.csv")
+    for i in np.flatnonzero(np.isin(table["attack"], ["pgd", "worst-case"])):
+        key = {k: table[k][i] for k in ("eps", "predictor", "measure", "tail")}
+        attacker = "" if table["attack"][i] == "pgd" else table["attacker"][i]
+        who = _attackers(images)
+        mine, pgd = _rows(images, **key) & (who == attacker), _rows(images, **key) & (who == "")
+        assert mine.sum() == table["n"][i] == 30
+        np.testing.assert_array_equal(images["index"][mine], images["index"][pgd])  # the same source images
+        assert table["success_rate"][i] == pytest.approx(images["success"][mine].mean())
+        assert table["evasion_rate"][i] == pytest.approx(images["evaded_fpr05"][mine].mean())
+        assert table["evasion_fpr01"][i] == pytest.approx(images["evaded_fpr01"][mine].mean())
+        gain = images["evaded_fpr05"][mine].mean() - images["evaded_fpr05"][pgd].mean()
+        assert table["evasion_gain"][i] == pytest.approx(gain, abs=1e-7)
+        assert table["evasion_gain_lo"][i] <= table["evasion_gain"][i] <= table["evasion_gain_hi"][i]
 
 
-def test_detectors_are_fitted_on_images_no_attack_set_uses(run):
+def test_the_evaluator_re_judges_the_chosen_images(run):
     folder, _ = run
-    detector = artifacts.read_json(folder / "detectors" / "mc_mutual_information.json")
-    assert detector["seed"] == 1_000_000 and detector["samples"] == 2 and detector["target_fpr"] == 0.05
-    assert detector["n_fit"] == protocol.N_FIT and detector["fit_data"]["n_evaluation"] == 15
-    with np.load(folder / "attacks" / "pgd_eps76_mc.npz") as npz:
-        used = np.concatenate([npz[f"{k}_index"] for k in ("clean", "noise", "adversarial")])
-    held = protocol.held_out(10_000, 15, 0)
-    assert not np.isin(held["fit"], used).any() and not np.isin(held["calibration"], used).any()
-    assert not np.isin(held["fit"], held["calibration"]).any()
-    with pytest.raises(ValueError, match="needs"):
-        protocol.held_out(1000, 15, 0)
+    from uncertadv import io
+
+    x, y = data.load_mnist("test")
+    model = io.load_model(folder / "models" / "cnn.keras")
+    for attacker in suite.ATTACKERS:
+        stem = suite.stem("worst-case", attacker, 76.0, "mc", "mutual_information", "upper")
+        with np.load(folder / "attacks" / f"{stem}.npz") as npz:
+            index, images, evaded = npz["adversarial_index"], npz["x_adv"], npz["evaded"]
+        probs = predictors.predict([model], images, predictor="mc", samples=4, seed=1_000_000)
+        clean = predictors.predict([model], x[index], predictor="mc", samples=4, seed=1_000_000)
+        success = (clean.mean(axis=0).argmax(-1) == y[index]) & (probs.mean(axis=0).argmax(-1) != y[index])
+        images_csv = artifacts.read_table(folder / "adaptive_images.csv")
+        mine = (_rows(images_csv, eps=76.0, predictor="mc", measure="mutual_information", tail="upper")
+                & (_attackers(images_csv) == attacker))  # fmt: skip
+        np.testing.assert_array_equal(images_csv["success"][mine].astype(bool), success)
+        np.testing.assert_allclose(images_csv["value"][mine], measures.mutual_information(probs), rtol=1e-5, atol=1e-9)
+        np.testing.assert_array_equal(images_csv["evaded_fpr05"][mine].astype(bool), evaded)
 
 
-def test_the_record_names_the_grid_and_the_choice(run):
+def test_the_cascade_attacks_only_the_images_no_earlier_stage_made_evade(run):
     folder, _ = run
-    record = artifacts.read_json(folder / "attacks" / "pgd-adaptive_eps76_mc_mutual_information.json")
-    assert record["config"]["c_grid"] == list(protocol.C_GRID) and record["c"] in protocol.C_GRID
-    rates = record["calibration_evasion_rates"]
-    assert len(rates) == 4 and record["c"] == protocol.C_GRID[int(np.argmax(rates))]
-    assert json.loads((folder / "adaptive.json").read_text())["versions"]["cpu"]
+    for attacker in suite.ATTACKERS:
+        previous = None
+        for name in suite.OBJECTIVES:
+            stem = suite.stem(name, attacker, 76.0, "mc", "mutual_information", "two-sided")
+            with np.load(folder / "attacks" / f"{stem}.npz") as npz:
+                index, evaded, restarts = npz["index"], npz["evaded"], npz["restarts"]
+            if previous is not None:
+                np.testing.assert_array_equal(index, previous[0][~previous[1]])
+            # a failing image takes every restart (2 here), an evading one stops at the run that made it evade
+            assert np.all(restarts <= 3) and np.all(evaded | (restarts == 3))
+            previous = (index, evaded)
+    table = artifacts.read_table(folder / "adaptive.csv")
+    cascade = _rows(table, attack="cascade", predictor="mc", measure="mutual_information", tail="two-sided")
+    assert list(table["objective"][cascade][:4]) == list(suite.OBJECTIVES)
+    assert np.all(np.diff(table["n_attacked"][cascade][:4]) <= 0)
 
 
-def test_the_hole_search_rows_and_the_latent_radius(run):
-    folder, _ = run
-    holes = artifacts.read_table(folder / "hole_search.csv")
-    assert list(holes)[:2] == ["predictor", "measure"]
-    assert {"n", "success_rate", "median_latent_distance", "median_pixel_l2"} <= holes.keys()
-    assert sorted(holes["predictor"]) == ["ensemble", "mc"] and (holes["n"] == 15).all()
-    with np.load(folder / "attacks" / "holes_mc_mutual_information.npz") as npz:
-        assert (npz["latent_distance"] <= 3.0 + 1e-4).all()
-        holes_mc = holes["n_holes"][holes["predictor"] == "mc"][0]
-        assert holes_mc == np.sum(npz["success"] & (npz["data_distance"] > 1.0)) <= npz["success"].sum()
-        np.testing.assert_array_equal(npz["target"], (data.load_mnist("test")[1][npz["index"]] + 1) % 10)
-        assert holes["success_rate"][holes["predictor"] == "mc"][0] == pytest.approx(npz["success"].mean())
-
-
-def test_a_rerun_reuses_everything_and_table1_keeps_the_adaptive_rows(run):
+def test_a_configuration_where_pgd_already_evades_is_skipped_and_said_so(run, tmp_path):
     folder, args = run
-    npz = folder / "attacks" / "pgd-adaptive_eps76_mc_mutual_information.npz"
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    result = invoke(*[a if a != str(folder) else copy for a in map(str, args) if a != "--all-configs"])
+    assert result.exit_code == 0, result.output
+    table = artifacts.read_table(copy / "adaptive.csv")
+    skipped = artifacts.read_json(copy / "adaptive.json")["skipped"]
+    images = artifacts.read_table(copy / "adaptive_images.csv")
+    for note in skipped:
+        key = {k: note[k] for k in ("eps", "predictor", "measure", "tail")}
+        assert set(table["attack"][_rows(table, **key)]) == {"pgd"}
+        pgd = _rows(images, **key)
+        np.testing.assert_array_equal(images["evaded_fpr05"][pgd], images["success"][pgd])
+    assert skipped and "pgd already evades wherever it succeeds" in (copy / "adaptive.md").read_text()
+
+
+def test_the_attackers_choice_is_the_first_evading_then_the_first_misclassified():
+    everyone = np.arange(4)
+    pgd = (everyone, np.zeros((4, 1)), np.array([True, False, False, False]), np.array([False, False, False, False]))
+    hinge = (np.array([0, 1, 2]), np.ones((3, 1)), np.array([True, True, False]), np.array([False, True, False]))
+    ortho = (np.array([0, 2, 3]), 2 * np.ones((3, 1)), np.array([True, True, False]), np.array([True, True, False]))
+    images, chosen = suite.select([pgd, hinge, ortho], 4)
+    np.testing.assert_array_equal(chosen, [2, 1, 2, 0])  # 0: evades only with orthogonal; 3: nothing fools
+    np.testing.assert_array_equal(images[:, 0], [2, 1, 2, 0])
+    with pytest.raises(ValueError, match="every image"):
+        suite.select([hinge], 4)
+
+
+def test_calibration_records_its_grid_and_chooses_the_first_best(run):
+    folder, _ = run
+    for objective in suite.OBJECTIVES:
+        name = suite.stem("calibration", objective, 76.0, "mc", "mutual_information", "upper")
+        record = artifacts.read_json(folder / "adaptive" / f"{name}.json")
+        rates = record["rates"]
+        assert len(rates) == len(suite.grid(objective)) == len(record["config"]["grid"])
+        assert record["setting"] == suite.grid(objective)[int(np.argmax(rates))]
+        assert record["config"]["steps"] == 2  # half the suite's 4
+    assert json.loads((folder / "adaptive.json").read_text())["versions"]["cpu"]
+    c_values = {s["c"] for s in suite.grid("hinge")}
+    assert c_values == set(suite.C_GRID) and {s["kappa"] for s in suite.grid("hinge")} == set(suite.KAPPA_GRID)
+
+
+def test_the_other_measures_get_the_two_best_objectives_on_mi(run):
+    folder, _ = run
+    calibration = artifacts.read_json(folder / "adaptive.json")["calibration"]
+    for tail in suite.TAILS:
+        mi = calibration[f"eps76_mc_mutual_information_{tail}"]
+        best = sorted(mi, key=lambda n: (-max(mi[n]["rates"]), suite.OBJECTIVES.index(n)))[:2]
+        entropy = calibration.get(f"eps76_mc_predictive_entropy_{tail}")
+        if entropy is not None:  # absent when PGD already evades wherever it succeeds
+            assert sorted(entropy) == sorted(best)
+
+
+def test_a_rerun_reuses_every_set_and_writes_the_same_table(run):
+    folder, args = run
+    npz = folder / "attacks" / f"{suite.stem('hinge', 'fresh', 76.0, 'mc', 'mutual_information', 'upper')}.npz"
     before = npz.stat().st_mtime_ns, (folder / "adaptive.csv").read_bytes()
     assert invoke(*args).exit_code == 0
     assert (npz.stat().st_mtime_ns, (folder / "adaptive.csv").read_bytes()) == before
-    result = invoke("report", "--methods", "fgm", "--eps", "76", "--bootstrap", "20", *COMMON, "--results", folder)
-    assert result.exit_code == 0, result.output
-    scores = artifacts.read_table(folder / "scores.csv")
-    assert {"fgm", "pgd", "pgd-adaptive", "pgd-adaptive-known"} <= set(scores["attack"])
+    rendered = adaptive_report.rendered_markdown(adaptive_report.Layout("mnist", folder))
+    assert rendered == (folder / "adaptive.md").read_text()
+
+
+def test_the_latent_grid_counts_holes_per_class(run):
+    folder, _ = run
+    holes = artifacts.read_table(folder / "hole_grid.csv")
+    for predictor in ("mc",):
+        mine = holes["predictor"] == predictor
+        every = mine & (holes["class"].astype(str) == "all")
+        assert every.sum() == 4  # MI and entropy, upper and two-sided
+        assert np.all(holes["n_points"][every] == 150 * 150)
+        for i in np.flatnonzero(every):
+            same = mine & (holes["measure"] == holes["measure"][i]) & (holes["tail"] == holes["tail"][i]) & ~every
+            assert holes["n_holes"][same].sum() == holes["n_holes"][i] <= holes["n_far"][i]
+
+
+def test_pooled_gain_averages_rows_per_image():
+    key = {"eps": [76.0] * 4, "predictor": ["mc"] * 4, "tail": ["upper"] * 4}
+    rows = [
+        {**key, "measure": ["a"] * 4, "attacker": [""] * 4, "evaded_fpr05": [0, 0, 1, 1], "index": [0, 1, 2, 3]},
+        {**key, "measure": ["b"] * 4, "attacker": [""] * 4, "evaded_fpr05": [0, 0, 0, 1], "index": [0, 1, 2, 3]},
+        {**key, "measure": ["a"] * 4, "attacker": ["known"] * 4, "evaded_fpr05": [1, 0, 1, 1], "index": [0, 1, 2, 3]},
+        {**key, "measure": ["b"] * 4, "attacker": ["known"] * 4, "evaded_fpr05": [1, 1, 1, 1], "index": [0, 1, 2, 3]},
+    ]
+    pooled = adaptive_report.pooled_gain(rows, "known", bootstrap=200, seed=0)
+    assert pooled["rows"] == 2 and pooled["images"] == 4
+    assert pooled["gain"] == pytest.approx(np.mean([1.0, 0.5, 0.5, 0.0]))
+    assert pooled["lo"] <= pooled["gain"] <= pooled["hi"]
+
+
+def test_bad_tails_are_one_line_errors(run):
+    folder, _ = run
+    assert_one_line_error(invoke("report", "--adaptive", "--tails", "upper,sideways", "--results", folder), "tail")
 
 
 def test_attack_cli_adaptive_and_its_errors(run):
@@ -132,6 +226,8 @@ def test_attack_cli_adaptive_and_its_errors(run):
     other = folder / "other_seed.json"
     artifacts.write_json(other, {**record, "seed": 5})
     stem = folder / "attacks" / "pgd-adaptive_eps76_mc_mutual_information"
+    result = invoke("attack", "--method", "pgd-adaptive", "--eps", "76", *COMMON, "--results", folder)
+    assert result.exit_code == 0, result.output
     protocol_set = stem.with_suffix(".npz").read_bytes()
     result = invoke("attack", "--method", "pgd-adaptive", "--eps", "76", "--detector", other, *COMMON,
                     "--results", folder)  # fmt: skip
@@ -140,6 +236,8 @@ def test_attack_cli_adaptive_and_its_errors(run):
     assert artifacts.read_json(given)["config"]["detector"]["seed"] == 5
     result = invoke("attack", "--method", "pgd-adaptive", "--eps", "76", *COMMON, "--results", folder)
     assert "reused attack set" in result.stderr and stem.with_suffix(".npz").read_bytes() == protocol_set
+    set_record = artifacts.read_json(stem.with_suffix(".json"))
+    assert set_record["config"]["c_grid"] == list(protocol.C_GRID) and 0.0 in protocol.C_GRID
 
 
 def test_detector_aware_mistakes_are_one_line_errors_before_any_work(run):
@@ -172,8 +270,9 @@ def test_the_protocols_detectors_work_with_detect_run(run, tmp_path):
     folder, _ = run
     x, y = data.load_mnist("test")
     np.savez(tmp_path / "digits.npz", x=(x[:40] * 255).round().astype(np.uint8), y=y[:40])
-    record = artifacts.read_json(folder / "detectors" / "mc_mutual_information.json")
-    assert record["model"] == "../models/cnn.keras" and record["fit_data"]["data_sha256"]  # relative to itself
-    result = invoke("detect", "run", "--detector", folder / "detectors" / "mc_mutual_information.json",
-                    "--data", tmp_path / "digits.npz", "--out", tmp_path / "flags.csv")  # fmt: skip
-    assert result.exit_code == 0 and "of 40 inputs" in result.stdout, result.output
+    for name in ("mc_mutual_information.json", "mc_mutual_information_two-sided.json"):
+        record = artifacts.read_json(folder / "detectors" / name)
+        assert record["model"] == "../models/cnn.keras"  # relative to itself
+        result = invoke("detect", "run", "--detector", folder / "detectors" / name, "--data", tmp_path / "digits.npz",
+                        "--out", tmp_path / "flags.csv")  # fmt: skip
+        assert result.exit_code == 0 and "of 40 inputs" in result.stdout, result.output

@@ -263,21 +263,19 @@ def adaptive_figures(
         Optional[Path], typer.Option(help="Results folder (default: results/DATASET).", show_default=False)
     ] = None,
 ) -> None:
-    """The adaptive attacks: evasion rate against eps (standard vs adaptive, per measure and predictor), a
-    gallery of pgd / pgd-adaptive / pgd-adaptive-known images beside their sources, and on MNIST the hole search's."""
+    """The adaptive suite: evasion against eps (PGD vs the per-image worst case, per measure, tail and
+    predictor), the cascade's convergence curves, and a gallery of the chosen images beside their sources."""
     quiet_tensorflow()
     from uncertadv.experiments.adaptive import figures
     from uncertadv.experiments.layout import Layout
 
     layout = Layout.of(dataset, results)
-    paths = [figures.run_evasion(layout)]
-    missing = figures.missing_gallery_set(layout)
+    paths = [figures.run_evasion(layout), figures.run_curves(layout)]
+    missing = next((p for p in figures.gallery_sets(layout) if not p.is_file()), None)
     if missing is None:
         paths.append(figures.run_gallery(layout))
-        if layout.dataset == "mnist":
-            paths.append(figures.run_holes_gallery(layout))
-    else:  # the galleries draw attack images, which are not committed: say so rather than stop
-        echo(f"warning: galleries skipped: no {missing}; `uncertadv report --adaptive --dataset {layout.dataset}` "
+    else:  # the gallery draws attack images, which are not committed: say so rather than stop
+        echo(f"warning: gallery skipped: no {missing}; `uncertadv report --adaptive --dataset {layout.dataset}` "
              "makes it")  # fmt: skip
     _written(paths)
 

@@ -73,6 +73,16 @@ def report(
     holes: Annotated[
         bool, typer.Option(help="With --adaptive on MNIST: count the holes on the latent grid too.")
     ] = True,
+    restarts: Annotated[
+        int, typer.Option(min=0, help="With --adaptive: restarts of each cascade stage where an image still fails.")
+    ] = 2,
+    all_configs: Annotated[
+        bool,
+        typer.Option(
+            help="With --adaptive: run the cascade even where PGD already evades wherever it succeeds (by default "
+            "such a configuration is skipped, and adaptive.md says so)."
+        ),
+    ] = False,
     render: Annotated[
         bool,
         typer.Option(
@@ -152,6 +162,8 @@ def report(
             steps=iterations,
             calibration_steps=max(1, iterations // 2),
             holes=holes,
+            skip_evaded=not all_configs,
+            restarts=restarts,
             **common,
         )
         run, table = adaptive_report.run, "adaptive.md"

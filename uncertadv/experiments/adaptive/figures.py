@@ -1,5 +1,6 @@
-"""Figures of the adaptive attacks: evasion rate against eps, standard vs adaptive, and galleries
-of adaptive and hole-seeking images beside their sources. Read from adaptive.csv and the sets."""
+"""Figures of the adaptive suite: evasion against eps (PGD vs the per-image worst case), the attacker's
+evasion against iterations per cascade stage (the plateau), and a gallery of the chosen images.
+Read from adaptive.csv, adaptive_curves.csv and the suite's attack sets."""
 
 from __future__ import annotations
 
@@ -14,136 +15,153 @@ import numpy as np  # noqa: E402
 
 from uncertadv import artifacts  # noqa: E402
 from uncertadv.experiments import attack_sets, plots  # noqa: E402
-from uncertadv.experiments.adaptive import hole_search, protocol  # noqa: E402
-from uncertadv.experiments.layout import Layout, ensure_vae, set_name  # noqa: E402
+from uncertadv.experiments.adaptive import legacy, suite  # noqa: E402
+from uncertadv.experiments.layout import Layout  # noqa: E402
 from uncertadv.experiments.table1.figures import model_title  # noqa: E402
 
-STYLE = {"pgd": (":", "o"), "pgd-adaptive": ("-", "s"), "pgd-adaptive-known": ("--", "^")}
+SERIES = {("pgd", ""): (":", "o"), ("worst-case", "known"): ("-", "s"), ("worst-case", "fresh"): ("--", "^")}
 COLOURS = {"mc": "tab:blue", "ensemble": "tab:orange"}
+STAGE_COLOURS = dict(zip(suite.OBJECTIVES, ("tab:blue", "tab:green", "tab:red", "tab:purple")))
 
 
-def run_evasion(layout: Layout) -> Path:
-    """One panel per measure: evasion rate (Wilson 95% bars) against eps, a line per attack and predictor."""
-    started = time.perf_counter()
+def _table(layout: Layout) -> dict:
     path = layout.folder / "adaptive.csv"
     if not path.is_file():
         raise ValueError(f"no {path}; run `uncertadv report --adaptive --dataset {layout.dataset}` first")
+    if legacy.is_legacy(layout):
+        raise ValueError(f"{path} is from the 10-step protocol before the suite; run `uncertadv report --adaptive "
+                         f"--dataset {layout.dataset}` to replace it")  # fmt: skip
     table = artifacts.read_table(path)
-    measures = [m for m in protocol.MEASURES if m in set(table["measure"])]
-    fig, axes = plt.subplots(1, len(measures), figsize=(4.2 * len(measures), 3.8), squeeze=False, sharey=True,
-                             layout="constrained")  # fmt: skip
+    table["attacker"] = np.array([a if isinstance(a, str) else "" for a in table["attacker"]])
+    return table
+
+
+def run_evasion(layout: Layout) -> Path:
+    """A panel per (tail, measure): evasion at 5% FPR (Wilson 95% bars) against eps, PGD and the worst case
+    of each attacker, a colour per predictor."""
+    started = time.perf_counter()
+    table = _table(layout)
+    measures = [m for m in suite.protocol.MEASURES if m in set(table["measure"])]
+    tails = [t for t in suite.TAILS if t in set(table["tail"])]
+    fig, axes = plt.subplots(len(tails), len(measures), figsize=(4.2 * len(measures), 3.6 * len(tails)),
+                             squeeze=False, sharey=True, layout="constrained")  # fmt: skip
     budgets = sorted(set(table["eps"]))
-    dodge = 0.012 * (budgets[-1] - budgets[0] or budgets[0])  # side by side, so the bars do not hide each other
-    for ax, measure in zip(axes[0], measures):
-        for p, predictor in enumerate(protocol.PREDICTORS):
-            for a, attack in enumerate(protocol.ATTACKS):
-                sel = (table["measure"] == measure) & (table["predictor"] == predictor) & (table["attack"] == attack)
-                if not sel.any():
-                    continue
-                order = np.argsort(table["eps"][sel])
-                eps, rate = table["eps"][sel][order], table["evasion_rate"][sel][order]
-                err = [rate - table["evasion_rate_lo"][sel][order], table["evasion_rate_hi"][sel][order] - rate]
-                shift = (3 * p + a - 2.5) * dodge
-                ax.errorbar(eps + shift, rate, yerr=err, linestyle=STYLE[attack][0], marker=STYLE[attack][1],
-                            capsize=3, color=COLOURS[predictor], label=f"{predictor}, {attack}")  # fmt: skip
-        ax.set_title(f"detector: {plots.SHORT.get(measure, measure)}")
-        ax.set_xlabel("eps (0-255, L-inf)")
-        ax.set_xticks(budgets)
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("evasion rate (fooled and not flagged)")
+    dodge = 0.012 * (budgets[-1] - budgets[0] or budgets[0])
+    for row, tail in enumerate(tails):
+        for ax, measure in zip(axes[row], measures):
+            for p, predictor in enumerate(COLOURS):
+                for s, (attack, attacker) in enumerate(SERIES):
+                    sel = (table["measure"] == measure) & (table["predictor"] == predictor) & (table["tail"] == tail)
+                    sel &= (table["attack"] == attack) & (table["attacker"] == attacker)
+                    if not sel.any():
+                        continue
+                    order = np.argsort(table["eps"][sel])
+                    eps, rate = table["eps"][sel][order], table["evasion_rate"][sel][order]
+                    err = [rate - table["evasion_rate_lo"][sel][order], table["evasion_rate_hi"][sel][order] - rate]
+                    name = "pgd" if attack == "pgd" else f"worst case, {attacker}"
+                    line, marker = SERIES[(attack, attacker)]
+                    ax.errorbar(eps + (3 * p + s - 2.5) * dodge, rate, yerr=err, linestyle=line, marker=marker,
+                                capsize=3, color=COLOURS[predictor], label=f"{predictor}, {name}")  # fmt: skip
+            ax.set_title(f"{plots.SHORT.get(measure, measure)}, {tail}")
+            ax.set_xlabel("eps (0-255, L-inf)")
+            ax.set_xticks(budgets)
+            ax.set_ylim(-0.02, 1.02)
+            ax.grid(alpha=0.3)
+        axes[row, 0].set_ylabel("evasion (fooled, not flagged)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=6, fontsize=8)
-    fig.suptitle(f"{layout.dataset}: evasion of detectors at 5% FPR, standard vs adaptive PGD\n{model_title(layout)}")
+    fig.suptitle(f"{layout.dataset}: evasion of detectors at 5% FPR, PGD vs the per-image worst case\n"
+                 f"{model_title(layout)}")  # fmt: skip
     out = layout.folder / "adaptive_evasion.png"
     plots.save_figure(fig, out)
-    plots.figure_record(out, {"figure": "adaptive_evasion"}, started, [path])
+    plots.figure_record(out, {"figure": "adaptive_evasion"}, started, [layout.folder / "adaptive.csv"])
     return out
 
 
-def missing_gallery_set(layout: Layout, predictor: str = "mc", measure: str = "mutual_information") -> Path | None:
-    """The first attack set of the gallery whose images are missing (a checkout holds only their records)."""
-    eps = float(max(artifacts.read_table(layout.folder / "adaptive.csv")["eps"]))
-    paths = [layout.attack_set(set_name("pgd", eps, predictor))]
-    paths += [layout.attack_set(protocol.adaptive_name(m, eps, predictor, measure)) for m in protocol.ADAPTIVE_METHODS]
-    return next((p for p in paths if not p.is_file()), None)
+def run_curves(layout: Layout, predictor: str = "mc", measure: str = suite.FULL_MEASURE) -> Path:
+    """A panel per (eps, tail): the share of each stage's attacked images that evade by the attacker's own
+    estimate, against iterates (restarts continue the count), known solid, fresh dashed."""
+    started = time.perf_counter()
+    path = layout.folder / "adaptive_curves.csv"
+    if not path.is_file():
+        raise ValueError(f"no {path}; run `uncertadv report --adaptive --dataset {layout.dataset}` first")
+    curves = artifacts.read_table(path)
+    mine = (curves["predictor"] == predictor) & (curves["measure"] == measure)
+    budgets = sorted(set(curves["eps"][mine]))
+    tails = [t for t in suite.TAILS if t in set(curves["tail"][mine])]
+    fig, axes = plt.subplots(len(budgets), len(tails), figsize=(5.0 * len(tails), 3.4 * len(budgets)),
+                             squeeze=False, sharey=True, layout="constrained")  # fmt: skip
+    for r, eps in enumerate(budgets):
+        for c, tail in enumerate(tails):
+            ax = axes[r, c]
+            for objective in suite.OBJECTIVES:
+                for attacker, style in (("known", "-"), ("fresh", "--")):
+                    sel = mine & (curves["eps"] == eps) & (curves["tail"] == tail)
+                    sel &= (curves["objective"] == objective) & (curves["attacker"] == attacker)
+                    n = curves["n_attacked"][sel]
+                    if not sel.any() or n[0] == 0:
+                        continue
+                    label = f"{objective}, {attacker} (n={int(n[0])})"
+                    ax.plot(curves["iterate"][sel], curves["n_evading"][sel] / n, style,
+                            color=STAGE_COLOURS[objective], label=label)  # fmt: skip
+            ax.set_title(f"eps {eps:g}, {tail}")
+            ax.set_xlabel("iterate (restarts continue the count)")
+            ax.set_ylim(-0.02, 1.02)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=6)
+        axes[r, 0].set_ylabel("share evading (attacker's estimate)")
+    fig.suptitle(f"{layout.dataset}: the cascade's convergence, {predictor} predictor, "
+                 f"{plots.SHORT.get(measure, measure)} detector\n{model_title(layout)}")  # fmt: skip
+    out = layout.folder / "adaptive_curves.png"
+    plots.save_figure(fig, out)
+    plots.figure_record(out, {"figure": "adaptive_curves", "predictor": predictor, "measure": measure}, started,
+                        [path])  # fmt: skip
+    return out
 
 
-def run_gallery(layout: Layout, predictor: str = "mc", measure: str = "mutual_information", count: int = 8) -> Path:
-    """Sources and their pgd, pgd-adaptive and pgd-adaptive-known images at the largest eps."""
+def gallery_sets(layout: Layout, predictor: str = "mc", measure: str = suite.FULL_MEASURE,
+                 tail: str = "upper") -> list[Path]:  # fmt: skip
+    """The attack sets the gallery draws: PGD's and each attacker's worst case at the largest eps."""
+    eps = float(max(_table(layout)["eps"]))
+    return [layout.attack_set(suite.stem("pgd", eps, predictor))] + [
+        layout.attack_set(suite.stem("worst-case", a, eps, predictor, measure, tail)) for a in suite.ATTACKERS
+    ]
+
+
+def run_gallery(layout: Layout, predictor: str = "mc", measure: str = suite.FULL_MEASURE, tail: str = "upper",
+                count: int = 8) -> Path:  # fmt: skip
+    """Sources, their PGD images and each attacker's worst-case images at the largest eps, captioned with
+    the evaluator's verdict; the first ``count`` images that PGD does not already make evade."""
     from uncertadv import data
 
     started = time.perf_counter()
-    table = artifacts.read_table(layout.folder / "adaptive.csv")
-    eps = float(max(table["eps"]))
-    _, record = attack_sets.load(layout.attack_set(set_name("pgd", eps, predictor)))
+    paths = gallery_sets(layout, predictor, measure, tail)
+    pgd, record = attack_sets.load(paths[0])
     x, _ = data.load(layout.dataset, "test", **record["config"]["data_options"])
-    detector = artifacts.read_json(protocol.detector_path(layout, predictor, measure))
-    sets = {"pgd": attack_sets.load(layout.attack_set(set_name("pgd", eps, predictor)))[0]}
-    for method in protocol.ADAPTIVE_METHODS:
-        sets[method] = attack_sets.load(layout.attack_set(protocol.adaptive_name(method, eps, predictor, measure)))[0]
-    scores = artifacts.read_table(layout.scores)
-    index = sets["pgd"]["adversarial_index"][:count]
+    images = artifacts.read_table(layout.folder / "adaptive_images.csv")
+    attackers = np.array([a if isinstance(a, str) else "" for a in images["attacker"]])
+    eps = float(record["config"]["attack"]["eps"])
+    key = (images["eps"] == eps) & (images["predictor"] == predictor) & (images["measure"] == measure)
+    key &= images["tail"] == tail
+    pgd_evaded = images["evaded_fpr05"][key & (attackers == "")].astype(bool)
+    pick = np.flatnonzero(~pgd_evaded)[:count]
+    if len(pick) < count:
+        pick = np.r_[pick, np.flatnonzero(pgd_evaded)[: count - len(pick)]]
+    index = pgd["adversarial_index"][pick]
     rows = [("source", x[index], [f"#{i}" for i in index])]
-    for method, arrays in sets.items():
-        sel = ((scores["attack"] == method) & (scores["eps"] == eps) & (scores["predictor"] == predictor)
-               & (scores["kind"] == "adversarial"))  # fmt: skip
-        if method != "pgd":
-            sel &= scores["detector_measure"] == measure
-        u, success = scores[measure][sel][:count], scores["success"][sel][:count]
-        captions = [
-            f"{'fooled' if s == 1 else 'not fooled'}, {'flagged' if v > detector['threshold'] else 'not flagged'}"
-            for s, v in zip(success, u)
-        ]
-        rows.append((method, arrays["x_adv"][:count], captions))
-    title = (f"{layout.dataset}: PGD eps = {eps:g}/255 on the {predictor} predictor vs its "
-             f"{plots.SHORT.get(measure, measure)} detector\n{model_title(layout)}")  # fmt: skip
+    for label, attacker, path in (("pgd", "", paths[0]), *(("worst case, " + a, a, p) for a, p in
+                                                           zip(suite.ATTACKERS, paths[1:]))):  # fmt: skip
+        with np.load(path, allow_pickle=False) as npz:
+            shown = npz["x_adv"][pick]
+        mine = key & (attackers == attacker)
+        success, evaded = images["success"][mine][pick], images["evaded_fpr05"][mine][pick]
+        captions = [("evades" if e else "fooled, flagged" if s else "not fooled") for s, e in zip(success, evaded)]
+        rows.append((label, shown, captions))
+    title = (f"{layout.dataset}: eps = {eps:g}/255, {predictor} predictor, {plots.SHORT.get(measure, measure)} "
+             f"detector ({tail}), judged by the evaluator\n{model_title(layout)}")  # fmt: skip
     out = layout.folder / "adaptive_gallery.png"
     plots.save_figure(plots.adversarial_examples(rows, title), out)
-    inputs = [layout.folder / "adaptive.csv", layout.scores, protocol.detector_path(layout, predictor, measure)]
-    inputs += [layout.attack_set(set_name("pgd", eps, predictor))]
-    inputs += [layout.attack_set(protocol.adaptive_name(m, eps, predictor, measure)) for m in protocol.ADAPTIVE_METHODS]
-    config = {"figure": "adaptive_gallery", "predictor": predictor, "measure": measure, "eps": eps, "count": count}
-    plots.figure_record(out, config, started, inputs)
-    return out
-
-
-def run_holes_gallery(layout: Layout, measure: str = "mutual_information", count: int = 8) -> Path:
-    """For each predictor: decoded sources and the hole search's images (successful ones first)."""
-    from uncertadv import io
-    from uncertadv.experiments import latent
-
-    started = time.perf_counter()
-    _, decoder = io.load_vae(ensure_vae(layout))
-    rows, inputs = [], []
-    for predictor in protocol.PREDICTORS:
-        path = hole_search.path(layout, predictor, measure)
-        if not path.is_file():
-            continue
-        inputs.append(path)
-        with np.load(path, allow_pickle=False) as npz:
-            result = {k: npz[k] for k in npz.files}
-        order = np.argsort(~result["success"].astype(bool), kind="stable")[:count]
-        rows.append((f"{predictor}: source", latent.decode(decoder, result["z0"][order]),
-                     [f"#{i}" for i in result["index"][order]]))  # fmt: skip
-        captions = [
-            f"-> {t}: p={p:.2f} {'ok' if s else 'fail'}{', far' if d > hole_search.FAR_DISTANCE else ''}"
-            for t, p, s, d in zip(
-                result["target"][order],
-                result["p_target"][order],
-                result["success"][order],
-                result["data_distance"][order],
-            )
-        ]
-        rows.append((f"{predictor}: found", latent.decode(decoder, result["z"][order]), captions))
-    if not rows:
-        raise ValueError(f"no hole search in {layout.folder}; run `uncertadv report --adaptive --dataset mnist`")
-    title = (
-        f"Hole search vs the {plots.SHORT.get(measure, measure)} detector: decoded source and the image found\n"
-        f"(target = label + 1; ok = p >= 0.9 and not flagged; far = a hole, > {hole_search.FAR_DISTANCE:g} from "
-        "the encoded training data)"
-    )
-    out = layout.folder / "hole_search_gallery.png"
-    plots.save_figure(plots.adversarial_examples(rows, title), out)
-    plots.figure_record(out, {"figure": "hole_search_gallery", "measure": measure, "count": count}, started, inputs)
+    config = {"figure": "adaptive_gallery", "predictor": predictor, "measure": measure, "tail": tail, "eps": eps,
+              "count": count}  # fmt: skip
+    plots.figure_record(out, config, started, [layout.folder / "adaptive_images.csv", *paths])
     return out

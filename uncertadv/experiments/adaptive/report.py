@@ -7,6 +7,7 @@ the latent-grid hole count (hole_grid.csv). Every detector fit, calibration and 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -162,7 +163,7 @@ def run(cfg: suite.SuiteConfig) -> tuple[list[dict], list[Path]]:
                               "calibration_evasion": None,
                               **table_row(setting.pgd_rows, measure, fit, tail, pgd_evaded, **boot)})  # fmt: skip
                 images.append(_image_rows(key, "", setting, setting.pgd_rows, measure, pgd_verdict, None))
-                if pgd_evaded.sum() == pgd_verdict["success"].sum():
+                if cfg.skip_evaded and pgd_evaded.sum() == pgd_verdict["success"].sum():
                     notes.append({**key, "skipped": "pgd already evades wherever it succeeds"})
                     continue
                 names = best.get(tail, list(suite.OBJECTIVES)) if measure != suite.FULL_MEASURE else suite.OBJECTIVES
@@ -191,10 +192,11 @@ def run(cfg: suite.SuiteConfig) -> tuple[list[dict], list[Path]]:
                     verdict = evaluated(rows, measure, fit, tail)
                     images.append(_image_rows(key, attacker, setting, rows, measure, verdict, stages[-1][2]))
                     _save_worst_case(layout, key, attacker, setting.index, stages[-1][1], stages[-1][2], verdict)
+    checks = sanity(cfg, models, options, loaded, pixel_max, calibrations) if cfg.sanity else None
     holes = None
     if cfg.holes and layout.dataset == "mnist" and cfg.model is None:
         holes = hole_search.grid_holes(cfg, models, loaded)
-    return table, _write(cfg, table, images, curves, notes, calibrations, holes, start)
+    return table, _write(cfg, table, images, curves, notes, calibrations, holes, checks, start)
 
 
 def _save_worst_case(layout: Layout, key: dict, attacker: str, index: np.ndarray, images: np.ndarray,
@@ -206,6 +208,49 @@ def _save_worst_case(layout: Layout, key: dict, attacker: str, index: np.ndarray
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, adversarial_index=index, x_adv=images, candidate=candidate,
                                 success=verdict["success"], evaded=verdict[f"evaded_{suite.TARGET_FPR:g}"])  # fmt: skip
+
+
+SANITY_N = 200  # images per sanity check
+SANITY_EPS = 255.0
+
+
+def sanity(cfg: suite.SuiteConfig, models: dict, options: dict | None, loaded: dict, pixel_max: float,
+           calibrations: dict) -> list[dict]:  # fmt: skip
+    """Checks that the attack is strong where it must be, mc predictor, MI, the known attacker's cascade
+    with the main run's calibrated settings (largest eps), on SANITY_N images: (1) at the largest eps
+    against thresholds drawn in (upper: τ at the clean median; two-sided: the clean 25th and 75th
+    percentiles), (2) at eps 255 against the 5% detector. Each passes when evasion >= success - 0.01."""
+    eps_max, out = max(cfg.eps), []
+    for tail in cfg.tails:
+        found = calibrations.get(_label(dict(eps=eps_max, predictor="mc", measure=suite.FULL_MEASURE, tail=tail)))
+        if found is None or "mc" not in cfg.predictors:
+            continue
+        objectives = [(name, found[name]["setting"]) for name in suite.OBJECTIVES if name in found]
+        for check, eps in (("thresholds drawn in", eps_max), ("eps 255", SANITY_EPS)):
+            setting = _first(_setting(cfg, eps, "mc", models, options, loaded, pixel_max), SANITY_N)
+            det = suite.detector(setting, suite.FULL_MEASURE, tail)
+            fit = setting.fit_scores[suite.FULL_MEASURE]
+            if check == "thresholds drawn in":
+                det.threshold = float(np.quantile(fit, 0.75 if tail == "two-sided" else 0.5))
+                det.lower_threshold = float(np.quantile(fit, 0.25)) if tail == "two-sided" else None
+            stages = suite.cascade(cfg, setting, det, "known", objectives, tag=f"sanity-{check.split()[0]}-")
+            rows = suite.judge_rows(setting, stages[-1][1])
+            adv = rows["kind"] == "adversarial"
+            success = np.asarray(rows["success"], dtype=float)[adv] == 1
+            evaded = success & ~det.flags(np.asarray(rows[suite.FULL_MEASURE], dtype=float)[adv])
+            out.append({"check": check, "eps": eps, "tail": tail, "threshold": det.threshold,
+                        "lower_threshold": det.lower_threshold, "n": int(adv.sum()),
+                        "success_rate": float(success.mean()), "evasion_rate": float(evaded.mean()),
+                        "passes": int(evaded.mean() >= success.mean() - 0.01)})  # fmt: skip
+    return out
+
+
+def _first(setting: suite.Setting, n: int) -> suite.Setting:
+    """The setting with its first ``n`` adversarial source images only (the negatives stay whole)."""
+    arrays = dict(setting.pgd_arrays)
+    for key in ("adversarial_index", "labels", "x_adv", "success", "label_changed"):
+        arrays[key] = arrays[key][:n]
+    return dataclasses.replace(setting, pgd_arrays=arrays)
 
 
 def _label(key: dict) -> str:
@@ -254,7 +299,7 @@ def _row_key(r: dict) -> tuple:
     return tuple(r[k][0] for k in ("eps", "predictor", "measure", "tail"))
 
 
-def _write(cfg, table, images, curves, notes, calibrations, holes, start) -> list[Path]:
+def _write(cfg, table, images, curves, notes, calibrations, holes, checks, start) -> list[Path]:
     folder = cfg.layout.folder
     columns = COLUMNS + EXTRA_COLUMNS
     artifacts.write_csv(folder / "adaptive.csv", {c: [r.get(c) for r in table] for c in columns})
@@ -266,6 +311,9 @@ def _write(cfg, table, images, curves, notes, calibrations, holes, start) -> lis
     if holes is not None:
         artifacts.write_csv(folder / "hole_grid.csv", {k: [r[k] for r in holes] for k in holes[0]})
         outputs.append(folder / "hole_grid.csv")
+    if checks:
+        artifacts.write_csv(folder / "adaptive_sanity.csv", {k: [r[k] for r in checks] for k in checks[0]})
+        outputs.append(folder / "adaptive_sanity.csv")
     pooled = {a: pooled_gain(images, a, bootstrap=cfg.bootstrap, seed=cfg.seed) for a in cfg.attackers}
     record = artifacts.record(cfg.recorded(), start, pooled_gain=pooled, skipped=notes, calibration=calibrations,
                               grids={o: suite.grid(o) for o in suite.OBJECTIVES},
@@ -297,7 +345,7 @@ def rendered_markdown(layout: Layout) -> str:
     if legacy.is_legacy(layout):
         return legacy.rendered_markdown(layout)
     record = artifacts.read_json(layout.folder / "adaptive.json")
-    return markdown(layout.dataset, record, *tables_from_csv(layout.folder))
+    return markdown(layout.dataset, record, *tables_from_csv(layout.folder), layout_folder=layout.folder)
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -312,7 +360,8 @@ def _interval(r: dict, key: str, digits: int = 2) -> str:
     return f"[{_fmt(r[key + '_lo'], digits)}, {_fmt(r[key + '_hi'], digits)}]"
 
 
-def markdown(dataset: str, record: dict, table: list[dict], holes: list[dict] | None) -> str:
+def markdown(dataset: str, record: dict, table: list[dict], holes: list[dict] | None,
+             layout_folder: Path | None = None) -> str:  # fmt: skip
     """adaptive.md: how the suite was run, the worst case per row, the cascade, the pooled gain, the holes."""
     cfg = record["config"]
     lines = [
@@ -374,6 +423,20 @@ def markdown(dataset: str, record: dict, table: list[dict], holes: list[dict] | 
                      f"{r['objective']} | {' | '.join(settings)} | {r['n_attacked']} | "
                      f"{_fmt(r['calibration_evasion'])} | "
                      f"{_fmt(r['evasion_rate'])} {_interval(r, 'evasion_rate')} |")  # fmt: skip
+    sanity_csv = layout_folder / "adaptive_sanity.csv" if layout_folder is not None else None
+    if sanity_csv is not None and sanity_csv.is_file():
+        checks = artifacts.read_table(sanity_csv)
+        lines += ["", "## Sanity checks", "",
+                  "The known attacker's cascade (mc, MI, the calibrated settings of the largest eps) on other images: "
+                  "against thresholds drawn in (upper: τ at the clean median; two-sided: the clean 25th and 75th "
+                  "percentiles) and at eps 255 against the 5% detector. It passes when evasion >= success - 0.01.",
+                  "", "| check | eps | tail | n | success | evasion | passes |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for i in range(len(checks["check"])):
+            lines.append(f"| {checks['check'][i]} | {checks['eps'][i]:g} | {checks['tail'][i]} | "
+                         f"{int(checks['n'][i])} "
+                         f"| {_fmt(checks['success_rate'][i])} | {_fmt(checks['evasion_rate'][i])} | "
+                         f"{'yes' if checks['passes'][i] else 'no'} |")  # fmt: skip
     skipped = record.get("skipped") or []
     if skipped:
         lines += ["", "## Skipped", ""]

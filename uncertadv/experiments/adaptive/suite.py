@@ -35,6 +35,7 @@ from uncertadv.detector import Detector
 from uncertadv.experiments import attack_sets
 from uncertadv.experiments.adaptive import protocol
 from uncertadv.experiments.layout import Layout, eval_seed
+from uncertadv.progress import progress_bar
 
 VERSION = 1
 OBJECTIVES = ("hinge", "orthogonal", "selective", "u-matching")
@@ -86,6 +87,8 @@ class SuiteConfig:
     eot: int = 4
     ensemble_measures: tuple[str, ...] = (FULL_MEASURE,)  # the ensemble is attacked against MI only
     holes: bool = True  # MNIST: count the holes on the VAE's latent grid
+    sanity: bool = True  # the attack-strength checks (report.sanity)
+    skip_evaded: bool = True  # skip a configuration where PGD already evades wherever it succeeds
     force: bool = False
     model: Path | None = None
     data: dict | None = None
@@ -155,15 +158,16 @@ def attacker_estimate(setting: Setting, det: Detector, images: np.ndarray, label
     return misclassified, misclassified & ~det.flags(u)
 
 
-def select(candidates: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+def select(
+    candidates: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], n: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The attacker's per-image choice among candidates in cascade order, each ``(index [k] into the N
     images, images [k, ...], misclassified [k], evades [k])`` by its own estimate; the first candidate
-    must cover every image. Returns ``(images [N, ...], chosen candidate [N])``: the first that evades,
-    else the first misclassified, else the first."""
+    must cover every one of the ``n`` images. Returns ``(images [N, ...], chosen candidate [N])``: the
+    first that evades, else the first misclassified, else the first."""
     index0, images0, _, _ = candidates[0]
-    if not np.array_equal(np.sort(index0), np.arange(len(index0))):
+    if not np.array_equal(np.sort(index0), np.arange(n)):
         raise ValueError("the first candidate must cover every image")
-    n = len(index0)
     chosen_images = np.empty_like(images0)
     chosen_images[index0] = images0
     chosen = np.zeros(n, dtype=np.int64)
@@ -214,26 +218,55 @@ def _attack(cfg: SuiteConfig, setting: Setting, det: Detector, attacker: str, op
                   **more)  # fmt: skip
 
 
-def calibrate(cfg: SuiteConfig, setting: Setting, det: Detector, objective: str) -> dict:
-    """``{"setting": ua.attack keywords, "rates": evasion per grid setting, "evasion": the best}`` of one
-    objective on the calibration images, judged by the detector at 5% FPR (known attacker)."""
+def calibration_pgd(cfg: SuiteConfig, setting: Setting) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(index [M], x_cal [M, ...], PGD's images of them [M, ...])``: the calibration images and the
+    suite's PGD on them (cached), so that calibration, like the cascade, attacks only what PGD leaves."""
     cal = protocol.held_out(len(setting.x), cfg.n, cfg.seed, cfg.n_fit, cfg.n_calibration)["calibration"]
     x_cal, y_cal = setting.x[cal], setting.y[cal]
+    config = cfg.pgd(setting.eps, setting.predictor, setting.pixel_max)
+    path = setting.layout.attack_set(stem("calibration-pgd", setting.eps, setting.predictor))
+    want = {"suite": VERSION, "attack": config.as_record(), "calibration_index": _sha(cal),
+            "data_sha256": inputs.data_sha256(setting.x, setting.y),
+            "models": setting.pgd_record["config"]["models"]}  # fmt: skip
+
+    def compute():
+        adv = attack(setting.models, x_cal, y_cal, config, from_logits=setting.options.get("from_logits", False))
+        return {"index": cal, "x_adv": adv}, {}
+
+    arrays, _ = _forced(path, want, compute) if cfg.force else _cached_npz(path, want, compute)
+    return cal, x_cal, arrays["x_adv"]
+
+
+def calibrate(cfg: SuiteConfig, setting: Setting, det: Detector, objective: str) -> dict:
+    """``{"setting": ua.attack keywords, "rates": evasion per grid setting, "evasion": the best}`` of one
+    objective on the calibration images, judged by the detector at 5% FPR (known attacker). As in the
+    cascade, each setting attacks only the calibration images that PGD does not already make evade; a
+    rate counts those PGD evaders as evading, over all the calibration images."""
+    cal, x_cal, pgd_cal = calibration_pgd(cfg, setting)
+    y_cal = setting.y[cal]
     u_target = float(np.median(setting.fit_scores[det.measure]))
     name = stem("calibration", objective, setting.eps, setting.predictor, det.measure, det.tail)
     path = setting.layout.folder / "adaptive" / f"{name}.json"
     want = _key(setting, det, objective=objective, grid=grid(objective), steps=cfg.calibration_steps,
-                calibration_index=_sha(cal), u_target=u_target)  # fmt: skip
+                calibration_index=_sha(cal), u_target=u_target, after_pgd=True)  # fmt: skip
     found = None if cfg.force else artifacts.reusable_record(path, want, [])
     if found is not None:
         return found
     start = time.perf_counter()
+    pgd_evaded = protocol.judge(det, x_cal, pgd_cal, y_cal)["evaded"]
+    todo = np.flatnonzero(~pgd_evaded)
     rates = []
-    for options in grid(objective):
-        adv = _attack(cfg, setting, det, "known", options, u_target, x_cal, y_cal, iterations=cfg.calibration_steps)
-        rates.append(float(protocol.judge(det, x_cal, adv, y_cal)["evaded"].mean()))
+    settings = grid(objective)
+    for options in progress_bar(settings, desc=f"calibrate {objective} ({len(todo)} images)", total=len(settings)):
+        evaded = int(pgd_evaded.sum())
+        if len(todo):
+            adv = _attack(cfg, setting, det, "known", options, u_target, x_cal[todo], y_cal[todo],
+                          iterations=cfg.calibration_steps)  # fmt: skip
+            evaded += int(protocol.judge(det, x_cal[todo], adv, y_cal[todo])["evaded"].sum())
+        rates.append(evaded / len(cal))
     best = int(np.argmax(rates))  # the first on a tie
-    record = artifacts.record(want, start, setting=grid(objective)[best], rates=rates, evasion=rates[best])
+    record = artifacts.record(want, start, setting=grid(objective)[best], rates=rates, evasion=rates[best],
+                              pgd_evasion=float(pgd_evaded.mean()), n_attacked=int(len(todo)))  # fmt: skip
     artifacts.write_json(path, record)
     return record
 
@@ -242,20 +275,24 @@ def _sha(index: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(index, dtype=np.int64).tobytes()).hexdigest()
 
 
-def cascade(cfg: SuiteConfig, setting: Setting, det: Detector, attacker: str, objectives: list[tuple[str, dict]]):
+def cascade(cfg: SuiteConfig, setting: Setting, det: Detector, attacker: str, objectives: list[tuple[str, dict]],
+            tag: str = ""):  # fmt: skip
     """The worst case of one attacker: ``[(stage name, images [N, ...], chosen [N], ran on [N] bool,
-    AttackTrace arrays or None)]``, one per stage (pgd first), each the selection through that stage."""
+    AttackTrace arrays or None)]``, one per stage (pgd first), each the selection through that stage.
+    tag: a prefix for the stage files of a run apart from the main one (the sanity checks)."""
     images, labels = setting.pgd_arrays["x_adv"], setting.y[setting.index]
     x_src = setting.x[setting.index]
     n = len(labels)
     misclassified, evades = attacker_estimate(setting, det, images, labels, attacker, cfg.eot, cfg.seed)
     candidates = [(np.arange(n), images, misclassified, evades)]
-    chosen_images, chosen = select(candidates)
+    chosen_images, chosen = select(candidates, n)
     stages = [("pgd", chosen_images, chosen, np.ones(n, bool), None)]
     u_target = float(np.median(setting.fit_scores[det.measure]))
-    for name, options in objectives:
+    label = f"{attacker} cascade eps {setting.eps:g} {setting.predictor} {det.measure} {det.tail}"
+    for name, options in progress_bar(objectives, desc=label, total=len(objectives)):
         todo = np.flatnonzero(~np.any([_covered(c, n) for c in candidates], axis=0))
-        path = setting.layout.attack_set(stem(name, attacker, setting.eps, setting.predictor, det.measure, det.tail))
+        path = setting.layout.attack_set(stem(f"{tag}{name}", attacker, setting.eps, setting.predictor, det.measure,
+                                              det.tail))  # fmt: skip
         want = _key(setting, det, objective=name, attacker=attacker, options=options, steps=cfg.steps,
                     restarts=cfg.restarts, eot=cfg.eot if attacker == "fresh" else 1, todo=_sha(todo),
                     u_target=u_target)  # fmt: skip
@@ -272,7 +309,7 @@ def cascade(cfg: SuiteConfig, setting: Setting, det: Detector, attacker: str, ob
         arrays, _ = _cached_npz(path, want, compute) if not cfg.force else _forced(path, want, compute)
         misclassified_k = arrays["score"] > 0.5  # objectives.iterate_score: misclassified from 1 up
         candidates.append((arrays["index"], arrays["x_adv"], misclassified_k, arrays["evaded"]))
-        chosen_images, chosen = select(candidates)
+        chosen_images, chosen = select(candidates, n)
         ran = np.zeros(n, bool)
         ran[arrays["index"]] = True
         stages.append((name, chosen_images, chosen, ran, arrays))
