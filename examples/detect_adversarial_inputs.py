@@ -43,8 +43,8 @@ model.fit(x_train[:n_train], y_train[:n_train], epochs=epochs, batch_size=128, v
 """
 ## Fit the detector on clean images the attacker never sees
 
-The threshold is the MI that at most 5% of clean images exceed. Keep the detector's seed
-secret: an attacker who knows it knows the exact dropout networks.
+The threshold is the MI that at most 5% of clean images exceed. The seed fixes the detector's
+dropout networks; it is not a key: an attacker with the weights samples the same distribution.
 """
 
 x_fit, x_clean, x_src, y_src = x_test[:n], x_test[n : 2 * n], x_test[2 * n : 3 * n], y_test[2 * n : 3 * n]

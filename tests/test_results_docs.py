@@ -153,10 +153,29 @@ def test_benchmarks_md_is_its_records_markdown(tmp_path):
 
 
 def test_plot_adaptive_draws_the_evasion_figure_with_its_record_when_the_attack_images_are_missing(tmp_path):
-    shutil.copy(RESULTS / "mnist" / "adaptive.csv", tmp_path / "adaptive.csv")
+    """The suite's figures from its CSVs alone (constructed here); the gallery needs the attack images, which a
+    checkout lacks, so it is skipped and said so. A folder of the 10-step protocol gets a one-line error."""
+    base = {"eps": 76.0, "predictor": "mc", "measure": "mutual_information", "tail": "upper", "n": 10,
+            "success_rate": 0.9}  # fmt: skip
+    rows = [{**base, "attack": "pgd", "attacker": "", "evasion_rate": 0.5, "evasion_rate_lo": 0.2,
+             "evasion_rate_hi": 0.8},
+            {**base, "attack": "worst-case", "attacker": "known", "evasion_rate": 0.8, "evasion_rate_lo": 0.5,
+             "evasion_rate_hi": 0.95}]  # fmt: skip
+    artifacts.write_csv(tmp_path / "adaptive.csv", {k: [r[k] for r in rows] for k in rows[0]})
+    curve = {"eps": [76.0] * 3, "predictor": ["mc"] * 3, "measure": ["mutual_information"] * 3, "tail": ["upper"] * 3,
+             "attacker": ["known"] * 3, "objective": ["hinge"] * 3, "iterate": [0, 5, 10], "n_attacked": [4] * 3,
+             "n_evading": [0, 2, 3]}  # fmt: skip
+    artifacts.write_csv(tmp_path / "adaptive_curves.csv", curve)
+    artifacts.write_json(tmp_path / "adaptive.json", {"config": {"tails": ["upper"]}})
     result = CliRunner().invoke(app, ["plot", "adaptive", "--dataset", "mnist", "--results", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "galleries skipped" in result.output
+    assert "gallery skipped" in result.output
     record = json.loads((tmp_path / "adaptive_evasion.json").read_text())
     assert record["outputs"] == ["adaptive_evasion.png"] and "adaptive.csv" in record["inputs"]
-    assert (tmp_path / "adaptive_evasion.png").is_file() and not (tmp_path / "adaptive_gallery.png").exists()
+    assert (tmp_path / "adaptive_curves.png").is_file() and not (tmp_path / "adaptive_gallery.png").exists()
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    shutil.copy(RESULTS / "mnist-adaptive-100" / "adaptive.csv", legacy / "adaptive.csv")
+    shutil.copy(RESULTS / "mnist-adaptive-100" / "adaptive.json", legacy / "adaptive.json")
+    result = CliRunner().invoke(app, ["plot", "adaptive", "--dataset", "mnist", "--results", str(legacy)])
+    assert result.exit_code == 2 and "10-step protocol" in result.stderr, result.output
