@@ -276,3 +276,18 @@ def test_the_protocols_detectors_work_with_detect_run(run, tmp_path):
         result = invoke("detect", "run", "--detector", folder / "detectors" / name, "--data", tmp_path / "digits.npz",
                         "--out", tmp_path / "flags.csv")  # fmt: skip
         assert result.exit_code == 0 and "of 40 inputs" in result.stdout, result.output
+
+
+def test_the_readme_blocks_render_from_the_suites_files(run):
+    folder, _ = run
+    table = artifacts.read_table(folder / "adaptive.csv")
+    block = adaptive_report.findings(folder, "worst-case")
+    assert block.count("\n") == 2 + int((table["attack"] == "pgd").sum())
+    first = np.flatnonzero((table["attack"] == "worst-case") & (table["attacker"] == "known"))[0]
+    flagged = int(table["n_successful"][first] - table["n_evading"][first])
+    assert f"{flagged / table['n_successful'][first]:.3f}" in block
+    holes = adaptive_report.findings(folder, "holes")
+    assert holes.count("\n") == 2 + 4  # MI and entropy, upper and two-sided, mc only
+    assert adaptive_report.findings(folder, "ensemble").count("\n") == 2  # no ensemble rows in this run
+    with pytest.raises(ValueError, match="unknown adaptive block"):
+        adaptive_report.findings(folder, "other")

@@ -458,3 +458,76 @@ def markdown(dataset: str, record: dict, table: list[dict], holes: list[dict] | 
 def recorded_config(layout: Layout) -> dict:
     """The config adaptive.json recorded."""
     return artifacts.read_json(layout.folder / "adaptive.json")["config"]
+
+
+def findings(folder: Path, arg: str) -> str:
+    """A README block from the folder's suite files alone (``<!-- generated: adaptive ARG -->``):
+
+    ``worst-case``: per predictor, measure and tail, PGD's and each attacker's worst-case evasion at 5%
+    FPR, and the detection left: the share of the worst case's successful images that are flagged;
+    ``ensemble``: the ensemble's worst-case evasion minus the mc predictor's on MI, paired by source image;
+    ``holes``: the latent-grid holes per predictor, measure and tail."""
+    path = folder / "adaptive.csv"
+    if not path.is_file() or "tail" not in artifacts.read_table(path):
+        return "(no results of the adaptive suite here yet: `make adaptive` writes them)\n"
+    table, holes = tables_from_csv(folder)
+    if arg == "worst-case":
+        lines = ["| eps | predictor | measure | tail | pgd evasion | worst case, known | worst case, fresh | "
+                 "detection left, known | detection left, fresh |",
+                 "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for r in (r for r in table if r["attack"] == "pgd"):
+            key = (r["eps"], r["predictor"], r["measure"], r["tail"])
+            worst = {w["attacker"]: w for w in table if w["attack"] == "worst-case"
+                     and (w["eps"], w["predictor"], w["measure"], w["tail"]) == key}  # fmt: skip
+            cells = [f"{_fmt(r['evasion_rate'])} {_interval(r, 'evasion_rate')}"]
+            cells += [f"{_fmt(worst[a]['evasion_rate'])} {_interval(worst[a], 'evasion_rate')}" if a in worst
+                      else "skipped" for a in suite.ATTACKERS]  # fmt: skip
+            cells += [_left(worst[a]) if a in worst else "skipped" for a in suite.ATTACKERS]
+            lines.append(f"| {r['eps']:g} | {r['predictor']} | {r['measure']} | {r['tail']} | {' | '.join(cells)} |")
+        return "\n".join(lines) + "\n"
+    if arg == "ensemble":
+        return _ensemble_block(folder)
+    if arg == "holes":
+        if holes is None:
+            return "(no latent-grid holes here)\n"
+        lines = ["| predictor | measure | tail | far grid points | holes |", "|---|---|---|---|---|"]
+        for r in holes:
+            if str(r["class"]) == "all":
+                lines.append(f"| {r['predictor']} | {r['measure']} | {r['tail']} | {r['n_far']} | {r['n_holes']} |")
+        return "\n".join(lines) + "\n"
+    raise ValueError(f"unknown adaptive block {arg!r}; choose from worst-case, ensemble, holes")
+
+
+def _left(r: dict) -> str:
+    """The share of the successful images that the detector flags, with a Wilson 95% interval."""
+    flagged, n = int(r["n_successful"]) - int(r["n_evading"]), int(r["n_successful"])
+    if n == 0:
+        return "n/a"
+    lo, hi = metrics.wilson_interval(flagged, n)
+    return f"{flagged / n:.3f} [{lo:.2f}, {hi:.2f}] of {n}"
+
+
+def _ensemble_block(folder: Path) -> str:
+    images = artifacts.read_table(folder / "adaptive_images.csv")
+    attackers = np.array([a if isinstance(a, str) else "" for a in images["attacker"]])
+    record = artifacts.read_json(folder / "adaptive.json")
+    lines = ["| eps | tail | attacker | ensemble minus mc evasion [95% CI] | images |", "|---|---|---|---|---|"]
+    for eps in sorted(set(images["eps"])):
+        for tail in suite.TAILS:
+            for attacker in ("", *suite.ATTACKERS):
+                pick = {}
+                for predictor in ("mc", "ensemble"):
+                    sel = (images["eps"] == eps) & (images["tail"] == tail) & (attackers == attacker)
+                    sel &= (images["predictor"] == predictor) & (images["measure"] == suite.FULL_MEASURE)
+                    pick[predictor] = sel
+                if not all(p.any() for p in pick.values()):
+                    continue
+                if not np.array_equal(images["index"][pick["mc"]], images["index"][pick["ensemble"]]):
+                    raise ValueError(f"{folder}: the mc and ensemble rows do not share their source images")
+                diff = metrics.paired_bootstrap_mean_difference(
+                    images["evaded_fpr05"][pick["ensemble"]], images["evaded_fpr05"][pick["mc"]],
+                    rounds=record["config"]["bootstrap"], seed=record["config"]["seed"])  # fmt: skip
+                who = attacker or "pgd"
+                lines.append(f"| {eps:g} | {tail} | {who} | {diff[0]:+.3f} [{diff[1]:+.3f}, {diff[2]:+.3f}] "
+                             f"| {int(pick['mc'].sum())} |")  # fmt: skip
+    return "\n".join(lines) + "\n"

@@ -78,6 +78,10 @@ def _readme(root: Path, path: Path) -> str:
             from uncertadv.experiments.catsdogs import ablation_report
 
             return m.group(1) + ablation_report.findings(path.parent, m["arg"]) + m.group(5)
+        if m["kind"] == "adaptive":  # the adaptive suite's findings, from adaptive.csv and its neighbours
+            from uncertadv.experiments.adaptive import report as adaptive_report
+
+            return m.group(1) + adaptive_report.findings(path.parent, m["arg"]) + m.group(5)
         if m["kind"] != "claims":
             raise ValueError(f"{path}: unknown generated block {m['kind']!r}")
         return m.group(1) + claims_block(root, m["arg"]) + m.group(5)
