@@ -68,7 +68,7 @@ catsdogs-small: install
 # two-sided detectors, and on MNIST the holes on the VAE's latent grid. The cuts follow the issue's order
 # from the projection in results/benchmarks.md (softmax variance, then the larger eps, then restarts).
 ADAPTIVE_MNIST = --n 1000 --eps 76 --measures predictive_entropy,mutual_information
-ADAPTIVE_CATSDOGS = --n 200 --eps 5 --measures predictive_entropy,mutual_information --restarts 0
+ADAPTIVE_CATSDOGS = --n 200 --eps 5 --predictors mc --measures predictive_entropy,mutual_information --restarts 0
 adaptive: install
 	$(UNCERTADV) report --adaptive --dataset mnist $(ADAPTIVE_MNIST)
 	$(UNCERTADV) plot adaptive --dataset mnist
