@@ -65,9 +65,10 @@ catsdogs-small: install
 	$(UNCERTADV) claims
 
 # Adaptive suite (issue 19): PGD and the per-image worst case of a detector-aware attacker, upper and
-# two-sided detectors, and on MNIST the holes on the VAE's latent grid. The cuts follow the issue's order
-# from the projection in results/benchmarks.md (softmax variance, then the larger eps, then restarts).
-ADAPTIVE_MNIST = --n 1000 --eps 76 --measures predictive_entropy,mutual_information
+# two-sided detectors, and on MNIST the holes on the VAE's latent grid. Cats vs dogs takes the cuts the
+# projection in results/benchmarks.md orders (softmax variance, then the larger eps, then restarts);
+# MNIST's full grid ran in well under its bound once measured, so it is not cut.
+ADAPTIVE_MNIST = --n 1000
 ADAPTIVE_CATSDOGS = --n 200 --eps 5 --predictors mc --measures predictive_entropy,mutual_information --restarts 0
 adaptive: install
 	$(UNCERTADV) report --adaptive --dataset mnist $(ADAPTIVE_MNIST)
