@@ -116,3 +116,27 @@ def test_claim_5_is_not_testable_on_test_scores_without_the_measures(tmp_path):
                                                        "det_pred": [0, 0]})  # fmt: skip
     (row,) = ledger._softmax_variance_claim("catsdogs", tmp_path / "test_scores.csv", tmp_path)
     assert row["verdict"] == rules.NOT_TESTABLE
+
+
+def test_claim_12_reads_the_worst_case_rows_and_skips_the_known_attackers_gain(tmp_path):
+    """12a on the fresh attacker only (the known one's worst case is at least PGD's by construction); 12b on
+    both, against 0.9 x the success rate. The 10-step protocol's adaptive.csv (no tail) gives no verdict."""
+    from uncertadv.experiments.claims import ledger
+
+    rows = {"attack": ["pgd", "worst-case", "worst-case"], "attacker": ["", "known", "fresh"], "eps": [76.0] * 3,
+            "predictor": ["mc"] * 3, "measure": ["mutual_information"] * 3, "tail": ["two-sided"] * 3, "n": [100] * 3,
+            "success_rate": [0.9] * 3, "evasion_rate": [0.5, 0.88, 0.7], "evasion_rate_lo": [0.4, 0.85, 0.6],
+            "evasion_rate_hi": [0.6, 0.9, 0.8], "evasion_gain": [0.0, 0.38, 0.2], "evasion_gain_lo": [0.0, 0.3, 0.1],
+            "evasion_gain_hi": [0.0, 0.45, 0.3]}  # fmt: skip
+    (tmp_path / "mnist").mkdir()
+    artifacts.write_csv(tmp_path / "mnist" / "adaptive.csv", rows)
+    out = {(r["claim"], r["row"].split(", ")[-1]): r["verdict"] for r in ledger._adaptive_claims("mnist",
+                                                                       tmp_path / "mnist", tmp_path)}  # fmt: skip
+    assert out[("12a", "known")] == rules.NOT_TESTABLE and out[("12a", "fresh")] == rules.HOLDS
+    assert out[("12b", "known")] == rules.HOLDS  # [0.85, 0.9] above 0.81
+    assert out[("12b", "fresh")] == rules.DOES_NOT_HOLD  # [0.6, 0.8] below 0.81
+    legacy = {k: v for k, v in rows.items() if k != "tail"}
+    artifacts.write_csv(tmp_path / "mnist" / "adaptive.csv", legacy)
+    assert {r["verdict"] for r in ledger._adaptive_claims("mnist", tmp_path / "mnist", tmp_path)} == {
+        rules.NOT_TESTABLE
+    }
