@@ -28,16 +28,20 @@ def tiny_trunk(size: int = 16) -> keras.Model:
     return trunk
 
 
-@pytest.fixture(scope="module")
-def petimages(tmp_path_factory):
-    root = tmp_path_factory.mktemp("PetImages")
+def write_petimages(root, per_class: int = 30):
+    """A PetImages folder of ``per_class`` 24 x 24 JPEGs per class (cats dark, dogs bright)."""
     rng = np.random.default_rng(0)
     for label, name in enumerate(("Cat", "Dog")):
-        (root / name).mkdir()
-        for i in range(30):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
             image = np.clip(60 + 120 * label + rng.normal(0, 25, (24, 24, 3)), 0, 255).astype(np.uint8)
             (root / name / f"{i}.jpg").write_bytes(tf.io.encode_jpeg(image).numpy())
     return root
+
+
+@pytest.fixture(scope="module")
+def petimages(tmp_path_factory):
+    return write_petimages(tmp_path_factory.mktemp("PetImages"))
 
 
 def test_variants_chain_adds_one_switch_at_a_time_and_ends_as_coded():
@@ -353,6 +357,17 @@ def test_cli_refuses_ablation_options_that_make_no_sense():
         runner.invoke(app, ["report", "--dataset", "catsdogs", "--variant", "today", "--ablation"]), "not both"
     )
     assert_one_line_error(runner.invoke(app, ["report", "--dataset", "catsdogs", "--variant", "as-written"]), "unknown")
+    # options another mode would ignore are refused, not silently dropped (each message names the option)
+    for args, flag in (
+        (["--dataset", "catsdogs", "--variant", "today", "--methods", "pgd"], "--methods"),
+        (["--dataset", "catsdogs", "--ablation", "--eps", "8"], "--eps"),
+        (["--dataset", "catsdogs", "--ablation", "--adaptive"], "--adaptive"),
+        (["--dataset", "mnist", "--backbone", "resnet50"], "--backbone"),
+        (["--dataset", "mnist", "--adaptive", "--methods", "fgm"], "--methods"),
+        (["--dataset", "mnist", "--restarts", "1"], "--restarts"),
+        (["--dataset", "mnist", "--render", "--n", "5"], "--n"),
+    ):
+        assert_one_line_error(runner.invoke(app, ["report", *args]), flag)
     help_text = runner.invoke(app, ["report", "--help"]).output
     assert "--variant" in help_text and "--ablation" in help_text
 

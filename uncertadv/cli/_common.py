@@ -197,3 +197,14 @@ def comma_list(text: str, allowed: tuple[str, ...], name: str) -> tuple[str, ...
     if bad or not values:
         raise ValueError(f"unknown {name} {', '.join(bad) or '(none)'}; choose from {', '.join(allowed)}")
     return values
+
+
+def refuse_unused(ctx: typer.Context, unused: tuple[str, ...], mode: str) -> None:
+    """A one-line error if the user gave any of ``unused`` (parameter names): an option that a mode
+    ignores would otherwise run something other than what was asked, without a word."""
+    from typer._click.core import ParameterSource  # typer vendors click
+
+    given = [name for name in unused if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise ValueError(f"{mode} does not take {flags}")

@@ -20,10 +20,16 @@ from uncertadv.cli._common import (
     eps_warning,
     own_data,
     quiet_tensorflow,
+    refuse_unused,
 )
+
+ABLATION_ONLY = ("backbone", "weights")
+ADAPTIVE_ONLY = ("measures", "iterations", "tails", "holes", "restarts", "all_configs")
+OWN_DATA = ("model", "data", "pixel_max", "image_size", "from_logits", "classes", "color_mode")
 
 
 def report(
+    ctx: typer.Context,
     dataset: Annotated[str, typer.Option(help="Data set whose Table 1 to build: mnist or catsdogs.")] = "mnist",
     methods: Annotated[str, typer.Option(help="Comma-separated attacks.")] = "fgm,bim,mim,pgd",
     eps: Annotated[
@@ -93,7 +99,8 @@ def report(
         Optional[str],
         typer.Option(
             help="Cats vs dogs only: one variant of the issue-18 ablation (today, as-coded, +head, ...; "
-            "RESULTS: results/catsdogs-ablation/VARIANT/).",
+            "RESULTS: results/catsdogs-ablation/VARIANT/). With --adaptive and as-coded: the gate, its MI "
+            "detector's TPR against the suite's PGD (RESULTS/as-coded/adaptive_gate.{csv,json}).",
             show_default=False,
         ),
     ] = None,
@@ -130,10 +137,26 @@ def report(
     from uncertadv.experiments.table1 import report as pipeline
     from uncertadv.predictors import PREDICTORS
 
+    not_own = tuple(o for o in OWN_DATA if o != "image_size")
+    if adaptive and variant is not None:  # the as-coded variant's gate (issue 19)
+        refuse_unused(ctx, ("methods", "predictors", "measures", "tails", "holes", "restarts", "all_configs",
+                            "render", "ablation", "force", *not_own), "--adaptive --variant (the as-coded gate)")  # fmt: skip
+        _gate(dataset, variant, eps, iterations, n, samples, seed, bootstrap, results, image_size, backbone, weights)
+        return
     if variant is not None or ablation:
+        ignored = ("methods", "eps", "predictors", "adaptive", "render", *ADAPTIVE_ONLY, *not_own)
+        refuse_unused(ctx, ignored, "--variant/--ablation (the ablation's fixed grid)")
         _ablation(dataset, variant, ablation, n, samples, seed, bootstrap, results, image_size, backbone, weights,
                   force)  # fmt: skip
         return
+    refuse_unused(ctx, ABLATION_ONLY, "Table 1 and --adaptive (only --variant/--ablation)")
+    if render:
+        refuse_unused(ctx, ("methods", "eps", "predictors", "n", "samples", "seed", "bootstrap", "force",
+                            *ADAPTIVE_ONLY), "--render")  # fmt: skip
+    elif adaptive:
+        refuse_unused(ctx, ("methods",), "--adaptive (PGD and the detector-aware objectives)")
+    else:
+        refuse_unused(ctx, ADAPTIVE_ONLY, "Table 1 (only --adaptive)")
     options = own_data(model, data, pixel_max, image_size, from_logits, classes, color_mode)
     layout = own_layout(results) if options else Layout.of(dataset, results)
     if render:
@@ -184,20 +207,15 @@ def report(
     typer.echo((layout.folder / table).read_text())
 
 
-def _ablation(dataset, variant, every, n, samples, seed, bootstrap, results, image_size, backbone, weights,
-              force) -> None:  # fmt: skip
-    """The cats-vs-dogs ablation (issue 18): one variant, or all of them and the summary."""
+def _ablation_config(dataset, n, samples, seed, bootstrap, results, image_size, backbone, weights):
     from pathlib import Path
 
-    from uncertadv.experiments.catsdogs import ablation, ablation_report, variants
+    from uncertadv.experiments.catsdogs import ablation
     from uncertadv.experiments.layout import results_root
 
     if dataset != "catsdogs":
         raise ValueError("--variant and --ablation are cats-vs-dogs experiments: add --dataset catsdogs")
-    if variant is not None and every:
-        raise ValueError("give --variant NAME or --ablation, not both")
-    names = list(variants.ablation()) if every else [variant]
-    cfg = ablation.AblationConfig(
+    return ablation.AblationConfig(
         folder=Path(results) if results else results_root() / "catsdogs-ablation",
         backbone=backbone,
         weights=None if weights.lower() == "none" else weights,
@@ -207,6 +225,42 @@ def _ablation(dataset, variant, every, n, samples, seed, bootstrap, results, ima
         seed=seed,
         bootstrap=bootstrap,
     )
+
+
+def _gate(dataset, variant, eps, iterations, n, samples, seed, bootstrap, results, image_size, backbone,
+          weights) -> None:  # fmt: skip
+    """Whether the as-coded variant's MI detector catches the suite's PGD at all (issue 19's gate)."""
+    from uncertadv import artifacts
+    from uncertadv.experiments.adaptive import as_coded_gate
+
+    cfg = _ablation_config(dataset, n, samples, seed, bootstrap, results, image_size, backbone, weights)
+    if variant != as_coded_gate.VARIANT:
+        raise ValueError(f"the adaptive gate runs on the {as_coded_gate.VARIANT} variant only, got {variant!r}")
+    try:
+        eps_list = tuple(float(e) for e in eps.split(",")) if eps else as_coded_gate.GateConfig.eps
+    except ValueError:
+        raise ValueError(f"--eps must be comma-separated numbers, got {eps!r}") from None
+    outputs = as_coded_gate.run(as_coded_gate.GateConfig(ablation=cfg, eps=eps_list, steps=iterations))
+    for path in outputs:
+        echo(f"wrote {path}")
+    table = artifacts.read_csv(outputs[0])
+    for i, passes in enumerate(table["passes"]):
+        row = {k: v[i] for k, v in table.items()}
+        verdict = "passes: the suite should run on it" if passes == "True" else "fails: the suite skips it"
+        echo(f"eps {row['eps']}: MI detector TPR against PGD {float(row['tpr']):.3f} "
+             f"[{float(row['tpr_lo']):.3f}, {float(row['tpr_hi']):.3f}] on {row['n_successful']} successful images; "
+             f"gate (lower end > {row['gate']}) {verdict}")  # fmt: skip
+
+
+def _ablation(dataset, variant, every, n, samples, seed, bootstrap, results, image_size, backbone, weights,
+              force) -> None:  # fmt: skip
+    """The cats-vs-dogs ablation (issue 18): one variant, or all of them and the summary."""
+    from uncertadv.experiments.catsdogs import ablation, ablation_report, variants
+
+    cfg = _ablation_config(dataset, n, samples, seed, bootstrap, results, image_size, backbone, weights)
+    if variant is not None and every:
+        raise ValueError("give --variant NAME or --ablation, not both")
+    names = list(variants.ablation()) if every else [variant]
     outputs = ablation.run(cfg, names, force=force)
     if every:
         outputs += ablation_report.write(cfg.folder)

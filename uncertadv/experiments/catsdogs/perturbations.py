@@ -69,6 +69,25 @@ def attack_batch(network: VariantNetwork, x: np.ndarray, labels: np.ndarray, *, 
     return adv.numpy()
 
 
+def pgd_batch(network: VariantNetwork, x: np.ndarray, labels: np.ndarray, *, eps: float, steps: int, samples: int,
+              bounds, seed_parts: tuple[int, ...]) -> np.ndarray:  # fmt: skip
+    """The adaptive suite's PGD on one batch ``x [B, S, S, 3]``: a uniform random start in the
+    eps-ball (key ``(*seed_parts, steps)``), then ``steps`` sign steps of ``2.5 eps / steps`` (as
+    ``SuiteConfig.pgd``), each projected onto the ball and clipped to the bounds; the last iterate.
+    Each gradient call draws fresh masks from key ``(*seed_parts, call)``."""
+    lo, hi = (tf.constant(b.reshape(1, 1, 1, 3)) for b in bounds)
+    x0 = tf.constant(x, tf.float32)
+    radius, step = eps / 255.0, 2.5 * eps / steps / 255.0
+
+    def project(image):
+        return tf.clip_by_value(x0 + tf.clip_by_value(image - x0, -radius, radius), lo, hi)
+
+    adv = project(x0 + tf.random.stateless_uniform(tf.shape(x0), key(*seed_parts, steps), -radius, radius))
+    for call in range(steps):
+        adv = project(adv + step * tf.sign(network.gradient(adv, labels, key(*seed_parts, call), samples)))
+    return adv.numpy()
+
+
 def moved(x: np.ndarray, x_adv: np.ndarray, eps: float) -> tuple[np.ndarray, float]:
     """``(L-inf per image [N] in 0-255 units, share of all pixels moved further than eps)``."""
     delta = np.abs(x_adv - x).reshape(len(x), -1) * 255.0
