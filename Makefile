@@ -80,7 +80,9 @@ catsdogs-ablation: install
 	UNCERTADV_PETIMAGES=$(PETIMAGES) $(UNCERTADV) report --dataset catsdogs --ablation
 	$(UNCERTADV) claims
 
+# The as-coded variant's gate first (results/catsdogs-ablation/as-coded/adaptive_gate.csv), then the suite.
 catsdogs-adaptive: install
+	UNCERTADV_PETIMAGES=$(PETIMAGES) $(UNCERTADV) report --adaptive --dataset catsdogs --variant as-coded --eps 5
 	UNCERTADV_PETIMAGES=$(PETIMAGES) $(UNCERTADV) report --adaptive --dataset catsdogs $(ADAPTIVE_CATSDOGS)
 	UNCERTADV_PETIMAGES=$(PETIMAGES) $(UNCERTADV) plot adaptive --dataset catsdogs
 	$(UNCERTADV) claims

@@ -78,6 +78,9 @@ def test_gate_runs_on_a_tiny_trunk_records_and_reuses(tmp_path, monkeypatch):
     before = paths[0].read_bytes()
     as_coded_gate.run(cfg, trunk=trunk)  # a re-run reuses the PGD set and writes the same bytes
     assert sets[0].stat().st_mtime_ns == stamp and paths[0].read_bytes() == before
+    block = as_coded_gate.findings(cfg.ablation.folder)  # the README block, from the CSV alone
+    assert f"| 5 | 3 | {int(table['n_successful'][0])} / 2 | 20 |" in block
+    assert "not been run" in as_coded_gate.findings(tmp_path / "elsewhere")
 
 
 def test_cli_gate_refuses_other_variants_and_options_it_does_not_use():

@@ -161,3 +161,20 @@ def run(cfg: GateConfig, trunk=None) -> list[Path]:
                               sha256=artifacts.file_sha256(csv_path), outputs=[csv_path.name])  # fmt: skip
     artifacts.write_json(json_path, record)
     return [csv_path, json_path]
+
+
+def findings(folder: Path) -> str:
+    """The README block of the ablation folder ``folder``: the gate per eps, from ``as-coded/adaptive_gate.csv``."""
+    path = folder / VARIANT / "adaptive_gate.csv"
+    if not path.is_file():
+        return "(the as-coded gate has not been run here: `make catsdogs-adaptive` runs it)\n"
+    table = artifacts.read_csv(path)
+    lines = ["| eps | PGD steps | successful / N | fit images | MI threshold | TPR at 5% FPR [95% interval] | gate |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for i in range(len(table["eps"])):
+        r = {k: v[i] for k, v in table.items()}
+        tpr = "n/a" if r["tpr"] == "" else f"{float(r['tpr']):.3f} [{float(r['tpr_lo']):.3f}, {float(r['tpr_hi']):.3f}]"
+        verdict = "passes (lower end > " + r["gate"] + ")" if r["passes"] == "True" else "fails: skipped"
+        lines.append(f"| {float(r['eps']):g} | {r['steps']} | {r['n_successful']} / {r['n']} | {r['n_fit']} | "
+                     f"{float(r['upper_threshold']):.3g} | {tpr} | {verdict} |")  # fmt: skip
+    return "\n".join(lines) + "\n"

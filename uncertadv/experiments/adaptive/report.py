@@ -466,7 +466,12 @@ def findings(folder: Path, arg: str) -> str:
     ``worst-case``: per predictor, measure and tail, PGD's and each attacker's worst-case evasion at 5%
     FPR, and the detection left: the share of the worst case's successful images that are flagged;
     ``ensemble``: the ensemble's worst-case evasion minus the mc predictor's on MI, paired by source image;
-    ``holes``: the latent-grid holes per predictor, measure and tail."""
+    ``holes``: the latent-grid holes per predictor, measure and tail; ``gate``: the as-coded variant's
+    gate (``as_coded_gate.findings``, under the ablation's folder)."""
+    if arg == "gate":
+        from uncertadv.experiments.adaptive import as_coded_gate
+
+        return as_coded_gate.findings(folder)
     path = folder / "adaptive.csv"
     if not path.is_file() or "tail" not in artifacts.read_table(path):
         return "(no results of the adaptive suite here yet: `make adaptive` writes them)\n"
