@@ -246,3 +246,24 @@ def test_a_two_sided_detector_gives_its_lower_threshold_and_u_matching_lands_ins
         attack([model], x, y, method="pgd-adaptive", eps=8, lower_threshold=0.0, detector=two)
     inside = ~two.predict(images)
     assert inside.mean() > 0.5 and trace.evaded.mean() > 0
+
+
+def test_the_fresh_attackers_verdict_is_the_majority_of_its_draws_each_judged_alone(trained):
+    """The evaluator judges one draw of T networks, so the fresh attacker judges each of its eot draws
+    the same way and keeps the majority; the verdict on U averaged over draws is biased by U's skew."""
+    from uncertadv.experiments.adaptive import suite
+
+    model, x, y, detector = trained
+    images = attack([model], x, y, method="pgd", eps=30, predictor="mc", samples=4, iterations=5)
+    misclassified, evades = suite.attacker_estimate(None, detector, images, y, "fresh", eot=4, seed=0)
+    votes_wrong, votes_evading = [], []
+    for k in range(4):
+        probs = predictors.predict([model], images, predictor="mc", samples=4, seed=-(suite._ESTIMATE_BASE + k))
+        wrong = probs.mean(axis=0).argmax(axis=-1) != y
+        votes_wrong.append(wrong)
+        votes_evading.append(wrong & ~detector.flags(np.asarray(measures.mutual_information(probs))))
+    np.testing.assert_array_equal(misclassified, np.sum(votes_wrong, axis=0) >= 3)  # more than half of 4
+    np.testing.assert_array_equal(evades, np.sum(votes_evading, axis=0) >= 3)
+    known = suite.attacker_estimate(None, detector, images, y, "known", eot=4, seed=0)[1]
+    probs = predictors.predict([model], images, predictor="mc", samples=4, seed=detector.seed)
+    np.testing.assert_array_equal(known, (probs.mean(axis=0).argmax(axis=-1) != y) & ~detector.predict(images))

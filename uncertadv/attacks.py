@@ -265,19 +265,22 @@ def _build_detector_step(target: _LogPredictive, config: AttackConfig):
         return tf.clip_by_value(x + clip_eta(adv - x, np.inf, eps), 0.0, pixel_max)
 
     def estimate(adv, y, settings):
-        """f, g (averaged over the eot draws, [N] each), misclassified and accepted ([N] bool)."""
+        """f, g (averaged over the eot draws, [N] each), misclassified and evading ([N] bool).
+
+        Each draw of T networks is judged as the evaluator judges its one draw, and an image counts as
+        misclassified (evading) when more than half of the draws say so: a verdict on the mean U over
+        draws would be biased, since U is skewed and the evaluator sees a single draw."""
         c, high, low, margin, kappa, log_target = (settings[i] for i in range(6))
-        fs, gs, probs, us = [], [], [], []
+        fs, gs, wrong, evading = [], [], [], []
         for _ in range(eot):
             log_predictive, uncertainty = target(adv)
             fs.append(objectives.classification_loss(log_predictive, y, config.loss, kappa))
             gs.append(objectives.detector_loss(uncertainty, config.penalty, high, margin, log_target))
-            probs.append(tf.exp(log_predictive))
-            us.append(uncertainty)
-        mean_u = tf.add_n(us) / eot
-        misclassified = tf.argmax(tf.add_n(probs), axis=-1) != y
-        accepted = (mean_u <= high) & (mean_u >= low)
-        return tf.add_n(fs) / eot, tf.add_n(gs) / eot, misclassified, accepted
+            misclassified = tf.argmax(log_predictive, axis=-1) != y
+            wrong.append(tf.cast(misclassified, tf.float32))
+            evading.append(tf.cast(misclassified & (uncertainty <= high) & (uncertainty >= low), tf.float32))
+        majority = lambda votes: tf.add_n(votes) / eot > 0.5  # noqa: E731
+        return tf.add_n(fs) / eot, tf.add_n(gs) / eot, majority(wrong), majority(evading)
 
     def keep(i, adv, score, best, best_score, first):
         """The best iterate so far, its score, and the first evading iterate, after scoring iterate i."""
@@ -293,9 +296,9 @@ def _build_detector_step(target: _LogPredictive, config: AttackConfig):
         for i in tf.range(iterations):  # score iterate i, then step from it
             with tf.GradientTape(persistent=config.update != "sum") as tape:
                 tape.watch(adv)
-                f, g, misclassified, accepted = estimate(adv, y, settings)
+                f, g, misclassified, evading = estimate(adv, y, settings)
                 objective = f - c * g
-            score = objectives.iterate_score(misclassified, accepted, g)
+            score = objectives.iterate_score(misclassified, evading, g)
             best, best_score, first = keep(i, adv, score, best, best_score, first)
             if config.update == "sum":
                 ascent = tape.gradient(objective, adv)
@@ -304,8 +307,8 @@ def _build_detector_step(target: _LogPredictive, config: AttackConfig):
                 ascent = objectives.direction(grad_f, grad_g, misclassified, config.update, c)
             size = step * objectives.step_factor(i, iterations, config.schedule)
             adv = project(x, adv + size * tf.sign(ascent), eps)
-        _, g, misclassified, accepted = estimate(adv, y, settings)  # the last iterate
-        score = objectives.iterate_score(misclassified, accepted, g)
+        _, g, misclassified, evading = estimate(adv, y, settings)  # the last iterate
+        score = objectives.iterate_score(misclassified, evading, g)
         best, best_score, first = keep(iterations, adv, score, best, best_score, first)
         if config.best_iterate:
             return best, best_score, first

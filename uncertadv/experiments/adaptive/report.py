@@ -382,7 +382,8 @@ def markdown(dataset: str, record: dict, table: list[dict], holes: list[dict] | 
         "restarts where it still fails. Each objective's c, κ and m were calibrated on "
         f"{cfg['n_calibration']} other clean images ({cfg['calibration_steps']} steps, known attacker). known: the "
         f"attacker has the detector's seed; fresh: it draws its own networks, EOT over {cfg['eot']} draws of T per "
-        "step. The evaluator re-judges every chosen image with its own networks.",
+        "step, each draw judged alone and the majority kept as its verdict. The evaluator re-judges every chosen "
+        "image with its own networks.",
         "",
         f"N = {cfg['n']} adversarial images per row, the same source images in every row. AUC: adversarial vs the "
         "PGD set's clean and noise images (bootstrap 95% interval). gain vs pgd: paired bootstrap 95% interval "

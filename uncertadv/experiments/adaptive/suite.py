@@ -50,6 +50,9 @@ N_BEST = 2  # objectives the other measures get
 FULL_MEASURE = "mutual_information"
 # The fresh attacker's estimate of a verdict draws networks from negative keys far below the attack's own.
 _ESTIMATE_BASE = 10**12
+# The fresh attacker's verdict, in its sets' keys: a majority of its draws, each judged alone (before:
+# the verdict on U averaged over the draws, which a skewed U biases). The known attacker's is unchanged.
+FRESH_VERDICT = {"verdict": "majority of draws"}
 
 
 def grid(objective: str) -> list[dict]:
@@ -148,14 +151,17 @@ def detector(setting: Setting, measure: str, tail: str, fpr: float = TARGET_FPR)
 def attacker_estimate(setting: Setting, det: Detector, images: np.ndarray, labels: np.ndarray, attacker: str,
                       eot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """The attacker's own verdict on ``images [N, ...]``: ``(misclassified [N], evades [N])``. The known
-    attacker computes the detector's; the fresh one averages U and the predictive over ``eot`` draws of T
-    networks of its own."""
+    attacker computes the detector's; the fresh one judges ``eot`` draws of T networks of its own, each as
+    the evaluator judges its one draw, and takes the majority (more than half), as ``ua.attack`` does."""
     seeds = [det.seed] if attacker == "known" else [-(_ESTIMATE_BASE + seed * 1_000_003 + k) for k in range(eot)]
-    probs = [predictors.predict(det.models, images, predictor=det.predictor, samples=det.samples, seed=s,
-                                from_logits=det.from_logits, pixel_max=det.pixel_max) for s in seeds]  # fmt: skip
-    u = np.mean([getattr(measures, det.measure)(p) for p in probs], axis=0)
-    misclassified = np.mean([p.mean(axis=0) for p in probs], axis=0).argmax(axis=-1) != labels
-    return misclassified, misclassified & ~det.flags(u)
+    wrong, evading = [], []
+    for s in seeds:
+        probs = predictors.predict(det.models, images, predictor=det.predictor, samples=det.samples, seed=s,
+                                   from_logits=det.from_logits, pixel_max=det.pixel_max)  # fmt: skip
+        misclassified = probs.mean(axis=0).argmax(axis=-1) != labels
+        wrong.append(misclassified)
+        evading.append(misclassified & ~det.flags(np.asarray(getattr(measures, det.measure)(probs))))
+    return np.mean(wrong, axis=0) > 0.5, np.mean(evading, axis=0) > 0.5
 
 
 def select(
@@ -295,7 +301,7 @@ def cascade(cfg: SuiteConfig, setting: Setting, det: Detector, attacker: str, ob
                                               det.tail))  # fmt: skip
         want = _key(setting, det, objective=name, attacker=attacker, options=options, steps=cfg.steps,
                     restarts=cfg.restarts, eot=cfg.eot if attacker == "fresh" else 1, todo=_sha(todo),
-                    u_target=u_target)  # fmt: skip
+                    u_target=u_target, **FRESH_VERDICT if attacker == "fresh" else {})  # fmt: skip
 
         def compute(todo=todo, options=options):
             if len(todo) == 0:
