@@ -276,7 +276,7 @@ def _build_detector_step(target: _LogPredictive, config: AttackConfig):
             log_predictive, uncertainty = target(adv)
             fs.append(objectives.classification_loss(log_predictive, y, config.loss, kappa))
             gs.append(objectives.detector_loss(uncertainty, config.penalty, high, margin, log_target))
-            misclassified = tf.argmax(log_predictive, axis=-1) != y
+            misclassified = tf.argmax(tf.exp(log_predictive), axis=-1) != y  # exp: as before, bit for bit
             wrong.append(tf.cast(misclassified, tf.float32))
             evading.append(tf.cast(misclassified & (uncertainty <= high) & (uncertainty >= low), tf.float32))
         majority = lambda votes: tf.add_n(votes) / eot > 0.5  # noqa: E731

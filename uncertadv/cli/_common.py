@@ -204,6 +204,9 @@ def refuse_unused(ctx: typer.Context, unused: tuple[str, ...], mode: str) -> Non
     ignores would otherwise run something other than what was asked, without a word."""
     from typer._click.core import ParameterSource  # typer vendors click
 
+    unknown = [name for name in unused if name not in ctx.params]
+    if unknown:  # a misspelt name would silently switch its refusal off
+        raise RuntimeError(f"refuse_unused: no such option {unknown}")
     given = [name for name in unused if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)]
     if given:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)

@@ -36,7 +36,7 @@ def report(
         Optional[str],
         typer.Option(
             help="Comma-separated budgets, 0-255 units (default: mnist 5,10,76; catsdogs and your own data 5,10; "
-            "with --adaptive: mnist 76,128, others 5,10).",
+            "with --adaptive: mnist 76,128, others 5,10; the as-coded gate: 5).",
             show_default=False,
         ),
     ] = None,
@@ -240,15 +240,19 @@ def _gate(dataset, variant, eps, iterations, n, samples, seed, bootstrap, result
         eps_list = tuple(float(e) for e in eps.split(",")) if eps else as_coded_gate.GateConfig.eps
     except ValueError:
         raise ValueError(f"--eps must be comma-separated numbers, got {eps!r}") from None
+    for e in eps_list:
+        eps_warning(e)
     outputs = as_coded_gate.run(as_coded_gate.GateConfig(ablation=cfg, eps=eps_list, steps=iterations))
     for path in outputs:
         echo(f"wrote {path}")
     table = artifacts.read_csv(outputs[0])
     for i, passes in enumerate(table["passes"]):
         row = {k: v[i] for k, v in table.items()}
-        verdict = "passes: the suite should run on it" if passes == "True" else "fails: the suite skips it"
-        echo(f"eps {row['eps']}: MI detector TPR against PGD {float(row['tpr']):.3f} "
-             f"[{float(row['tpr_lo']):.3f}, {float(row['tpr_hi']):.3f}] on {row['n_successful']} successful images; "
+        verdict = ("passes: the issue asks for the suite on it (not built yet)" if passes == "True"
+                   else "fails: the issue skips the suite on it")  # fmt: skip
+        tpr = ("n/a (no successful image)" if row["tpr"] == ""
+               else f"{float(row['tpr']):.3f} [{float(row['tpr_lo']):.3f}, {float(row['tpr_hi']):.3f}]")  # fmt: skip
+        echo(f"eps {row['eps']}: MI detector TPR against PGD {tpr} on {row['n_successful']} successful images; "
              f"gate (lower end > {row['gate']}) {verdict}")  # fmt: skip
 
 

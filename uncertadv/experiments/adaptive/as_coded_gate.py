@@ -49,11 +49,13 @@ class GateConfig:
     eps: tuple[float, ...] = (5.0,)
     steps: int = 100
     n_fit: int = protocol.N_FIT
-    n_calibration: int = 200  # the suite's calibration images, skipped so that the fit images are the suite's
+    n_calibration: int = 200  # the suite's: the fit images come first, so this only sets the test split's minimum
 
     def recorded(self) -> dict:
-        return {**self.ablation.recorded(), "eps": list(self.eps), "steps": self.steps, "n_fit": self.n_fit,
-                "n_calibration": self.n_calibration, "variant": VARIANT, "measure": MEASURE, "fpr": FPR}  # fmt: skip
+        return {**self.ablation.recorded(), "methods": ["pgd"], "predictors": ["mc"],
+                "batch_size": variants.AS_CODED_BATCH, "eps": list(self.eps), "steps": self.steps,
+                "n_fit": self.n_fit, "n_calibration": self.n_calibration, "variant": VARIANT, "measure": MEASURE,
+                "fpr": FPR}  # fmt: skip
 
 
 def tpr_interval(adv: np.ndarray, success: np.ndarray, adv_groups: np.ndarray, fit: np.ndarray,
@@ -79,6 +81,8 @@ def tpr_interval(adv: np.ndarray, success: np.ndarray, adv_groups: np.ndarray, f
         weight = w_adv * success
         if weight.sum() > 0:
             draws.append(float(weight @ (adv > tau) / weight.sum()))
+    if not draws:  # no round drew a successful image
+        return upper, tpr, float("nan"), float("nan")
     lo, hi = np.percentile(draws, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
     return upper, tpr, float(lo), float(hi)
 
