@@ -159,6 +159,41 @@ def test_calibration_records_its_grid_and_chooses_the_first_best(run):
     assert c_values == set(suite.C_GRID) and {s["kappa"] for s in suite.grid("hinge")} == set(suite.KAPPA_GRID)
 
 
+class _Cut(Exception):
+    """A session's end, in the middle of a calibration."""
+
+
+def test_a_calibration_cut_short_resumes_at_the_next_setting_with_the_same_rates(run, tmp_path, monkeypatch):
+    folder, args = run
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    name = suite.stem("calibration", "hinge", 76.0, "mc", "mutual_information", "upper")
+    whole = artifacts.read_json(copy / "adaptive" / f"{name}.json")
+    (copy / "adaptive" / f"{name}.json").unlink()
+    attack_once, calls = suite._attack, []
+
+    def cut_at_the_third(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise _Cut
+        return attack_once(*a, **k)
+
+    monkeypatch.setattr(suite, "_attack", cut_at_the_third)
+    rerun = [a if a != str(folder) else copy for a in map(str, args)]
+    assert isinstance(invoke(*rerun).exception, _Cut)
+    partial = artifacts.read_json(copy / "adaptive" / f"{name}.partial.json")
+    assert partial["rates"] == whole["rates"][:2] and partial["config"] == whole["config"]
+    monkeypatch.setattr(suite, "_attack", attack_once)
+    result = invoke(*rerun)
+    assert result.exit_code == 0, result.output
+    resumed = artifacts.read_json(copy / "adaptive" / f"{name}.json")
+    assert resumed["rates"] == whole["rates"] and resumed["setting"] == whole["setting"]
+    assert resumed["resumed_after"] == 2 and not (copy / "adaptive" / f"{name}.partial.json").exists()
+    assert (copy / "adaptive.csv").read_bytes() == (folder / "adaptive.csv").read_bytes()
+
+
 def test_the_other_measures_get_the_two_best_objectives_on_mi(run):
     folder, _ = run
     calibration = artifacts.read_json(folder / "adaptive.json")["calibration"]

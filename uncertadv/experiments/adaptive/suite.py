@@ -258,23 +258,36 @@ def calibrate(cfg: SuiteConfig, setting: Setting, det: Detector, objective: str)
     found = None if cfg.force else artifacts.reusable_record(path, want, [])
     if found is not None:
         return found
+    # Each setting's rate is saved as it finishes: a run cut short (a session's end) resumes at the next
+    # setting. Every setting is seeded alone, so a resumed run gives the rates an unbroken one would.
+    partial = path.with_name(f"{name}.partial.json")
+    done = None if cfg.force else artifacts.reusable_record(partial, want, [])
+    rates, earlier = (list(done["rates"]), done["wall_seconds"]) if done else ([], 0.0)
     start = time.perf_counter()
     pgd_evaded = protocol.judge(det, x_cal, pgd_cal, y_cal)["evaded"]
     todo = np.flatnonzero(~pgd_evaded)
-    rates = []
     settings = grid(objective)
-    for options in progress_bar(settings, desc=f"calibrate {objective} ({len(todo)} images)", total=len(settings)):
+    left = settings[len(rates):]
+    for options in progress_bar(left, desc=f"calibrate {objective} ({len(todo)} images)", total=len(left)):
         evaded = int(pgd_evaded.sum())
         if len(todo):
             adv = _attack(cfg, setting, det, "known", options, u_target, x_cal[todo], y_cal[todo],
                           iterations=cfg.calibration_steps)  # fmt: skip
             evaded += int(protocol.judge(det, x_cal[todo], adv, y_cal[todo])["evaded"].sum())
         rates.append(evaded / len(cal))
+        artifacts.write_json(partial, _add_wall(artifacts.record(want, start, rates=rates), earlier))
     best = int(np.argmax(rates))  # the first on a tie
-    record = artifacts.record(want, start, setting=grid(objective)[best], rates=rates, evasion=rates[best],
-                              pgd_evasion=float(pgd_evaded.mean()), n_attacked=int(len(todo)))  # fmt: skip
-    artifacts.write_json(path, record)
-    return record
+    record = artifacts.record(want, start, setting=settings[best], rates=rates, evasion=rates[best],
+                              pgd_evasion=float(pgd_evaded.mean()), n_attacked=int(len(todo)),
+                              resumed_after=len(done["rates"]) if done else 0)  # fmt: skip
+    artifacts.write_json(path, _add_wall(record, earlier))
+    partial.unlink(missing_ok=True)
+    return artifacts.read_json(path)
+
+
+def _add_wall(record: dict, earlier: float) -> dict:
+    """``record`` with the wall time of the earlier, interrupted runs it continues added in."""
+    return {**record, "wall_seconds": round(record["wall_seconds"] + earlier, 2)}
 
 
 def _sha(index: np.ndarray) -> str:
