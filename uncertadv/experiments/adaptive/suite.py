@@ -267,7 +267,7 @@ def calibrate(cfg: SuiteConfig, setting: Setting, det: Detector, objective: str)
     pgd_evaded = protocol.judge(det, x_cal, pgd_cal, y_cal)["evaded"]
     todo = np.flatnonzero(~pgd_evaded)
     settings = grid(objective)
-    left = settings[len(rates):]
+    left = settings[len(rates) :]
     for options in progress_bar(left, desc=f"calibrate {objective} ({len(todo)} images)", total=len(left)):
         evaded = int(pgd_evaded.sum())
         if len(todo):
