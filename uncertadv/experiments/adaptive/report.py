@@ -475,7 +475,8 @@ def findings(folder: Path, arg: str) -> str:
         return as_coded_gate.findings(folder)
     path = folder / "adaptive.csv"
     if not path.is_file() or "tail" not in artifacts.read_table(path):
-        return "(no results of the adaptive suite here yet: `make adaptive` writes them)\n"
+        target = "make catsdogs-adaptive" if folder.name.startswith("catsdogs") else "make adaptive"
+        return f"(no results of the adaptive suite here yet: `{target}` writes them)\n"
     table, holes = tables_from_csv(folder)
     if arg == "worst-case":
         lines = ["| eps | predictor | measure | tail | pgd evasion | worst case, known | worst case, fresh | "
