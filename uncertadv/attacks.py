@@ -251,18 +251,23 @@ def _build_step(
     return run  # plain Python: _step compiles it, for one device or a strategy's replicas
 
 
-def _build_detector_step(target: _LogPredictive, config: AttackConfig):
+def _build_detector_step(target: _LogPredictive, config: AttackConfig, bounds=None, coupled: bool = False):
     """One detector-aware attack ``(x, y, eps, step, start, settings) -> (x_adv, score, first)`` for every
     batch, budget and setting of c, κ, m, U* and thresholds (compiled by _step).
 
     x_adv ``[N, ...]``: the last iterate, or the best one by the attacker's own estimate
     (``objectives.iterate_score``) with ``best_iterate``; score ``[N]``: that iterate's score;
     first ``[N]`` int: the first iterate (0 = the random start) that evaded by that estimate, -1 if
-    none. settings ``[7]``: c, τ_hi, τ_lo (-1: none), m, κ, log U*, and 0 (reserved)."""
+    none. settings ``[7]``: c, τ_hi, τ_lo (-1: none), m, κ, log U*, and 0 (reserved).
+    bounds: ``(lo, hi)`` the iterates are clipped to (scalars or broadcastable, e.g. per channel
+    ``[1, 1, 1, 3]``; default ``(0, pixel_max)``). coupled: the outputs of an image depend on its
+    batch-mates (batch statistics), so the best iterate is chosen for the whole batch, by the sum of
+    its images' scores: a mix of iterates would be a batch the attacker never judged."""
     iterations, pixel_max, eot = config.iterations, config.pixel_max, config.eot
+    lo, hi = (0.0, pixel_max) if bounds is None else bounds
 
     def project(x, adv, eps):
-        return tf.clip_by_value(x + clip_eta(adv - x, np.inf, eps), 0.0, pixel_max)
+        return tf.clip_by_value(x + clip_eta(adv - x, np.inf, eps), lo, hi)
 
     def estimate(adv, y, settings):
         """f, g (averaged over the eot draws, [N] each), misclassified and evading ([N] bool).
@@ -284,8 +289,12 @@ def _build_detector_step(target: _LogPredictive, config: AttackConfig):
 
     def keep(i, adv, score, best, best_score, first):
         """The best iterate so far, its score, and the first evading iterate, after scoring iterate i."""
-        better = tf.reshape(score > best_score, [-1] + [1] * (len(adv.shape) - 1))
         first = tf.where((first < 0) & (score > objectives.EVADING_SCORE), i, first)
+        if coupled:
+            whole = tf.fill(tf.shape(score), tf.reduce_sum(score) > tf.reduce_sum(best_score))
+            better = tf.reshape(whole, [-1] + [1] * (len(adv.shape) - 1))
+            return tf.where(better, adv, best), tf.where(whole, score, best_score), first
+        better = tf.reshape(score > best_score, [-1] + [1] * (len(adv.shape) - 1))
         return tf.where(better, adv, best), tf.maximum(score, best_score), first
 
     def run(x, y, eps, step, start, settings):

@@ -100,7 +100,8 @@ def report(
         typer.Option(
             help="Cats vs dogs only: one variant of the issue-18 ablation (today, as-coded, +head, ...; "
             "RESULTS: results/catsdogs-ablation/VARIANT/). With --adaptive and as-coded: the gate, its MI "
-            "detector's TPR against the suite's PGD (RESULTS/as-coded/adaptive_gate.{csv,json}).",
+            "detector's TPR against the suite's PGD (RESULTS/as-coded/adaptive_gate.{csv,json}), and where it "
+            "passes the suite on it, in batches of 5 (RESULTS/as-coded/adaptive.{csv,json}; --tails, --calibration).",
             show_default=False,
         ),
     ] = None,
@@ -118,6 +119,14 @@ def report(
         str,
         typer.Option(help="With --variant/--ablation: 'imagenet', a local weights file (.h5 for resnet50), or none."),
     ] = "imagenet",
+    calibration: Annotated[
+        str,
+        typer.Option(
+            help="With --adaptive --variant as-coded: the suite's settings calibrated on the as-coded network "
+            "('own') or taken from the features head's calibration at the same eps ('features-head', "
+            "results/catsdogs/adaptive; a cut, as the as-coded network costs hours to calibrate)."
+        ),
+    ] = "own",
     force: Annotated[bool, typer.Option(help="Recompute every attack set and score.")] = False,
 ) -> None:
     """Table 1: train what is missing, attack, score, and write RESULTS/table1.{csv,md,json} and scores.csv.
@@ -139,10 +148,12 @@ def report(
 
     not_own = tuple(o for o in OWN_DATA if o != "image_size")
     if adaptive and variant is not None:  # the as-coded variant's gate (issue 19)
-        refuse_unused(ctx, ("methods", "predictors", "measures", "tails", "holes", "restarts", "all_configs",
-                            "render", "ablation", "force", *not_own), "--adaptive --variant (the as-coded gate)")  # fmt: skip
-        _gate(dataset, variant, eps, iterations, n, samples, seed, bootstrap, results, image_size, backbone, weights)
+        refuse_unused(ctx, ("methods", "predictors", "measures", "holes", "restarts", "all_configs", "render",
+                            "ablation", "force", *not_own), "--adaptive --variant (the as-coded gate and suite)")  # fmt: skip
+        _gate(dataset, variant, eps, iterations, n, samples, seed, bootstrap, results, image_size, backbone, weights,
+              tails, calibration)  # fmt: skip
         return
+    refuse_unused(ctx, ("calibration",), "all but --adaptive --variant as-coded")
     if variant is not None or ablation:
         ignored = ("methods", "eps", "predictors", "adaptive", "render", *ADAPTIVE_ONLY, *not_own)
         refuse_unused(ctx, ignored, "--variant/--ablation (the ablation's fixed grid)")
@@ -228,10 +239,11 @@ def _ablation_config(dataset, n, samples, seed, bootstrap, results, image_size, 
 
 
 def _gate(dataset, variant, eps, iterations, n, samples, seed, bootstrap, results, image_size, backbone,
-          weights) -> None:  # fmt: skip
-    """Whether the as-coded variant's MI detector catches the suite's PGD at all (issue 19's gate)."""
+          weights, tails, calibration) -> None:  # fmt: skip
+    """Whether the as-coded variant's MI detector catches the suite's PGD at all (issue 19's gate), and
+    where it does, the suite on it."""
     from uncertadv import artifacts
-    from uncertadv.experiments.adaptive import as_coded_gate
+    from uncertadv.experiments.adaptive import as_coded_gate, as_coded_suite, suite
 
     cfg = _ablation_config(dataset, n, samples, seed, bootstrap, results, image_size, backbone, weights)
     if variant != as_coded_gate.VARIANT:
@@ -242,18 +254,28 @@ def _gate(dataset, variant, eps, iterations, n, samples, seed, bootstrap, result
         raise ValueError(f"--eps must be comma-separated numbers, got {eps!r}") from None
     for e in eps_list:
         eps_warning(e)
-    outputs = as_coded_gate.run(as_coded_gate.GateConfig(ablation=cfg, eps=eps_list, steps=iterations))
+    if calibration not in ("own", "features-head"):
+        raise ValueError(f"--calibration is own or features-head, got {calibration!r}")
+    gate_cfg = as_coded_gate.GateConfig(ablation=cfg, eps=eps_list, steps=iterations)
+    suite_cfg = suite.SuiteConfig(layout=None, tails=comma_list(tails, suite.TAILS, "tail"), steps=iterations,
+                                  calibration_steps=max(1, iterations // 2), n=n, samples=samples, seed=seed)  # fmt: skip
+    outputs = as_coded_gate.run(gate_cfg)
     for path in outputs:
         echo(f"wrote {path}")
     table = artifacts.read_csv(outputs[0])
     for i, passes in enumerate(table["passes"]):
         row = {k: v[i] for k, v in table.items()}
-        verdict = ("passes: the issue asks for the suite on it (not built yet)" if passes == "True"
+        verdict = ("passes: the suite runs on it" if passes == "True"
                    else "fails: the issue skips the suite on it")  # fmt: skip
         tpr = ("n/a (no successful image)" if row["tpr"] == ""
                else f"{float(row['tpr']):.3f} [{float(row['tpr_lo']):.3f}, {float(row['tpr_hi']):.3f}]")  # fmt: skip
         echo(f"eps {row['eps']}: MI detector TPR against PGD {tpr} on {row['n_successful']} successful images; "
              f"gate (lower end > {row['gate']}) {verdict}")  # fmt: skip
+    passing = [float(e) for e, p in zip(table["eps"], table["passes"]) if p == "True"]
+    if passing:
+        for path in as_coded_suite.run(gate_cfg, suite_cfg, calibration, passing):
+            echo(f"wrote {path}")
+        typer.echo(as_coded_suite.findings(cfg.folder))
 
 
 def _ablation(dataset, variant, every, n, samples, seed, bootstrap, results, image_size, backbone, weights,

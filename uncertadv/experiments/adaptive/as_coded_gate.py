@@ -97,21 +97,26 @@ def _mi(probs: np.ndarray) -> np.ndarray:
     return np.asarray(getattr(measures, MEASURE)(probs), dtype=np.float64)
 
 
-def _pgd_set(cfg: GateConfig, network, head_record, x_src, y_src, eps, data_sha256) -> np.ndarray:
-    """The PGD images ``[N, S, S, 3]`` of the as-coded MC predictor at ``eps`` (cached by content)."""
+def pgd_set(cfg: GateConfig, network, head_record, x_src, y_src, eps, data_sha256,
+            role: str = "sources") -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """``(PGD images [N, S, S, 3], the labels it moved away from [N])`` of the as-coded MC predictor at
+    ``eps`` (cached by content). role: ``sources`` (the N adversarial sources) or ``calibration``
+    (the suite's calibration images)."""
     a = cfg.ablation
     variant = variants.named(VARIANT)
     want = {"version": VERSION, "gate": "pgd", "head": head_record["sha256"],
             "trunk": head_record["config"]["trunk_weights"], "data_sha256": data_sha256, "n": a.n, "seed": a.seed,
             "samples": a.samples, "eps": float(eps),
             "steps": cfg.steps, "image_size": a.image_size, **variant.attack_key("mc")}  # fmt: skip
+    if role != "sources":  # the sources' key is as before the suite, so their set is reused
+        want = {**want, "role": role, "images_sha256": inputs.data_sha256(x_src, y_src)}
     path = a.folder / "attacks" / f"gate_pgd_eps{eps:g}_mc-{ablation._digest(want)}.npz"
     if artifacts.reusable_record(artifacts.sidecar_path(path), want, [path]) is not None:
         with np.load(path, allow_pickle=False) as saved:
-            return saved["x_adv"]
+            return saved["x_adv"], saved["attack_labels"]
     start = time.perf_counter()
     batch, samples = variants.AS_CODED_BATCH, a.samples
-    code = (a.seed, ablation.PREDICTOR_CODES["mc"], PGD_CODE, int(eps * 10))
+    code = (a.seed, ablation.PREDICTOR_CODES["mc"], PGD_CODE, int(eps * 10), *([] if role == "sources" else [1]))
     if variant.attack_labels == "true":
         labels = y_src
     else:  # the predictor's own prediction on the clean image, as the ablation's attack sets
@@ -128,7 +133,7 @@ def _pgd_set(cfg: GateConfig, network, head_record, x_src, y_src, eps, data_sha2
     linf, share = perturbations.moved(x_src, x_adv, eps)
     artifacts.write_json(artifacts.sidecar_path(path), artifacts.record(
         want, start, mean_linf_255=float(linf.mean()), share_pixels_beyond_eps=share))  # fmt: skip
-    return x_adv
+    return x_adv, labels
 
 
 def run(cfg: GateConfig, trunk=None) -> list[Path]:
@@ -147,7 +152,7 @@ def run(cfg: GateConfig, trunk=None) -> list[Path]:
     correct = clean.mean(axis=0).argmax(axis=-1) == y[src]
     rows = []
     for eps in cfg.eps:
-        x_adv = _pgd_set(cfg, network, head_record, x[src], y[src], eps, data_sha256)
+        x_adv, _ = pgd_set(cfg, network, head_record, x[src], y[src], eps, data_sha256)
         scores = _mi(_probs(network, a, ablation.KIND_CODES["adversarial"], x_adv))
         after = _probs(network, a, ablation.KIND_CODES["success_check"], x_adv)
         success = correct & (after.mean(axis=0).argmax(axis=-1) != y[src])

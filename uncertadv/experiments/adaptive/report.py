@@ -467,12 +467,17 @@ def findings(folder: Path, arg: str) -> str:
     ``worst-case``: per predictor, measure and tail, PGD's and each attacker's worst-case evasion at 5%
     FPR, and the detection left: the share of the worst case's successful images that are flagged;
     ``ensemble``: the ensemble's worst-case evasion minus the mc predictor's on MI, paired by source image;
-    ``holes``: the latent-grid holes per predictor, measure and tail; ``gate``: the as-coded variant's
-    gate (``as_coded_gate.findings``, under the ablation's folder)."""
+    ``holes``: the latent-grid holes per predictor, measure and tail; ``gate`` and ``as-coded``: the
+    as-coded variant's gate and suite (``as_coded_gate.findings``, ``as_coded_suite.findings``, under
+    the ablation's folder)."""
     if arg == "gate":
         from uncertadv.experiments.adaptive import as_coded_gate
 
         return as_coded_gate.findings(folder)
+    if arg == "as-coded":
+        from uncertadv.experiments.adaptive import as_coded_suite
+
+        return as_coded_suite.findings(folder)
     path = folder / "adaptive.csv"
     if not path.is_file() or "tail" not in artifacts.read_table(path):
         target = "make catsdogs-adaptive" if folder.name.startswith("catsdogs") else "make adaptive"

@@ -1,0 +1,170 @@
+"""The adaptive suite on the as-coded variant (issue 19): batches of 5 as the unit of attack, selection
+and re-judging, on a tiny batch-statistics trunk."""
+
+import numpy as np
+import pytest
+from conftest import assert_one_line_error
+from test_catsdogs_ablation import tiny_trunk, write_petimages
+
+from uncertadv import artifacts
+from uncertadv.experiments.adaptive import as_coded_gate, as_coded_suite, suite
+from uncertadv.experiments.catsdogs import ablation, variants
+
+N, N_FIT, N_CAL = 10, 40, 5  # two batches of sources; 40 fit scores: no threshold at 1% FPR
+
+
+def test_batches_are_ranked_by_their_evading_then_their_misclassified_images():
+    wrong = np.array([1, 1, 1, 0, 0, 1, 1, 1, 1, 1], bool)
+    evading = np.array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0], bool)
+    rank = as_coded_suite.batch_rank(wrong, evading)
+    assert rank.tolist() == [1 * 6 + 3, 1 * 6 + 5]  # one evading each: the second has more misclassified
+    assert as_coded_suite.batch_rank(np.zeros(5, bool), np.ones(5, bool))[0] > rank.max()
+
+
+def test_the_detector_leaves_out_an_fpr_its_fit_set_cannot_reach():
+    fit = np.arange(40) / 40.0
+    det = as_coded_suite.Detector.fit(fit, "two-sided")
+    assert 0.01 not in det.cuts and det.accepts(fit, 0.01) is None  # rank 0 at 0.5% per tail
+    upper, lower = det.cuts[0.05]
+    assert det.accepts(np.array([lower - 1, (lower + upper) / 2, upper + 1])).tolist() == [False, True, False]
+    with pytest.raises(ValueError, match="flags nothing"):
+        as_coded_suite.Detector.fit(fit[:20], "two-sided")  # the attacks' own 5% must exist
+
+
+def _config(tmp, root):
+    cfg = as_coded_gate.GateConfig(
+        ablation=ablation.AblationConfig(folder=tmp / "catsdogs-ablation", image_size=16, n=N, samples=4,
+                                         bootstrap=50, data_dir=str(root)),  # fmt: skip
+        steps=4, n_fit=N_FIT, n_calibration=N_CAL,
+    )  # fmt: skip
+    suite_cfg = suite.SuiteConfig(layout=None, steps=4, calibration_steps=2, eot=2, n=N, samples=4)
+    return cfg, suite_cfg
+
+
+def _features_head_calibration(folder, eps=5.0):
+    """What the features head's suite leaves: one calibration record per objective, two-sided."""
+    for objective in suite.OBJECTIVES:
+        name = suite.stem("calibration", objective, eps, "mc", "mutual_information", "two-sided")
+        artifacts.write_json(folder / "adaptive" / f"{name}.json", {"setting": suite.grid(objective)[-1]})
+
+
+@pytest.fixture(scope="module")
+def suite_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("as_coded_suite")
+    root = write_petimages(tmp / "PetImages", per_class=190)  # 76 test images: 3 x 10 + 40 fit + 5 calibration
+    cfg, suite_cfg = _config(tmp, root)
+    _features_head_calibration(tmp / "catsdogs")
+    trunk = tiny_trunk()
+    paths = as_coded_suite.run(cfg, suite_cfg, "features-head", [5.0], trunk=trunk)
+    return cfg, suite_cfg, trunk, paths
+
+
+def _inputs(cfg, trunk):
+    """The suite's Inputs, rebuilt as run() builds them."""
+    a = cfg.ablation
+    x, y = ablation.load_test(a)
+    src = as_coded_gate.draw_indices(len(x), a.n, a.seed)["adversarial"]
+    network, head_record = ablation.ensure_head(a, ablation.Trunks(a, trunk), variants.named("as-coded"))
+    held = as_coded_gate.protocol.held_out(len(x), a.n, a.seed, cfg.n_fit, cfg.n_calibration)
+    fit = as_coded_gate._mi(as_coded_gate._probs(network, a, as_coded_gate.FIT_KIND, x[held["fit"]]))
+    from uncertadv import inputs
+
+    pgd, labels = as_coded_gate.pgd_set(cfg, network, head_record, x[src], y[src], 5.0, inputs.data_sha256(x, y))
+    return network, x[src], y[src], pgd, labels, fit
+
+
+def test_the_suite_writes_pgd_cascade_and_worst_case_rows_per_tail_and_attacker(suite_run):
+    cfg, suite_cfg, _, paths = suite_run
+    table = artifacts.read_table(paths[0])
+    assert list(table) == list(as_coded_suite.COLUMNS)
+    attackers = np.array([a if isinstance(a, str) else "" for a in table["attacker"]])
+    for tail in suite.TAILS:
+        mine = table["tail"] == tail
+        assert ((table["attack"] == "pgd") & mine).sum() == 1
+        for attacker in suite.ATTACKERS:
+            cascade = mine & (attackers == attacker) & (table["attack"] == "cascade")
+            assert list(table["objective"][cascade]) == list(suite.OBJECTIVES)
+            worst = mine & (attackers == attacker) & (table["attack"] == "worst-case")
+            assert worst.sum() == 1  # the worst case is the cascade's last selection, re-judged
+            assert table["evasion_rate"][worst][0] == table["evasion_rate"][cascade][-1]
+            assert np.all(table["n_batches_attacked"][cascade] <= N // as_coded_suite.BATCH)
+    assert np.all(np.isnan(table["evasion_fpr01"]))  # 40 fit scores: no threshold at 1%
+    assert np.all(table["evasion_rate_lo"] <= table["evasion_rate"]) and np.all(table["n"] == N)
+    record = artifacts.read_json(paths[2])
+    assert record["config"]["calibration"] == "features-head" and record["config"]["batch"] == 5
+    assert "cpu" in record["versions"]
+    assert record["calibrations"]["eps5_upper"]["hinge"]["from"].endswith("two-sided.json")
+
+
+def test_the_known_attackers_choice_is_what_its_estimate_of_the_assembled_batches_says(suite_run):
+    cfg, suite_cfg, trunk, _ = suite_run
+    network, x, y, pgd, labels, fit = _inputs(cfg, trunk)
+    inp = as_coded_suite.Inputs(network, x, y, labels, pgd, np.ones(N, bool), fit, {"test": 1})
+    det = as_coded_suite.Detector.fit(fit, "upper")
+    settings = {o: suite.grid(o)[-1] for o in suite.OBJECTIVES}
+    stages = as_coded_suite.cascade(inp, cfg, suite_cfg, det, "known", settings, 5.0, cfg.ablation.folder / "t")
+    guess = dict(samples=4, seed=0, eot=2)
+    ranks = []
+    for stage in stages:
+        wrong, evading = as_coded_suite.attacker_estimate(network, stage["images"], labels, det, "known", **guess)
+        np.testing.assert_array_equal(wrong, stage["wrong"])  # the assembled batches are ones it judged whole
+        np.testing.assert_array_equal(evading, stage["evading"])
+        ranks.append(as_coded_suite.batch_rank(wrong, evading))
+    assert np.all(np.diff(np.array(ranks), axis=0) >= 0)  # a batch is only ever replaced by a better one
+    again = as_coded_suite.cascade(inp, cfg, suite_cfg, det, "known", settings, 5.0, cfg.ablation.folder / "t")
+    for a, b in zip(stages, again):  # seeded, and the stages are reused by content
+        np.testing.assert_array_equal(a["images"], b["images"])
+
+
+def test_a_rerun_reuses_every_stage_and_writes_the_same_table(suite_run):
+    cfg, suite_cfg, trunk, paths = suite_run
+    stages = sorted((cfg.ablation.folder / "as-coded" / "attacks").glob("suite_*.npz"))
+    assert len(stages) == len(suite.TAILS) * len(suite.ATTACKERS) * len(suite.OBJECTIVES)
+    stamps, before = [p.stat().st_mtime_ns for p in stages], paths[0].read_bytes()
+    as_coded_suite.run(cfg, suite_cfg, "features-head", [5.0], trunk=trunk)
+    assert [p.stat().st_mtime_ns for p in stages] == stamps and paths[0].read_bytes() == before
+    block = as_coded_suite.findings(cfg.ablation.folder)
+    assert block.count("| 5 |") == len(suite.TAILS) * (1 + len(suite.ATTACKERS))
+    assert "has not run" in as_coded_suite.findings(cfg.ablation.folder.parent / "elsewhere")
+
+
+def test_calibration_on_the_network_itself_chooses_the_first_best_and_resumes(suite_run, monkeypatch):
+    cfg, suite_cfg, trunk, _ = suite_run
+    network, x, y, pgd, labels, fit = _inputs(cfg, trunk)
+    inp = as_coded_suite.Inputs(network, x, y, labels, pgd, np.ones(N, bool), fit, {"test": 2})
+    det = as_coded_suite.Detector.fit(fit, "two-sided")
+    folder = cfg.ablation.folder / "calibration-test"
+    attack_once, calls = as_coded_suite.attack_batches, []
+
+    def cut_at_the_third(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return attack_once(*a, **k)
+
+    monkeypatch.setattr(as_coded_suite, "attack_batches", cut_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        as_coded_suite.calibrate(inp, cfg, suite_cfg, det, "orthogonal", 5.0, folder)
+    (partial,) = (folder / "adaptive").glob("*.partial.json")
+    assert len(artifacts.read_json(partial)["rates"]) == 2
+    monkeypatch.setattr(as_coded_suite, "attack_batches", attack_once)
+    record = as_coded_suite.calibrate(inp, cfg, suite_cfg, det, "orthogonal", 5.0, folder)
+    assert len(record["rates"]) == len(suite.grid("orthogonal")) and not partial.exists()
+    assert record["setting"] == suite.grid("orthogonal")[int(np.argmax(record["rates"]))]
+    assert all(r >= record["pgd_evasion"] for r in record["rates"])  # a batch keeps PGD unless the attack is better
+
+
+def test_the_features_head_settings_must_exist(tmp_path):
+    with pytest.raises(ValueError, match="run the suite on the features head first"):
+        as_coded_suite.features_head_settings(tmp_path, 5.0, "upper")
+
+
+def test_cli_calibration_is_refused_elsewhere_and_checked():
+    from typer.testing import CliRunner
+
+    from uncertadv.cli import app
+
+    runner = CliRunner()
+    assert_one_line_error(runner.invoke(app, ["report", "--adaptive", "--calibration", "own"]), "--calibration")
+    base = ["report", "--adaptive", "--dataset", "catsdogs", "--variant", "as-coded"]
+    assert_one_line_error(runner.invoke(app, [*base, "--calibration", "elsewhere"]), "own or features-head")
