@@ -98,6 +98,7 @@ bench: install
 	$(BIN)/python benchmarks/catsdogs_attack_speed.py
 	$(BIN)/python benchmarks/adaptive_attack_speed.py
 	$(BIN)/python benchmarks/ablation_step_speed.py
+	$(BIN)/python benchmarks/as_coded_suite_speed.py
 	$(UNCERTADV) render
 
 clean:
