@@ -267,3 +267,32 @@ def test_the_fresh_attackers_verdict_is_the_majority_of_its_draws_each_judged_al
     known = suite.attacker_estimate(None, detector, images, y, "known", eot=4, seed=0)[1]
     probs = predictors.predict([model], images, predictor="mc", samples=4, seed=detector.seed)
     np.testing.assert_array_equal(known, (probs.mean(axis=0).argmax(axis=-1) != y) & ~detector.predict(images))
+
+
+@pytest.mark.parametrize(("draws", "evading"), [((0.1, 0.1, 10.0), True), ((0.6, 0.6, 0.1), False)])
+def test_inside_the_attack_each_eot_draw_is_judged_alone_and_the_majority_kept(draws, evading):
+    """A scripted target whose U cycles through ``draws`` (τ = 0.5), misclassified throughout: two low
+    draws of three evade although their mean is above τ; two high ones do not although their mean is
+    below it. The returned score says which."""
+    import tensorflow as tf
+
+    from uncertadv import objectives
+    from uncertadv.attacks import _build_detector_step
+
+    calls = tf.Variable(0, dtype=tf.int64)
+    cycle = tf.constant(draws, tf.float32)
+
+    def target(x):
+        k = calls.assign_add(1) - 1
+        zero = 0.0 * tf.reduce_sum(x, axis=1)  # [N]: the gradients exist and are 0
+        logits = tf.stack([zero - 5.0, zero + 5.0], axis=1)  # class 1 against the true 0
+        return tf.nn.log_softmax(logits), zero + tf.gather(cycle, k % 3)
+
+    config = AttackConfig(method="pgd-adaptive", eps=5, measure="mutual_information", threshold=0.5, iterations=1,
+                          eot=3, loss="cw", best_iterate=True)  # fmt: skip
+    run = _build_detector_step(target, config)
+    settings = tf.constant([1.0, 0.5, -1.0, 0.0, 0.0, 0.0, 0.0])
+    x = tf.zeros([2, 3])
+    _, score, _ = run(x, tf.zeros([2], tf.int64), 0.02, 0.01, tf.constant([0, 0], tf.int64), settings)
+    assert np.all((score.numpy() > objectives.EVADING_SCORE) == evading)
+    assert np.mean(draws) > 0.5 if evading else np.mean(draws) < 0.5  # the mean would judge the other way
