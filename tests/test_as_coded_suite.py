@@ -45,7 +45,8 @@ def _features_head_calibration(folder, eps=5.0):
     """What the features head's suite leaves: one calibration record per objective, two-sided."""
     for objective in suite.OBJECTIVES:
         name = suite.stem("calibration", objective, eps, "mc", "mutual_information", "two-sided")
-        artifacts.write_json(folder / "adaptive" / f"{name}.json", {"setting": suite.grid(objective)[-1]})
+        record = {"config": {"steps": 2}, "setting": suite.grid(objective)[-1]}
+        artifacts.write_json(folder / "adaptive" / f"{name}.json", record)
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +86,11 @@ def test_the_suite_writes_pgd_cascade_and_worst_case_rows_per_tail_and_attacker(
             cascade = mine & (attackers == attacker) & (table["attack"] == "cascade")
             assert list(table["objective"][cascade]) == list(suite.OBJECTIVES)
             worst = mine & (attackers == attacker) & (table["attack"] == "worst-case")
-            assert worst.sum() == 1  # the worst case is the cascade's last selection, re-judged
-            assert table["evasion_rate"][worst][0] == table["evasion_rate"][cascade][-1]
+            assert worst.sum() == 1
+            per_image = artifacts.read_table(paths[1])
+            who = np.array([a if isinstance(a, str) else "" for a in per_image["attacker"]])
+            rows = (per_image["tail"] == tail) & (who == attacker) & (per_image["attack"] == "worst-case")
+            assert rows.sum() == N and table["n_evading"][worst][0] == per_image["evaded_fpr05"][rows].sum()
             assert np.all(table["n_batches_attacked"][cascade] <= N // as_coded_suite.BATCH)
     assert np.all(np.isnan(table["evasion_fpr01"]))  # 40 fit scores: no threshold at 1%
     assert np.all(table["evasion_rate_lo"] <= table["evasion_rate"]) and np.all(table["n"] == N)
@@ -154,9 +158,14 @@ def test_calibration_on_the_network_itself_chooses_the_first_best_and_resumes(su
     assert all(r >= record["pgd_evasion"] for r in record["rates"])  # a batch keeps PGD unless the attack is better
 
 
-def test_the_features_head_settings_must_exist(tmp_path):
+def test_the_features_head_settings_must_exist_and_match_the_steps(tmp_path):
     with pytest.raises(ValueError, match="run the suite on the features head first"):
-        as_coded_suite.features_head_settings(tmp_path, 5.0, "upper")
+        as_coded_suite.features_head_settings(tmp_path, 5.0, "upper", 50)
+    _features_head_calibration(tmp_path)  # calibrated at 2 steps
+    with pytest.raises(ValueError, match="at 2 steps, this suite at 50"):
+        as_coded_suite.features_head_settings(tmp_path, 5.0, "upper", 50)
+    found = as_coded_suite.features_head_settings(tmp_path, 5.0, "upper", 2)
+    assert found["hinge"]["setting"] == suite.grid("hinge")[-1] and found["hinge"]["from"].endswith("two-sided.json")
 
 
 def test_cli_calibration_is_refused_elsewhere_and_checked():
@@ -168,3 +177,80 @@ def test_cli_calibration_is_refused_elsewhere_and_checked():
     assert_one_line_error(runner.invoke(app, ["report", "--adaptive", "--calibration", "own"]), "--calibration")
     base = ["report", "--adaptive", "--dataset", "catsdogs", "--variant", "as-coded"]
     assert_one_line_error(runner.invoke(app, [*base, "--calibration", "elsewhere"]), "own or features-head")
+
+
+def test_the_known_attackers_networks_are_the_evaluators_for_each_batch(suite_run):
+    import tensorflow as tf
+
+    from uncertadv.experiments.catsdogs.network import key
+
+    cfg, _, trunk, _ = suite_run
+    network, x, _, _, _, _ = _inputs(cfg, trunk)
+    probs = as_coded_suite.evaluator_probs(network, x, 4, 0)  # [T, N, 2]
+    target = as_coded_suite.BatchTarget(network, 4, fixed=True)
+    for b in range(N // as_coded_suite.BATCH):
+        target.key.assign(key(*as_coded_suite.evaluator_parts(0), b))  # as attack_batches sets it
+        sl = slice(b * as_coded_suite.BATCH, (b + 1) * as_coded_suite.BATCH)
+        log_mean, u = target(tf.constant(x[sl]))
+        np.testing.assert_allclose(np.exp(log_mean.numpy()), probs[:, sl].mean(axis=0), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(u.numpy(), as_coded_gate._mi(probs[:, sl]), rtol=1e-4, atol=1e-6)
+
+
+def test_a_coupled_batch_keeps_the_iterate_with_more_evading_images():
+    """Iterate 0: two images evade, three are neither (score sum about 9); iterate 1: one evades, four
+    are misclassified just above τ (sum about 10.5). The batch keeps iterate 0; a plain sum would not."""
+    import tensorflow as tf
+
+    from uncertadv import objectives
+    from uncertadv.attacks import AttackConfig, _build_detector_step
+
+    calls = tf.Variable(0, dtype=tf.int64)
+    wrong = tf.constant([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]], tf.float32)  # per iterate
+    u = tf.constant([[0.1] * 5, [0.1, 0.51, 0.51, 0.51, 0.51]])
+
+    def target(x):
+        k = tf.minimum(calls.assign_add(1) - 1, 1)
+        zero = 0.0 * tf.reduce_sum(x, axis=1)
+        sign = 2.0 * tf.gather(wrong, k) - 1.0  # +1: class 1 leads, against the true 0
+        return tf.nn.log_softmax(tf.stack([zero - 5.0 * sign, zero + 5.0 * sign], axis=1)), zero + tf.gather(u, k)
+
+    config = AttackConfig(method="pgd-adaptive-known", eps=5, measure="mutual_information", threshold=0.5,
+                          iterations=1, detector_seed=0, loss="cw", best_iterate=True)  # fmt: skip
+    settings = tf.constant([1.0, 0.5, -1.0, 0.0, 0.0, 0.0, 0.0])
+    for coupled, kept in ((True, [True, True, False, False, False]), (False, [True, True, False, False, False])):
+        calls.assign(0)
+        run = _build_detector_step(target, config, coupled=coupled)
+        _, score, _ = run(tf.zeros([5, 3]), tf.zeros([5], tf.int64), 0.02, 0.01, tf.constant([0, 0], tf.int64),
+                          settings)  # fmt: skip
+        evading = score.numpy() > objectives.EVADING_SCORE
+        assert evading.tolist() == kept
+        if coupled:  # the whole batch is iterate 0's: its misclassified-only images are not iterate 1's
+            assert np.all(score.numpy()[2:] <= 0.0)
+        else:  # per image, the last three take iterate 1 (misclassified beats neither)
+            assert np.all(score.numpy()[2:] > objectives.MISCLASSIFIED_SCORE)
+
+
+def test_batch_intervals_resample_whole_batches():
+    fit = np.linspace(0, 1, 100)
+    u = np.r_[np.zeros(5), np.ones(5) * 2]  # batch 0 evades (below the threshold), batch 1 is flagged
+    success = np.ones(10, bool)
+    out = as_coded_suite.batch_intervals(u, success, fit, "upper", rounds=400, seed=0)
+    assert out["evasion"][0] == 0.0 and out["evasion"][1] == 1.0  # two batches: 0, 1/2 or 1 per round
+    assert out["left"] == (0.0, 1.0)
+    none = as_coded_suite.batch_intervals(u, np.zeros(10, bool), fit, "upper", rounds=50, seed=0)
+    assert np.isnan(none["left"][0]) and none["evasion"] == (0.0, 0.0)
+
+
+def test_run_with_its_own_calibration(suite_run, monkeypatch):
+    cfg, suite_cfg, trunk, _ = suite_run
+    one = suite.grid
+    monkeypatch.setattr(suite, "grid", lambda objective: one(objective)[:2])  # two settings each: a quick run
+    paths = as_coded_suite.run(cfg, suite_cfg, "own", [5.0], trunk=trunk)
+    record = artifacts.read_json(paths[2])
+    assert record["config"]["calibration"] == "own"
+    for tail in suite.TAILS:
+        for objective, found in record["calibrations"][f"eps5_{tail}"].items():
+            assert len(found["rates"]) == 2 and found["setting"] == one(objective)[int(np.argmax(found["rates"]))]
+    assert set(artifacts.read_table(paths[0])["calibration"]) == {"own"}
+    sets = list((cfg.ablation.folder / "attacks").glob("gate_pgd_*.npz"))
+    assert len(sets) == 2  # the sources' PGD and the calibration images' PGD, apart

@@ -291,7 +291,7 @@ def _build_detector_step(target: _LogPredictive, config: AttackConfig, bounds=No
         """The best iterate so far, its score, and the first evading iterate, after scoring iterate i."""
         first = tf.where((first < 0) & (score > objectives.EVADING_SCORE), i, first)
         if coupled:
-            whole = tf.fill(tf.shape(score), tf.reduce_sum(score) > tf.reduce_sum(best_score))
+            whole = tf.fill(tf.shape(score), _batch_value(score) > _batch_value(best_score))
             better = tf.reshape(whole, [-1] + [1] * (len(adv.shape) - 1))
             return tf.where(better, adv, best), tf.where(whole, score, best_score), first
         better = tf.reshape(score > best_score, [-1] + [1] * (len(adv.shape) - 1))
@@ -324,6 +324,17 @@ def _build_detector_step(target: _LogPredictive, config: AttackConfig, bounds=No
         return adv, score, first
 
     return run
+
+
+def _batch_value(score):
+    """One number per batch from its images' ``objectives.iterate_score`` ``[B]``, ranking batches by
+    their evading images, then their misclassified ones, then the mean detector term (a plain sum
+    would rank 1 evading + 4 misclassified above 2 evading). -inf scores (no iterate yet) give -inf."""
+    width = tf.cast(tf.shape(score)[0] + 1, score.dtype)
+    evading = tf.cast(score > objectives.EVADING_SCORE, score.dtype)
+    misclassified = tf.cast(score > objectives.MISCLASSIFIED_SCORE, score.dtype)
+    rest = score - 3.0 * evading - 1.5 * misclassified  # -0.5 tanh(g), in [-0.5, 0]
+    return width * width * tf.reduce_sum(evading) + width * tf.reduce_sum(misclassified) + tf.reduce_mean(rest)
 
 
 # (first model) -> {(member ids, predictor, method, samples, iterations, pixel_max, from_logits): (target, step)}

@@ -90,3 +90,4 @@ def iterate_score(misclassified, accepted, g):
 
 
 EVADING_SCORE = 3.0  # iterate_score above this: the iterate evades (by the attacker's estimate)
+MISCLASSIFIED_SCORE = 0.75  # above this: misclassified (evading ones too)

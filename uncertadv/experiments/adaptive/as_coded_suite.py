@@ -104,10 +104,16 @@ class Detector:
         return ok & (True if lower is None else u >= lower)
 
 
+def evaluator_parts(seed: int) -> tuple[int, int, int]:
+    """The evaluator's key parts for adversarial images; batch b draws from ``key(*parts, b)``. The
+    calibration images' batch b draws the same networks as the sources' batch b: both are the
+    evaluator's, and the known attacker knows them."""
+    return eval_seed(seed), ablation.PREDICTOR_CODES["mc"], ADV_KIND
+
+
 def evaluator_probs(network, images: np.ndarray, samples: int, seed: int) -> np.ndarray:
-    """The evaluator's ``[T, N, 2]`` on adversarial images, batch b with key (eval seed, mc, adversarial, b)."""
-    return ablation.predict(network, images, samples, BATCH, (eval_seed(seed), ablation.PREDICTOR_CODES["mc"],
-                                                              ADV_KIND))  # fmt: skip
+    """The evaluator's ``[T, N, 2]`` on adversarial images, batch b keyed ``(*evaluator_parts(seed), b)``."""
+    return ablation.predict(network, images, samples, BATCH, evaluator_parts(seed))
 
 
 def verdict(probs: np.ndarray, labels: np.ndarray, det: Detector, fpr: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
@@ -172,7 +178,7 @@ def attack_batches(network, x: np.ndarray, labels: np.ndarray, batches: np.ndarr
     radius, step = tf.constant(eps / 255.0), tf.constant(eps / 4 / 255.0)
     for b in progress_bar(batches, desc=f"{attacker} attack, {len(batches)} batches", total=len(batches)):
         sl = slice(b * BATCH, (b + 1) * BATCH)
-        evaluator = key(eval_seed(seed), ablation.PREDICTOR_CODES["mc"], ADV_KIND, b)
+        evaluator = key(*evaluator_parts(seed), b)
         model.key.assign(evaluator if known else key(seed, ATTACKER_CODES[attacker], stage, int(b), 1))
         model.calls.assign(0)
         start = tf.constant(key(seed, ATTACKER_CODES[attacker], stage, int(b), 0))
@@ -297,17 +303,21 @@ def calibrate(inp_cal: Inputs, cfg: as_coded_gate.GateConfig, suite_cfg: suite.S
     return artifacts.read_json(path)
 
 
-def features_head_settings(folder: Path, eps: float, tail: str) -> dict[str, dict]:
+def features_head_settings(folder: Path, eps: float, tail: str, steps: int) -> dict[str, dict]:
     """The features head's calibrated settings (``folder/adaptive``, folder: ``results/catsdogs``), MI at
     ``eps``: the tail's own where it was calibrated, else the two-sided ones (the upper tail is skipped there,
-    since PGD already evades wherever it succeeds). A missing record is a one-line error."""
+    since PGD already evades wherever it succeeds). A missing record, or one calibrated at other
+    ``steps``, is a one-line error."""
     out = {}
     for objective in suite.OBJECTIVES:
         for t in dict.fromkeys((tail, "two-sided")):
             name = suite.stem("calibration", objective, eps, "mc", MEASURE, t)
             path = folder / "adaptive" / f"{name}.json"
             if path.is_file():
-                out[objective] = {"setting": artifacts.read_json(path)["setting"], "from": str(path.name)}
+                record = artifacts.read_json(path)
+                if record["config"]["steps"] != steps:
+                    raise ValueError(f"{path} calibrated at {record['config']['steps']} steps, this suite at {steps}")
+                out[objective] = {"setting": record["setting"], "from": str(path.name)}
                 break
         else:
             raise ValueError(f"no calibration of {objective} at eps {eps:g} in {folder}: run the "
@@ -328,20 +338,41 @@ def judged_rows(inp: Inputs, det: Detector, images: np.ndarray, samples: int, se
     return out
 
 
-def table_row(judged: dict, **key) -> dict:
-    """One row of ``adaptive.csv``: evasion at each FPR over the N images, and at 5% its Wilson interval
-    and the detection left (flagged among the successful)."""
+def table_row(judged: dict, fit_scores: np.ndarray, *, rounds: int, seed: int, **key) -> dict:
+    """One row of ``adaptive.csv``: evasion at each FPR over the N images, and at 5% the detection left
+    (flagged among the successful), each with a percentile bootstrap interval that resamples whole
+    batches of the images and of the fit images (outputs are coupled within a batch), the
+    threshold re-fitted each round. ``key`` holds the row's ``tail`` and the rest of its columns."""
     n, success, evaded = len(judged["u"]), int(judged["success"].sum()), int(judged["evaded_fpr05"].sum())
-    lo, hi = metrics.wilson_interval(evaded, n)
+    intervals = batch_intervals(judged["u"], judged["success"], fit_scores, key["tail"], rounds=rounds, seed=seed)
     row = {**key, "n": n, "n_successful": success, "n_evading": evaded, "evasion_rate": evaded / n,
-           "evasion_rate_lo": lo, "evasion_rate_hi": hi}  # fmt: skip
+           "evasion_rate_lo": intervals["evasion"][0], "evasion_rate_hi": intervals["evasion"][1]}  # fmt: skip
     for f in FPRS:
         name = f"evaded_fpr{int(round(f * 100)):02d}"
         row[name.replace("evaded", "evasion")] = float("nan") if judged[name] is None else float(judged[name].mean())
-    left_lo, left_hi = metrics.wilson_interval(success - evaded, success)
-    row.update(detection_left=(success - evaded) / success if success else float("nan"), detection_left_lo=left_lo,
-               detection_left_hi=left_hi)  # fmt: skip
+    row.update(detection_left=(success - evaded) / success if success else float("nan"),
+               detection_left_lo=intervals["left"][0], detection_left_hi=intervals["left"][1])  # fmt: skip
     return row
+
+
+def batch_intervals(u: np.ndarray, success: np.ndarray, fit_scores: np.ndarray, tail: str, *, rounds: int,
+                    seed: int, level: float = 0.95) -> dict[str, tuple[float, float]]:  # fmt: skip
+    """``{"evasion": (lo, hi), "left": (lo, hi)}`` at 5% FPR: percentile intervals of the evading share
+    of ``u [N]`` and of the flagged share of the successful ones (``success [N]``), resampling whole
+    batches of ``BATCH`` of both the images and ``fit_scores [M]``; NaN where no round has a
+    successful image."""
+    rng = np.random.default_rng(seed)
+    w_img = metrics._cluster_counts(np.arange(len(u)) // BATCH, rounds, rng)  # [R, N]
+    w_fit = metrics._cluster_counts(np.arange(len(fit_scores)) // BATCH, rounds, rng).astype(int)  # [R, M]
+    evasion, left = [], []
+    for r in range(rounds):
+        det = Detector(tail, {0.05: thresholds(np.repeat(fit_scores, w_fit[r]), 0.05, "conformal", tail)})
+        evaded = success & det.accepts(u)
+        evasion.append(w_img[r] @ evaded / w_img[r].sum())
+        if w_img[r] @ success > 0:
+            left.append(w_img[r] @ (success & ~evaded) / (w_img[r] @ success))
+    return {"evasion": metrics._percentiles(np.array(evasion), level),
+            "left": metrics._percentiles(np.array(left), level) if left else (float("nan"), float("nan"))}  # fmt: skip
 
 
 COLUMNS = ("variant", "predictor", "measure", "tail", "eps", "attack", "attacker", "objective", "c", "kappa",
@@ -392,32 +423,26 @@ def run(cfg: as_coded_gate.GateConfig, suite_cfg: suite.SuiteConfig, calibration
                 calibrations[f"eps{eps:g}_{tail}"] = {o: {"setting": r["setting"], "rates": r["rates"]}
                                                       for o, r in chosen.items()}  # fmt: skip
             else:
-                found = features_head_settings(Path(a.folder).parent / "catsdogs", eps, tail)
+                found = features_head_settings(
+                    Path(a.folder).parent / "catsdogs", eps, tail, suite_cfg.calibration_steps
+                )
                 settings = {o: r["setting"] for o, r in found.items()}
                 calibrations[f"eps{eps:g}_{tail}"] = found
             base = {"variant": as_coded_gate.VARIANT, "predictor": "mc", "measure": MEASURE, "tail": tail,
                     "eps": eps, "steps": suite_cfg.steps, "calibration": calibration}  # fmt: skip
+            row = functools.partial(table_row, fit_scores=fit_scores, rounds=a.bootstrap, seed=a.seed, **base)
+
             judged = judged_rows(inp, det, pgd, a.samples, a.seed)
-            rows.append(table_row(judged, **base, attack="pgd", attacker="", objective="", n_batches_attacked=0))
+            rows.append(row(judged, attack="pgd", attacker="", objective="", n_batches_attacked=""))
             images += _image_rows(judged, tail, eps, "pgd", "")
             for attacker in suite_cfg.attackers:
                 stages = cascade(inp, cfg, suite_cfg, det, attacker, settings, eps, a.folder / as_coded_gate.VARIANT)
                 for stage in stages[1:]:
                     judged = judged_rows(inp, det, stage["images"], a.samples, a.seed)
-                    options = settings[stage["stage"]]
-                    rows.append(
-                        table_row(
-                            judged,
-                            **base,
-                            attack="cascade",
-                            attacker=attacker,
-                            objective=stage["stage"],
-                            n_batches_attacked=stage["n_batches_attacked"],
-                            **{k: options.get(k, "") for k in ("c", "kappa", "margin", "update")},
-                        )
-                    )
-                rows.append(table_row(judged, **base, attack="worst-case", attacker=attacker, objective="",
-                                      n_batches_attacked=0))  # fmt: skip
+                    options = {k: settings[stage["stage"]].get(k, "") for k in ("c", "kappa", "margin", "update")}
+                    rows.append(row(judged, attack="cascade", attacker=attacker, objective=stage["stage"],
+                                    n_batches_attacked=stage["n_batches_attacked"], **options))  # fmt: skip
+                rows.append(row(judged, attack="worst-case", attacker=attacker, objective="", n_batches_attacked=""))
                 images += _image_rows(judged, tail, eps, "worst-case", attacker)
     folder = a.folder / as_coded_gate.VARIANT
     csv_path, images_path = folder / "adaptive.csv", folder / "adaptive_images.csv"
@@ -436,8 +461,8 @@ def run(cfg: as_coded_gate.GateConfig, suite_cfg: suite.SuiteConfig, calibration
 def _image_rows(judged: dict, tail: str, eps: float, attack: str, attacker: str) -> list[dict]:
     n = len(judged["u"])
     return [{"tail": tail, "eps": eps, "attack": attack, "attacker": attacker, "index": i, "batch": i // BATCH,
-             "u": float(judged["u"][i]), "success": bool(judged["success"][i]),
-             **{name: "" if judged[name] is None else bool(judged[name][i]) for name in _EVADED}}
+             "u": float(judged["u"][i]), "success": int(judged["success"][i]),
+             **{name: "" if judged[name] is None else int(judged[name][i]) for name in _EVADED}}
             for i in range(n)]  # fmt: skip
 
 
@@ -446,7 +471,8 @@ _EVADED = tuple(f"evaded_fpr{int(round(f * 100)):02d}" for f in FPRS)
 
 def findings(folder: Path) -> str:
     """The README block of the ablation folder: per tail, PGD's and each attacker's worst-case evasion at 5%
-    FPR over the N images, and the detection left among the worst case's successful images (Wilson 95%)."""
+    FPR over the N images, and the detection left among the worst case's successful images (95% intervals
+    resampling whole batches)."""
     path = folder / as_coded_gate.VARIANT / "adaptive.csv"
     if not path.is_file():
         return "(the suite has not run on as-coded here: `make catsdogs-adaptive` runs it)\n"
