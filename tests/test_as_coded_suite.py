@@ -1,6 +1,8 @@
 """The adaptive suite on the as-coded variant (issue 19): batches of 5 as the unit of attack, selection
 and re-judging, on a tiny batch-statistics trunk."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import assert_one_line_error
@@ -245,10 +247,11 @@ def test_run_with_its_own_calibration(suite_run, monkeypatch):
     cfg, suite_cfg, trunk, _ = suite_run
     one = suite.grid
     monkeypatch.setattr(suite, "grid", lambda objective: one(objective)[:2])  # two settings each: a quick run
-    paths = as_coded_suite.run(cfg, suite_cfg, "own", [5.0], trunk=trunk)
+    one_tail = dataclasses.replace(suite_cfg, tails=("two-sided",), attackers=("known",))
+    paths = as_coded_suite.run(cfg, one_tail, "own", [5.0], trunk=trunk)
     record = artifacts.read_json(paths[2])
     assert record["config"]["calibration"] == "own"
-    for tail in suite.TAILS:
+    for tail in one_tail.tails:
         for objective, found in record["calibrations"][f"eps5_{tail}"].items():
             assert len(found["rates"]) == 2 and found["setting"] == one(objective)[int(np.argmax(found["rates"]))]
     assert set(artifacts.read_table(paths[0])["calibration"]) == {"own"}
