@@ -236,15 +236,25 @@ def test_batch_intervals_resample_whole_batches():
     fit = np.linspace(0, 1, 100)
     u = np.r_[np.zeros(5), np.ones(5) * 2]  # batch 0 evades (below the threshold), batch 1 is flagged
     success = np.ones(10, bool)
-    out = as_coded_suite.batch_intervals(u, success, fit, "upper", rounds=400, seed=0)
+    out = as_coded_suite.batch_intervals({"u": u, "success": success}, fit, "upper", rounds=400, seed=0)
     assert out["evasion"][0] == 0.0 and out["evasion"][1] == 1.0  # two batches: 0, 1/2 or 1 per round
-    assert out["left"] == (0.0, 1.0)
-    none = as_coded_suite.batch_intervals(u, np.zeros(10, bool), fit, "upper", rounds=50, seed=0)
+    assert out["left"] == (0.0, 1.0) and np.isnan(out["gain"][0])  # no PGD rows: no gain
+    # paired with PGD on the same images: the worst case adds batch 1, so a round's gain is batch 1's share
+    # of the drawn batches (0, 1/2 or 1), never negative
+    pgd = {"u": np.r_[np.zeros(5), np.ones(5) * 2], "success": np.ones(10, bool)}
+    worst = {"u": np.zeros(10), "success": np.ones(10, bool)}
+    paired = as_coded_suite.batch_intervals(worst, fit, "upper", pgd=pgd, rounds=400, seed=0)
+    assert paired["gain"][0] == 0.0 and paired["gain"][1] == 1.0
+    none = as_coded_suite.batch_intervals({"u": u, "success": np.zeros(10, bool)}, fit, "upper", rounds=50, seed=0)
     assert np.isnan(none["left"][0]) and none["evasion"] == (0.0, 0.0)
 
 
-def test_run_with_its_own_calibration(suite_run, monkeypatch):
+def test_run_with_its_own_calibration(suite_run, monkeypatch, tmp_path):
+    import shutil
+
     cfg, suite_cfg, trunk, _ = suite_run
+    shutil.copytree(cfg.ablation.folder, tmp_path / "catsdogs-ablation")  # its heads and PGD set are reused
+    cfg = dataclasses.replace(cfg, ablation=dataclasses.replace(cfg.ablation, folder=tmp_path / "catsdogs-ablation"))
     one = suite.grid
     monkeypatch.setattr(suite, "grid", lambda objective: one(objective)[:2])  # two settings each: a quick run
     one_tail = dataclasses.replace(suite_cfg, tails=("two-sided",), attackers=("known",))
@@ -257,3 +267,22 @@ def test_run_with_its_own_calibration(suite_run, monkeypatch):
     assert set(artifacts.read_table(paths[0])["calibration"]) == {"own"}
     sets = list((cfg.ablation.folder / "attacks").glob("gate_pgd_*.npz"))
     assert len(sets) == 2  # the sources' PGD and the calibration images' PGD, apart
+
+
+def test_claim_12_is_judged_from_the_as_coded_suites_worst_case_rows(suite_run):
+    from uncertadv.experiments.claims import ledger, rules
+
+    cfg, _, _, paths = suite_run
+    root = cfg.ablation.folder.parent
+    rows = ledger._adaptive_claims("catsdogs-ablation/as-coded", cfg.ablation.folder / "as-coded", root)
+    table = artifacts.read_table(paths[0])
+    worst = table["attack"] == "worst-case"
+    assert len(rows) == 2 * worst.sum() == 2 * len(suite.TAILS) * len(suite.ATTACKERS)
+    for r in rows:
+        assert r["source"] == "catsdogs-ablation/as-coded/adaptive.csv"
+        if r["claim"] == "12a" and r["row"].endswith("known"):
+            assert r["verdict"] == rules.NOT_TESTABLE  # at least PGD's by construction
+        else:
+            assert r["verdict"] in (rules.HOLDS, rules.DOES_NOT_HOLD, rules.INCONCLUSIVE)
+    gains = table["evasion_gain"][worst]
+    assert np.all(table["evasion_gain_lo"][worst] <= gains) and np.all(gains <= table["evasion_gain_hi"][worst])

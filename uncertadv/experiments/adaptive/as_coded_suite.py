@@ -338,47 +338,60 @@ def judged_rows(inp: Inputs, det: Detector, images: np.ndarray, samples: int, se
     return out
 
 
-def table_row(judged: dict, fit_scores: np.ndarray, *, rounds: int, seed: int, **key) -> dict:
+def table_row(judged: dict, fit_scores: np.ndarray, *, rounds: int, seed: int, pgd: dict | None = None,
+              **key) -> dict:  # fmt: skip
     """One row of ``adaptive.csv``: evasion at each FPR over the N images, and at 5% the detection left
-    (flagged among the successful), each with a percentile bootstrap interval that resamples whole
-    batches of the images and of the fit images (outputs are coupled within a batch), the
-    threshold re-fitted each round. ``key`` holds the row's ``tail`` and the rest of its columns."""
+    (flagged among the successful) and, given PGD's ``judged_rows`` (``pgd``), the gain over PGD paired
+    by image; each with a percentile bootstrap interval that resamples whole batches of the images
+    and of the fit images (outputs are coupled within a batch), the threshold re-fitted each round.
+    ``key`` holds the row's ``tail`` and the rest of its columns."""
     n, success, evaded = len(judged["u"]), int(judged["success"].sum()), int(judged["evaded_fpr05"].sum())
-    intervals = batch_intervals(judged["u"], judged["success"], fit_scores, key["tail"], rounds=rounds, seed=seed)
-    row = {**key, "n": n, "n_successful": success, "n_evading": evaded, "evasion_rate": evaded / n,
-           "evasion_rate_lo": intervals["evasion"][0], "evasion_rate_hi": intervals["evasion"][1]}  # fmt: skip
+    iv = batch_intervals(judged, fit_scores, key["tail"], pgd=pgd, rounds=rounds, seed=seed)
+    row = {**key, "n": n, "n_successful": success, "success_rate": success / n, "n_evading": evaded,
+           "evasion_rate": evaded / n, "evasion_rate_lo": iv["evasion"][0],
+           "evasion_rate_hi": iv["evasion"][1]}  # fmt: skip
     for f in FPRS:
         name = f"evaded_fpr{int(round(f * 100)):02d}"
         row[name.replace("evaded", "evasion")] = float("nan") if judged[name] is None else float(judged[name].mean())
     row.update(detection_left=(success - evaded) / success if success else float("nan"),
-               detection_left_lo=intervals["left"][0], detection_left_hi=intervals["left"][1])  # fmt: skip
+               detection_left_lo=iv["left"][0], detection_left_hi=iv["left"][1])  # fmt: skip
+    if pgd is not None:
+        row.update(evasion_gain=float(judged["evaded_fpr05"].mean() - pgd["evaded_fpr05"].mean()),
+                   evasion_gain_lo=iv["gain"][0], evasion_gain_hi=iv["gain"][1])  # fmt: skip
     return row
 
 
-def batch_intervals(u: np.ndarray, success: np.ndarray, fit_scores: np.ndarray, tail: str, *, rounds: int,
+def batch_intervals(judged: dict, fit_scores: np.ndarray, tail: str, *, pgd: dict | None = None, rounds: int,
                     seed: int, level: float = 0.95) -> dict[str, tuple[float, float]]:  # fmt: skip
-    """``{"evasion": (lo, hi), "left": (lo, hi)}`` at 5% FPR: percentile intervals of the evading share
-    of ``u [N]`` and of the flagged share of the successful ones (``success [N]``), resampling whole
-    batches of ``BATCH`` of both the images and ``fit_scores [M]``; NaN where no round has a
-    successful image."""
+    """Percentile intervals at 5% FPR of ``judged_rows`` (``u``, ``success`` ``[N]``): ``evasion`` (the
+    evading share of the N images), ``left`` (the flagged share of the successful ones) and, with
+    PGD's rows on the same images, ``gain`` (evasion minus PGD's, paired). Each round resamples whole
+    batches of ``BATCH`` of both the images and ``fit_scores [M]`` and re-fits the threshold; NaN
+    where no round has a successful image."""
+    u, success = judged["u"], judged["success"]
     rng = np.random.default_rng(seed)
     w_img = metrics._cluster_counts(np.arange(len(u)) // BATCH, rounds, rng)  # [R, N]
     w_fit = metrics._cluster_counts(np.arange(len(fit_scores)) // BATCH, rounds, rng).astype(int)  # [R, M]
-    evasion, left = [], []
+    evasion, left, gain = [], [], []
     for r in range(rounds):
         det = Detector(tail, {0.05: thresholds(np.repeat(fit_scores, w_fit[r]), 0.05, "conformal", tail)})
         evaded = success & det.accepts(u)
         evasion.append(w_img[r] @ evaded / w_img[r].sum())
         if w_img[r] @ success > 0:
             left.append(w_img[r] @ (success & ~evaded) / (w_img[r] @ success))
+        if pgd is not None:
+            gain.append(evasion[-1] - w_img[r] @ (pgd["success"] & det.accepts(pgd["u"])) / w_img[r].sum())
+    nan = (float("nan"), float("nan"))
     return {"evasion": metrics._percentiles(np.array(evasion), level),
-            "left": metrics._percentiles(np.array(left), level) if left else (float("nan"), float("nan"))}  # fmt: skip
+            "left": metrics._percentiles(np.array(left), level) if left else nan,
+            "gain": metrics._percentiles(np.array(gain), level) if gain else nan}  # fmt: skip
 
 
 COLUMNS = ("variant", "predictor", "measure", "tail", "eps", "attack", "attacker", "objective", "c", "kappa",
-           "margin", "update", "steps", "calibration", "n_batches_attacked", "n", "n_successful", "n_evading",
-           "evasion_fpr01", "evasion_fpr05", "evasion_fpr10", "evasion_rate", "evasion_rate_lo", "evasion_rate_hi",
-           "detection_left", "detection_left_lo", "detection_left_hi")  # fmt: skip
+           "margin", "update", "steps", "calibration", "n_batches_attacked", "n", "n_successful", "success_rate",
+           "n_evading", "evasion_fpr01", "evasion_fpr05", "evasion_fpr10", "evasion_rate", "evasion_rate_lo",
+           "evasion_rate_hi", "detection_left", "detection_left_lo", "detection_left_hi", "evasion_gain",
+           "evasion_gain_lo", "evasion_gain_hi")  # fmt: skip
 IMAGE_COLUMNS = ("tail", "eps", "attack", "attacker", "index", "batch", "u", "success", "evaded_fpr01",
                  "evaded_fpr05", "evaded_fpr10")  # fmt: skip
 
@@ -432,7 +445,7 @@ def run(cfg: as_coded_gate.GateConfig, suite_cfg: suite.SuiteConfig, calibration
                     "eps": eps, "steps": suite_cfg.steps, "calibration": calibration}  # fmt: skip
             row = functools.partial(table_row, fit_scores=fit_scores, rounds=a.bootstrap, seed=a.seed, **base)
 
-            judged = judged_rows(inp, det, pgd, a.samples, a.seed)
+            judged = pgd_judged = judged_rows(inp, det, pgd, a.samples, a.seed)
             rows.append(row(judged, attack="pgd", attacker="", objective="", n_batches_attacked=""))
             images += _image_rows(judged, tail, eps, "pgd", "")
             for attacker in suite_cfg.attackers:
@@ -442,7 +455,8 @@ def run(cfg: as_coded_gate.GateConfig, suite_cfg: suite.SuiteConfig, calibration
                     options = {k: settings[stage["stage"]].get(k, "") for k in ("c", "kappa", "margin", "update")}
                     rows.append(row(judged, attack="cascade", attacker=attacker, objective=stage["stage"],
                                     n_batches_attacked=stage["n_batches_attacked"], **options))  # fmt: skip
-                rows.append(row(judged, attack="worst-case", attacker=attacker, objective="", n_batches_attacked=""))
+                rows.append(row(judged, pgd=pgd_judged, attack="worst-case", attacker=attacker, objective="",
+                                n_batches_attacked=""))  # fmt: skip
                 images += _image_rows(judged, tail, eps, "worst-case", attacker)
     folder = a.folder / as_coded_gate.VARIANT
     csv_path, images_path = folder / "adaptive.csv", folder / "adaptive_images.csv"
