@@ -131,6 +131,7 @@ def test_a_rerun_reuses_every_stage_and_writes_the_same_table(suite_run):
     assert [p.stat().st_mtime_ns for p in stages] == stamps and paths[0].read_bytes() == before
     block = as_coded_suite.findings(cfg.ablation.folder)
     assert block.count("| 5 |") == len(suite.TAILS) * (1 + len(suite.ATTACKERS))
+    assert "of 10.0" not in block and not any(c in block for c in ("of 1.0", "of 2.0"))  # counts as integers
     assert "has not run" in as_coded_suite.findings(cfg.ablation.folder.parent / "elsewhere")
 
 

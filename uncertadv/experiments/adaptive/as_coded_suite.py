@@ -500,7 +500,7 @@ def findings(folder: Path) -> str:
         who = "pgd" if attack == "pgd" else f"worst case, {attackers[i]}"
         r = {k: v[i] for k, v in table.items()}
         left = ("n/a" if r["n_successful"] == 0 else f"{r['detection_left']:.3f} [{r['detection_left_lo']:.2f}, "
-                f"{r['detection_left_hi']:.2f}] of {r['n_successful']}")  # fmt: skip
+                f"{r['detection_left_hi']:.2f}] of {int(r['n_successful'])}")  # fmt: skip
         lines.append(f"| {r['eps']:g} | {r['tail']} | {who} | {r['evasion_rate']:.3f} [{r['evasion_rate_lo']:.2f}, "
                      f"{r['evasion_rate_hi']:.2f}] | {left} |")  # fmt: skip
     return "\n".join(lines) + "\n"
