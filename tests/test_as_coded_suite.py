@@ -107,6 +107,16 @@ def test_the_suite_writes_pgd_cascade_and_worst_case_rows_per_tail_and_attacker(
             assert np.all(table["n_batches_attacked"][cascade] <= N // as_coded_suite.BATCH)
     assert np.all(np.isnan(table["evasion_fpr01"]))  # 40 fit scores: no threshold at 1%
     assert np.all(table["evasion_rate_lo"] <= table["evasion_rate"]) and np.all(table["n"] == N)
+    curves = artifacts.read_table(paths[3])
+    for tail in suite.TAILS:
+        for attacker in suite.ATTACKERS:
+            mine = (curves["tail"] == tail) & (curves["attacker"] == attacker)
+            assert set(curves["objective"][mine]) == set(suite.OBJECTIVES)
+            for objective in suite.OBJECTIVES:
+                one = mine & (curves["objective"] == objective)
+                assert list(curves["iterate"][one]) == [0, suite_cfg.steps]  # every 5, and the last
+                assert np.all(np.diff(curves["n_evading"][one]) >= 0)  # a count of first evasions: it never falls
+                assert np.all(curves["n_evading"][one] <= curves["n_attacked"][one])
     record = artifacts.read_json(paths[2])
     assert record["config"]["calibration"] == "features-head" and record["config"]["batch"] == 5
     assert "cpu" in record["versions"]

@@ -159,7 +159,9 @@ def attack_batches(network, x: np.ndarray, labels: np.ndarray, batches: np.ndarr
                    attacker: str, eps: float, iterations: int, samples: int, seed: int, eot: int, u_target: float,
                    stage: int) -> np.ndarray:  # fmt: skip
     """The detector-aware attack ``options`` (a ``suite.grid`` setting) on the listed ``batches`` of
-    ``x [N, S, S, 3]``: ``[N, ...]`` with the other batches as given. Step eps/4 with step decay and
+    ``x [N, S, S, 3]``: ``(images [N, ...], first [N])``, the other batches as given; first: the
+    first iterate (0 = the random start) whose batch evaded for that image by the attacker's
+    estimate, -1 if none or not attacked. Step eps/4 with step decay and
     the best iterate, as the suite; random starts keyed ``(seed, attacker, stage, batch)``."""
     known = attacker == "known"
     upper, lower = det.cuts[0.05]
@@ -175,6 +177,7 @@ def attack_batches(network, x: np.ndarray, labels: np.ndarray, batches: np.ndarr
     settings = tf.constant([config.c, upper, -1.0 if lower is None else lower, config.margin, config.kappa,
                             log_target, 0.0], tf.float32)  # fmt: skip
     out = np.array(x, np.float32, copy=True)
+    first = np.full(len(x), -1, np.int64)
     radius, step = tf.constant(eps / 255.0), tf.constant(eps / 4 / 255.0)
     for b in progress_bar(batches, desc=f"{attacker} attack, {len(batches)} batches", total=len(batches)):
         sl = slice(b * BATCH, (b + 1) * BATCH)
@@ -183,8 +186,9 @@ def attack_batches(network, x: np.ndarray, labels: np.ndarray, batches: np.ndarr
         model.calls.assign(0)
         start = tf.constant(key(seed, ATTACKER_CODES[attacker], stage, int(b), 0))
         xb, yb = tf.constant(x[sl], tf.float32), tf.constant(labels[sl], tf.int64)
-        out[sl] = run(xb, yb, radius, step, start, settings)[0].numpy()
-    return out
+        images, _, first_evading = run(xb, yb, radius, step, start, settings)
+        out[sl], first[sl] = images.numpy(), first_evading.numpy()
+    return out, first
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,26 +211,28 @@ def _plain(want: dict) -> dict:
     return json.loads(json.dumps(want))
 
 
-def _stage(folder: Path, name: str, want: dict, compute) -> np.ndarray:
-    """A stage's images ``[N, ...]``, cached by content (``want``) under ``folder/attacks``."""
+def _stage(folder: Path, name: str, want: dict, compute) -> tuple[np.ndarray, np.ndarray]:
+    """A stage's ``(images [N, ...], first [N])`` (``attack_batches``), cached by content (``want``)
+    under ``folder/attacks``."""
     want = _plain(want)
     path = folder / "attacks" / f"suite_{name}-{ablation._digest(want)}.npz"
     if artifacts.reusable_record(artifacts.sidecar_path(path), want, [path]) is not None:
         with np.load(path, allow_pickle=False) as saved:
-            return saved["x_adv"]
+            return saved["x_adv"], saved["first"]
     start = time.perf_counter()
-    x_adv = compute()
+    x_adv, first = compute()
     with artifacts.atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, x_adv=x_adv)
+            np.savez_compressed(handle, x_adv=x_adv, first=first)
     artifacts.write_json(artifacts.sidecar_path(path), artifacts.record(want, start))
-    return x_adv
+    return x_adv, first
 
 
 def cascade(inp: Inputs, cfg: as_coded_gate.GateConfig, suite_cfg: suite.SuiteConfig, det: Detector, attacker: str,
             settings: dict[str, dict], eps: float, folder: Path) -> list[dict]:  # fmt: skip
-    """``[{"stage", "images" [N, ...], "n_batches_attacked", "wrong" [N], "evading" [N]}]``, pgd first,
-    each the attacker's selection through that stage and its own estimate of it."""
+    """``[{"stage", "images" [N, ...], "n_batches_attacked", "wrong" [N], "evading" [N], "first"}]``, pgd
+    first, each the attacker's selection through that stage and its own estimate of it; first: the
+    stage's first evading iterate of each image of its attacked batches (``attack_batches``)."""
     a = cfg.ablation
     guess = dict(samples=a.samples, seed=a.seed, eot=suite_cfg.eot)
     images = inp.pgd.copy()
@@ -244,7 +250,7 @@ def cascade(inp: Inputs, cfg: as_coded_gate.GateConfig, suite_cfg: suite.SuiteCo
         compute = functools.partial(attack_batches, inp.network, inp.x, inp.labels, todo, det, options,
                                     attacker=attacker, eps=eps, iterations=suite_cfg.steps, u_target=u_target,
                                     stage=number, **guess)  # fmt: skip
-        adv = _stage(folder, f"{objective}_{attacker}_eps{eps:g}_{det.tail}", want, compute)
+        adv, first = _stage(folder, f"{objective}_{attacker}_eps{eps:g}_{det.tail}", want, compute)
         new_wrong, new_evading = attacker_estimate(inp.network, adv, inp.labels, det, attacker, **guess)
         take = np.zeros(len(rank), bool)  # a batch changes only for a strictly better rank (earlier on a tie)
         take[todo] = batch_rank(new_wrong, new_evading)[todo] > rank[todo]
@@ -252,8 +258,9 @@ def cascade(inp: Inputs, cfg: as_coded_gate.GateConfig, suite_cfg: suite.SuiteCo
             sl = slice(b * BATCH, (b + 1) * BATCH)
             images[sl], wrong[sl], evading[sl] = adv[sl], new_wrong[sl], new_evading[sl]
         rank = batch_rank(wrong, evading)
+        attacked = np.isin(np.arange(len(images)) // BATCH, todo)
         stages.append({"stage": objective, "images": images.copy(), "n_batches_attacked": int(len(todo)),
-                       "wrong": wrong.copy(), "evading": evading.copy()})  # fmt: skip
+                       "wrong": wrong.copy(), "evading": evading.copy(), "first": first[attacked]})  # fmt: skip
     return stages
 
 
@@ -284,7 +291,7 @@ def calibrate(inp_cal: Inputs, cfg: as_coded_gate.GateConfig, suite_cfg: suite.S
     per_batch = np.add.reduceat(evading.astype(int), np.arange(0, len(evading), BATCH))
     left = settings[len(rates) :]
     for options in progress_bar(left, desc=f"calibrate {objective} {det.tail} ({len(todo)} batches)", total=len(left)):
-        adv = attack_batches(inp_cal.network, inp_cal.x, inp_cal.labels, todo, det, options, attacker="known",
+        adv, _ = attack_batches(inp_cal.network, inp_cal.x, inp_cal.labels, todo, det, options, attacker="known",
                              eps=eps, iterations=suite_cfg.calibration_steps, u_target=u_target, stage=0,
                              **guess)  # fmt: skip
         new_wrong, new_evading = attacker_estimate(inp_cal.network, adv, inp_cal.labels, det, "known", **guess)
@@ -401,7 +408,8 @@ def run(cfg: as_coded_gate.GateConfig, suite_cfg: suite.SuiteConfig, calibration
     """The suite on the as-coded network at each eps in ``passing`` (those whose gate passes).
     calibration: ``own`` (the suite's, on this network) or ``features-head`` (the settings the suite
     calibrated on the features head, in the ``catsdogs`` folder beside the ablation's). Writes
-    ``as-coded/adaptive.{csv,json}`` and ``adaptive_images.csv`` under the ablation folder."""
+    ``as-coded/adaptive.{csv,json}``, ``adaptive_images.csv`` and ``adaptive_curves.csv`` under the
+    ablation folder."""
     if calibration not in ("own", "features-head"):
         raise ValueError(f"calibration is own or features-head, got {calibration!r}")
     a = cfg.ablation
@@ -415,7 +423,7 @@ def run(cfg: as_coded_gate.GateConfig, suite_cfg: suite.SuiteConfig, calibration
     fit_scores = as_coded_gate._mi(as_coded_gate._probs(network, a, as_coded_gate.FIT_KIND, x[held["fit"]]))
     clean = as_coded_gate._probs(network, a, ablation.KIND_CODES["source"], x[src])
     correct = clean.mean(axis=0).argmax(axis=-1) == y[src]
-    rows, images, calibrations = [], [], {}
+    rows, images, curves, calibrations = [], [], [], {}
     for eps in passing:
         pgd, labels = as_coded_gate.pgd_set(cfg, network, head_record, x[src], y[src], eps, data_sha256)
         key_ = {"version": VERSION, "head": head_record["sha256"], "data_sha256": data_sha256, "seed": a.seed,
@@ -451,6 +459,8 @@ def run(cfg: as_coded_gate.GateConfig, suite_cfg: suite.SuiteConfig, calibration
             for attacker in suite_cfg.attackers:
                 stages = cascade(inp, cfg, suite_cfg, det, attacker, settings, eps, a.folder / as_coded_gate.VARIANT)
                 for stage in stages[1:]:
+                    curves += _curve(stage["first"], suite_cfg.steps, tail=tail, eps=eps, attacker=attacker,
+                                     objective=stage["stage"])  # fmt: skip
                     judged = judged_rows(inp, det, stage["images"], a.samples, a.seed)
                     options = {k: settings[stage["stage"]].get(k, "") for k in ("c", "kappa", "margin", "update")}
                     rows.append(row(judged, attack="cascade", attacker=attacker, objective=stage["stage"],
@@ -462,14 +472,27 @@ def run(cfg: as_coded_gate.GateConfig, suite_cfg: suite.SuiteConfig, calibration
     csv_path, images_path = folder / "adaptive.csv", folder / "adaptive_images.csv"
     artifacts.write_csv(csv_path, {c: [r.get(c, "") for r in rows] for c in COLUMNS})
     artifacts.write_csv(images_path, {c: [r[c] for r in images] for c in IMAGE_COLUMNS})
+    curves_path = folder / "adaptive_curves.csv"
+    artifacts.write_csv(curves_path, {c: [r[c] for r in curves] for c in CURVE_COLUMNS})
     record = artifacts.record({**cfg.recorded(), "suite": dataclasses.asdict(suite_cfg) | {"layout": None},
                                "calibration": calibration, "batch": BATCH, "fprs": list(FPRS)}, start,
                               evaluator_seed=eval_seed(a.seed), calibrations=calibrations, eps_run=passing,
                               sha256=artifacts.file_sha256(csv_path),
-                              outputs=[csv_path.name, images_path.name])  # fmt: skip
+                              outputs=[csv_path.name, images_path.name, curves_path.name])  # fmt: skip
     json_path = folder / "adaptive.json"
     artifacts.write_json(json_path, record)
-    return [csv_path, images_path, json_path]
+    return [csv_path, images_path, json_path, curves_path]
+
+
+CURVE_COLUMNS = ("tail", "eps", "attacker", "objective", "iterate", "n_attacked", "n_evading")
+CURVE_EVERY = 5  # iterates between the curve's points
+
+
+def _curve(first: np.ndarray, steps: int, **key) -> list[dict]:
+    """Evasion by the attacker's estimate against iterates: of the stage's attacked images (``first``
+    ``[K]``, ``attack_batches``), how many had evaded by iterate k, every CURVE_EVERY and the last."""
+    return [{**key, "iterate": k, "n_attacked": len(first), "n_evading": int(((first >= 0) & (first <= k)).sum())}
+            for k in sorted(set(range(0, steps + 1, CURVE_EVERY)) | {steps})]  # fmt: skip
 
 
 def _image_rows(judged: dict, tail: str, eps: float, attack: str, attacker: str) -> list[dict]:
