@@ -153,7 +153,7 @@ def report(
         _gate(dataset, variant, eps, iterations, n, samples, seed, bootstrap, results, image_size, backbone, weights,
               tails, calibration)  # fmt: skip
         return
-    refuse_unused(ctx, ("calibration",), "all but --adaptive --variant as-coded")
+    refuse_unused(ctx, ("calibration",), "this mode (only --adaptive --variant as-coded takes it)")
     if variant is not None or ablation:
         ignored = ("methods", "eps", "predictors", "adaptive", "render", *ADAPTIVE_ONLY, *not_own)
         refuse_unused(ctx, ignored, "--variant/--ablation (the ablation's fixed grid)")
