@@ -281,15 +281,12 @@ def calibrate(inp_cal: Inputs, cfg: as_coded_gate.GateConfig, suite_cfg: suite.S
     found = artifacts.reusable_record(path, want, [])
     if found is not None:
         return found
-    partial = path.with_name(f"{path.stem}.partial.json")
-    done = artifacts.reusable_record(partial, want, [])
-    rates, earlier = (list(done["rates"]), done["wall_seconds"]) if done else ([], 0.0)
-    start = time.perf_counter()
+    run = suite.GridRun(path, want)
     wrong, evading = attacker_estimate(inp_cal.network, inp_cal.pgd, inp_cal.labels, det, "known", **guess)
     rank = batch_rank(wrong, evading)
     todo = np.flatnonzero(~np.logical_and.reduceat(evading, np.arange(0, len(evading), BATCH)))
     per_batch = np.add.reduceat(evading.astype(int), np.arange(0, len(evading), BATCH))
-    left = settings[len(rates) :]
+    left = run.left(settings)
     for options in progress_bar(left, desc=f"calibrate {objective} {det.tail} ({len(todo)} batches)", total=len(left)):
         adv, _ = attack_batches(inp_cal.network, inp_cal.x, inp_cal.labels, todo, det, options, attacker="known",
                              eps=eps, iterations=suite_cfg.calibration_steps, u_target=u_target, stage=0,
@@ -298,16 +295,8 @@ def calibrate(inp_cal: Inputs, cfg: as_coded_gate.GateConfig, suite_cfg: suite.S
         new_per_batch = np.add.reduceat(new_evading.astype(int), np.arange(0, len(adv), BATCH))
         better = batch_rank(new_wrong, new_evading) > rank
         better[np.setdiff1d(np.arange(len(rank)), todo)] = False
-        rates.append(float(np.where(better, new_per_batch, per_batch).sum() / len(adv)))
-        artifacts.write_json(partial, {**artifacts.record(want, start, rates=rates),
-                                       "wall_seconds": round(time.perf_counter() - start + earlier, 2)})  # fmt: skip
-    best = int(np.argmax(rates))  # the first on a tie
-    record = artifacts.record(want, start, setting=settings[best], rates=rates, evasion=rates[best],
-                              pgd_evasion=float(evading.mean()), n_batches_attacked=int(len(todo)))  # fmt: skip
-    record["wall_seconds"] = round(record["wall_seconds"] + earlier, 2)
-    artifacts.write_json(path, record)
-    partial.unlink(missing_ok=True)
-    return artifacts.read_json(path)
+        run.add(float(np.where(better, new_per_batch, per_batch).sum() / len(adv)))
+    return run.finish(settings, pgd_evasion=float(evading.mean()), n_batches_attacked=int(len(todo)))
 
 
 def features_head_settings(folder: Path, eps: float, tail: str, steps: int) -> dict[str, dict]:

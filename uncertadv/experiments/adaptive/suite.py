@@ -258,36 +258,52 @@ def calibrate(cfg: SuiteConfig, setting: Setting, det: Detector, objective: str)
     found = None if cfg.force else artifacts.reusable_record(path, want, [])
     if found is not None:
         return found
-    # Each setting's rate is saved as it finishes: a run cut short (a session's end) resumes at the next
-    # setting. Every setting is seeded alone, so a resumed run gives the rates an unbroken one would.
-    partial = path.with_name(f"{name}.partial.json")
-    done = None if cfg.force else artifacts.reusable_record(partial, want, [])
-    rates, earlier = (list(done["rates"]), done["wall_seconds"]) if done else ([], 0.0)
-    start = time.perf_counter()
+    run = GridRun(path, want, force=cfg.force)
     pgd_evaded = protocol.judge(det, x_cal, pgd_cal, y_cal)["evaded"]
     todo = np.flatnonzero(~pgd_evaded)
-    settings = grid(objective)
-    left = settings[len(rates) :]
+    left = run.left(grid(objective))
     for options in progress_bar(left, desc=f"calibrate {objective} ({len(todo)} images)", total=len(left)):
         evaded = int(pgd_evaded.sum())
         if len(todo):
             adv = _attack(cfg, setting, det, "known", options, u_target, x_cal[todo], y_cal[todo],
                           iterations=cfg.calibration_steps)  # fmt: skip
             evaded += int(protocol.judge(det, x_cal[todo], adv, y_cal[todo])["evaded"].sum())
-        rates.append(evaded / len(cal))
-        artifacts.write_json(partial, _add_wall(artifacts.record(want, start, rates=rates), earlier))
-    best = int(np.argmax(rates))  # the first on a tie
-    record = artifacts.record(want, start, setting=settings[best], rates=rates, evasion=rates[best],
-                              pgd_evasion=float(pgd_evaded.mean()), n_attacked=int(len(todo)),
-                              resumed_after=len(done["rates"]) if done else 0)  # fmt: skip
-    artifacts.write_json(path, _add_wall(record, earlier))
-    partial.unlink(missing_ok=True)
-    return artifacts.read_json(path)
+        run.add(evaded / len(cal))
+    return run.finish(grid(objective), pgd_evasion=float(pgd_evaded.mean()), n_attacked=int(len(todo)))
 
 
-def _add_wall(record: dict, earlier: float) -> dict:
-    """``record`` with the wall time of the earlier, interrupted runs it continues added in."""
-    return {**record, "wall_seconds": round(record["wall_seconds"] + earlier, 2)}
+class GridRun:
+    """One calibration over a grid whose rates are saved as each setting finishes (``NAME.partial.json``
+    beside the record at ``path``, keyed like it): a run cut short (a session's end) resumes at the next
+    setting. Every setting is seeded alone, so a resumed run gives the rates an unbroken one would; the
+    wall times of the interrupted runs add up."""
+
+    def __init__(self, path: Path, want: dict, force: bool = False):
+        self.path, self.want = path, want
+        self.partial = path.with_name(f"{path.stem}.partial.json")
+        done = None if force else artifacts.reusable_record(self.partial, want, [])
+        self.rates, self.earlier = (list(done["rates"]), done["wall_seconds"]) if done else ([], 0.0)
+        self.resumed_after = len(self.rates)
+        self.start = time.perf_counter()
+
+    def left(self, settings: list) -> list:
+        return settings[len(self.rates) :]
+
+    def add(self, rate: float) -> None:
+        self.rates.append(rate)
+        artifacts.write_json(self.partial, self._walled(artifacts.record(self.want, self.start, rates=self.rates)))
+
+    def finish(self, settings: list, **extra) -> dict:
+        """Writes and returns the record: the best setting (the first on a tie), its rate and ``extra``."""
+        best = int(np.argmax(self.rates))
+        record = artifacts.record(self.want, self.start, setting=settings[best], rates=self.rates,
+                                  evasion=self.rates[best], **extra, resumed_after=self.resumed_after)  # fmt: skip
+        artifacts.write_json(self.path, self._walled(record))
+        self.partial.unlink(missing_ok=True)
+        return artifacts.read_json(self.path)
+
+    def _walled(self, record: dict) -> dict:
+        return {**record, "wall_seconds": round(record["wall_seconds"] + self.earlier, 2)}
 
 
 def _sha(index: np.ndarray) -> str:
