@@ -230,25 +230,41 @@ def grid_holes(cfg, models: dict, loaded: dict) -> list[dict]:
     from uncertadv.experiments.adaptive import suite
     from uncertadv.experiments.layout import eval_seed
 
-    encoder, decoder = io.load_vae(ensure_vae(cfg.layout))
-    z_grid, _ = latent.latent_grid(EXTENT, GRID)
-    far = latent.distance_to_data(z_grid, latent.encode(encoder, data.load_mnist("train")[0])) > FAR_DISTANCE
-    images = latent.decode(decoder, z_grid)
+    vae = ensure_vae(cfg.layout)
+    vae_files = [vae, *io.vae_paths(vae)]
     rows = []
     for predictor in cfg.predictors:
         x, y = loaded[predictor]
         fit = suite.fit_scores(cfg, cfg.layout, models[predictor], x, y, predictor, {}, 1.0)
-        probs = predictors.predict(models[predictor][0], images, predictor=predictor, samples=cfg.samples,
-                                   seed=eval_seed(cfg.seed), desc=f"latent grid ({predictor})")  # fmt: skip
-        mean = probs.mean(axis=0)
-        confident, label = mean.max(axis=-1) >= MIN_CONFIDENCE, mean.argmax(axis=-1)
+        # Decoding and judging 22,500 points is the slow part of a re-run: the per-point scores are cached,
+        # keyed by the VAE's and the classifier's contents (the thresholds are applied afresh).
+        want = {"suite": suite.VERSION, "grid": GRID, "extent": EXTENT, "far_distance": FAR_DISTANCE,
+                "vae": [artifacts.file_sha256(f) for f in vae_files], "predictor": predictor,
+                "weights": [artifacts.file_sha256(f) for f in models[predictor][1]], "samples": cfg.samples,
+                "seed": eval_seed(cfg.seed), "measures": list(protocol.MEASURES)}  # fmt: skip
+
+        def compute(predictor=predictor):
+            encoder, decoder = io.load_vae(vae)
+            z_grid, _ = latent.latent_grid(EXTENT, GRID)
+            far = latent.distance_to_data(z_grid, latent.encode(encoder, data.load_mnist("train")[0])) > FAR_DISTANCE
+            probs = predictors.predict(models[predictor][0], latent.decode(decoder, z_grid), predictor=predictor,
+                                       samples=cfg.samples, seed=eval_seed(cfg.seed),
+                                       desc=f"latent grid ({predictor})")  # fmt: skip
+            mean = probs.mean(axis=0)
+            scores = {m: getattr(measures, m)(probs) for m in protocol.MEASURES}
+            arrays = {"far": far, "max_prob": mean.max(axis=-1), "label": mean.argmax(axis=-1),
+                      "n_classes": mean.shape[-1]}  # fmt: skip
+            return {**arrays, **scores}, {}
+
+        point, _ = suite.cached_npz(cfg.layout.folder / "adaptive" / f"latent_grid_{predictor}.npz", want, compute)
+        far, label, confident = point["far"], point["label"], point["max_prob"] >= MIN_CONFIDENCE
         for measure in cfg.measures_of(predictor):
-            u = getattr(measures, measure)(probs)
+            u = point[measure]
             for tail in cfg.tails:
                 upper, lower = thresholds(fit[measure], 0.05, "conformal", tail)
                 accepted = (u <= (np.inf if upper is None else upper)) & (u >= (-np.inf if lower is None else lower))
                 hole = far & confident & accepted
-                for cls in [*range(mean.shape[-1]), "all"]:
+                for cls in [*range(int(point["n_classes"])), "all"]:
                     mine = np.ones(len(label), bool) if cls == "all" else label == cls
                     rows.append({"predictor": predictor, "measure": measure, "tail": tail, "class": cls,
                                  "n_points": int(mine.sum()), "n_far": int((far & mine).sum()),
