@@ -208,12 +208,12 @@ def _clean_accuracy_claim(setting: str, groups: dict, source: str) -> list[dict]
 
 
 def settings(root: Path) -> dict[str, str]:
-    """The settings judged under ``root``: SETTINGS, then each ablation variant with a scores.csv, in the
-    ablation's order."""
+    """The settings judged under ``root``: SETTINGS, then each ablation variant with a scores.csv or an
+    adaptive.csv, in the ablation's order."""
     from uncertadv.experiments.catsdogs import variants
 
     found = {f"{ABLATION}/{n}": f"{ABLATION}/{n}" for n in variants.ablation()
-             if (root / ABLATION / n / "scores.csv").is_file()}  # fmt: skip
+             if any((root / ABLATION / n / f).is_file() for f in ("scores.csv", "adaptive.csv"))}  # fmt: skip
     return {**SETTINGS, **found}
 
 
@@ -326,13 +326,17 @@ def measure(root: Path) -> list[dict]:
     for setting, name in settings(root).items():
         folder = root / name
         scores = folder / "scores.csv"
+        if setting.startswith(ABLATION):  # the paper's Table 1 grid, and the adaptive suite where it ran (as-coded)
+            if scores.is_file():
+                source, groups = str(scores.relative_to(root)), _groups(scores)
+                rows += _table_claims(setting, groups, paper, source) + _clean_accuracy_claim(setting, groups, source)
+            if (folder / "adaptive.csv").is_file():
+                rows += _adaptive_claims(setting, folder, root)
+            continue
         if not scores.is_file():
             continue
         source = str(scores.relative_to(root))
         groups = _groups(scores)
-        if setting.startswith(ABLATION):  # the paper's Table 1 grid only: no figures, ensemble or detectors
-            rows += _table_claims(setting, groups, paper, source) + _clean_accuracy_claim(setting, groups, source)
-            continue
         rows += _figure_claims(setting, folder, root)
         rows += _table_claims(setting, groups, paper, source)
         rows += _ensemble_claim(setting, groups, source)
