@@ -17,6 +17,7 @@ Shapes: ``z`` ``[N, 2]``; images ``[N, 28, 28, 1]``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from pathlib import Path
 
@@ -232,31 +233,40 @@ def grid_holes(cfg, models: dict, loaded: dict) -> list[dict]:
 
     vae = ensure_vae(cfg.layout)
     vae_files = [vae, *io.vae_paths(vae)]
+    x_train, y_train = data.load_mnist("train")
+
+    @functools.cache
+    def decoded() -> tuple[np.ndarray, np.ndarray]:
+        """``(far [G] bool, images [G, 28, 28, 1])``: computed once, for whichever predictor misses its cache."""
+        encoder, decoder = io.load_vae(vae)
+        z_grid, _ = latent.latent_grid(EXTENT, GRID)
+        far = latent.distance_to_data(z_grid, latent.encode(encoder, x_train)) > FAR_DISTANCE
+        return far, latent.decode(decoder, z_grid)
+
     rows = []
     for predictor in cfg.predictors:
         x, y = loaded[predictor]
         fit = suite.fit_scores(cfg, cfg.layout, models[predictor], x, y, predictor, {}, 1.0)
         # Decoding and judging 22,500 points is the slow part of a re-run: the per-point scores are cached,
-        # keyed by the VAE's and the classifier's contents (the thresholds are applied afresh).
+        # keyed by the contents of the VAE, the classifier and the training images (for the distances); the
+        # thresholds are applied afresh. A change to the maths needs suite.VERSION bumped, as for every cache.
         want = {"suite": suite.VERSION, "grid": GRID, "extent": EXTENT, "far_distance": FAR_DISTANCE,
-                "vae": [artifacts.file_sha256(f) for f in vae_files], "predictor": predictor,
-                "weights": [artifacts.file_sha256(f) for f in models[predictor][1]], "samples": cfg.samples,
-                "seed": eval_seed(cfg.seed), "measures": list(protocol.MEASURES)}  # fmt: skip
+                "vae": [artifacts.file_sha256(f) for f in vae_files], "train": inputs.data_sha256(x_train, y_train),
+                "predictor": predictor, "weights": [artifacts.file_sha256(f) for f in models[predictor][1]],
+                "samples": cfg.samples, "seed": eval_seed(cfg.seed), "measures": list(protocol.MEASURES)}  # fmt: skip
 
         def compute(predictor=predictor):
-            encoder, decoder = io.load_vae(vae)
-            z_grid, _ = latent.latent_grid(EXTENT, GRID)
-            far = latent.distance_to_data(z_grid, latent.encode(encoder, data.load_mnist("train")[0])) > FAR_DISTANCE
-            probs = predictors.predict(models[predictor][0], latent.decode(decoder, z_grid), predictor=predictor,
-                                       samples=cfg.samples, seed=eval_seed(cfg.seed),
-                                       desc=f"latent grid ({predictor})")  # fmt: skip
+            far, images = decoded()
+            probs = predictors.predict(models[predictor][0], images, predictor=predictor, samples=cfg.samples,
+                                       seed=eval_seed(cfg.seed), desc=f"latent grid ({predictor})")  # fmt: skip
             mean = probs.mean(axis=0)
             scores = {m: getattr(measures, m)(probs) for m in protocol.MEASURES}
             arrays = {"far": far, "max_prob": mean.max(axis=-1), "label": mean.argmax(axis=-1),
                       "n_classes": mean.shape[-1]}  # fmt: skip
             return {**arrays, **scores}, {}
 
-        point, _ = suite.cached_npz(cfg.layout.folder / "adaptive" / f"latent_grid_{predictor}.npz", want, compute)
+        cached = suite.forced if cfg.force else suite.cached_npz
+        point, _ = cached(cfg.layout.folder / "adaptive" / f"latent_grid_{predictor}.npz", want, compute)
         far, label, confident = point["far"], point["label"], point["max_prob"] >= MIN_CONFIDENCE
         for measure in cfg.measures_of(predictor):
             u = point[measure]

@@ -30,7 +30,7 @@ from uncertadv.experiments.layout import Layout, eval_seed, set_name
 
 ATTACKS = ("pgd", *ADAPTIVE_METHODS)
 MEASURES = ("predictive_entropy", "mutual_information", "softmax_variance")
-MEASURES_ALLOWED = DIFFERENTIABLE_MEASURES  # what --measures accepts (variation ratio has no gradient)
+MEASURES_ALLOWED = MEASURES  # what --measures accepts: the grid (variation ratio has no gradient)
 PREDICTORS = ("mc", "ensemble")
 C_GRID = (0.0, 0.1, 1.0, 10.0)
 TARGET_FPR = 0.05

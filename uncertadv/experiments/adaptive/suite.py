@@ -239,7 +239,7 @@ def calibration_pgd(cfg: SuiteConfig, setting: Setting) -> tuple[np.ndarray, np.
         adv = attack(setting.models, x_cal, y_cal, config, from_logits=setting.options.get("from_logits", False))
         return {"index": cal, "x_adv": adv}, {}
 
-    arrays, _ = _forced(path, want, compute) if cfg.force else cached_npz(path, want, compute)
+    arrays, _ = forced(path, want, compute) if cfg.force else cached_npz(path, want, compute)
     return cal, x_cal, arrays["x_adv"]
 
 
@@ -341,7 +341,7 @@ def cascade(cfg: SuiteConfig, setting: Setting, det: Detector, attacker: str, ob
                                  iterations=cfg.steps, restarts=1 + cfg.restarts, return_trace=True)  # fmt: skip
             return {"index": todo, "x_adv": adv, **dataclasses.asdict(trace)}, {"n_attacked": len(todo)}
 
-        arrays, _ = cached_npz(path, want, compute) if not cfg.force else _forced(path, want, compute)
+        arrays, _ = cached_npz(path, want, compute) if not cfg.force else forced(path, want, compute)
         misclassified_k = arrays["score"] > 0.5  # objectives.iterate_score: misclassified from 1 up
         candidates.append((arrays["index"], arrays["x_adv"], misclassified_k, arrays["evaded"]))
         chosen_images, chosen = select(candidates, n)
@@ -359,7 +359,8 @@ def _covered(candidate, n: int) -> np.ndarray:
     return out
 
 
-def _forced(path: Path, want: dict, compute):
+def forced(path: Path, want: dict, compute):
+    """``cached_npz`` after removing what is at ``path``: --force recomputes."""
     for stale in (path, artifacts.sidecar_path(path)):
         stale.unlink(missing_ok=True)
     return cached_npz(path, want, compute)
