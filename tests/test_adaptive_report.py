@@ -216,6 +216,25 @@ def test_a_rerun_reuses_every_set_and_writes_the_same_table(run):
     assert rendered == (folder / "adaptive.md").read_text()
 
 
+def test_another_vae_recomputes_the_latent_grid_and_nothing_else(run, tmp_path):
+    folder, args = run
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    npz = copy / "attacks" / f"{suite.stem('hinge', 'fresh', 76.0, 'mc', 'mutual_information', 'upper')}.npz"
+    grid = copy / "adaptive" / "latent_grid_mc.npz"
+    attack_before, grid_before = npz.stat().st_mtime_ns, artifacts.read_json(artifacts.sidecar_path(grid))
+    vae = copy / "models" / "vae.json"
+    assert invoke("train", "vae", "--epochs", "1", "--limit-train", "400", "--seed", "1", "--out", vae).exit_code == 0
+    result = invoke(*[a if a != str(folder) else copy for a in map(str, args)])
+    assert result.exit_code == 0, result.output
+    grid_after = artifacts.read_json(artifacts.sidecar_path(grid))
+    assert grid_after["config"]["vae"] != grid_before["config"]["vae"]  # same path, other contents: recomputed
+    assert grid_after["config"]["weights"] == grid_before["config"]["weights"]
+    assert npz.stat().st_mtime_ns == attack_before  # the attack sets do not depend on the VAE
+
+
 def test_the_latent_grid_counts_holes_per_class(run):
     folder, _ = run
     holes = artifacts.read_table(folder / "hole_grid.csv")
