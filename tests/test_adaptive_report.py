@@ -235,6 +235,21 @@ def test_another_vae_recomputes_the_latent_grid_and_nothing_else(run, tmp_path):
     assert npz.stat().st_mtime_ns == attack_before  # the attack sets do not depend on the VAE
 
 
+def test_the_sanity_checks_draw_the_thresholds_in_and_apply_their_rule(run):
+    folder, _ = run
+    checks = artifacts.read_table(folder / "adaptive_sanity.csv")
+    pairs = {(c, t) for c, t in zip(checks["check"], checks["tail"], strict=True)}
+    assert pairs == {(c, t) for c in ("thresholds drawn in", "eps 255") for t in suite.TAILS}
+    assert set(np.asarray(checks["eps"], float)) == {76.0, adaptive_report.SANITY_EPS}
+    fit = np.asarray(artifacts.read_table(folder / "adaptive" / "fit_scores_mc.csv")["mutual_information"], float)
+    for i in np.flatnonzero(checks["check"] == "thresholds drawn in"):
+        two = checks["tail"][i] == "two-sided"
+        assert checks["threshold"][i] == pytest.approx(np.quantile(fit, 0.75 if two else 0.5), rel=1e-6)
+    success, evasion = np.asarray(checks["success_rate"], float), np.asarray(checks["evasion_rate"], float)
+    assert np.all(evasion <= success + 1e-12) and np.all(checks["n"] == 30)
+    np.testing.assert_array_equal(checks["passes"], (evasion >= success - 0.01).astype(int))
+
+
 def test_the_latent_grid_counts_holes_per_class(run):
     folder, _ = run
     holes = artifacts.read_table(folder / "hole_grid.csv")
