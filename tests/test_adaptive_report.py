@@ -364,3 +364,24 @@ def test_the_readme_blocks_render_from_the_suites_files(run):
     assert adaptive_report.findings(folder, "ensemble").count("\n") == 2  # no ensemble rows in this run
     with pytest.raises(ValueError, match="unknown adaptive block"):
         adaptive_report.findings(folder, "other")
+
+
+def test_the_gallery_shows_the_upper_tail_or_the_two_sided_one_where_the_upper_was_skipped(run, tmp_path):
+    folder, _ = run
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    for tail in ("upper", "two-sided"):
+        if tail == "two-sided":  # as on cats vs dogs: the upper tail skipped, so no worst case there
+            table = artifacts.read_table(copy / "adaptive.csv")
+            keep = (table["tail"] != "upper") | (table["attack"] == "pgd")
+            artifacts.write_csv(copy / "adaptive.csv", {k: v[keep] for k, v in table.items()})
+            for path in (copy / "attacks").glob("suite_worst-case_*_upper.npz"):
+                path.unlink()
+        result = invoke("plot", "adaptive", "--dataset", "mnist", "--results", copy)
+        assert result.exit_code == 0 and "gallery skipped" not in result.output, result.output
+        record = artifacts.read_json(copy / "adaptive_gallery.json")
+        assert record["config"]["tail"] == tail
+        drawn = [name for name in record["inputs"] if "worst-case" in name]
+        assert len(drawn) == len(suite.ATTACKERS) and all(name.endswith(f"_{tail}.npz") for name in drawn)

@@ -119,22 +119,34 @@ def run_curves(layout: Layout, predictor: str = "mc", measure: str = suite.FULL_
     return out
 
 
+def gallery_tail(table: dict, predictor: str = "mc", measure: str = suite.FULL_MEASURE) -> str:
+    """The tail the gallery shows: the first of ``suite.TAILS`` with worst-case rows for ``predictor`` and
+    ``measure`` (the suite skips a tail where PGD already evades wherever it succeeds, as the upper tail on
+    cats vs dogs); the first tail when there is none."""
+    worst = (table["attack"] == "worst-case") & (table["predictor"] == predictor) & (table["measure"] == measure)
+    return next((t for t in suite.TAILS if t in set(table["tail"][worst])), suite.TAILS[0])
+
+
 def gallery_sets(layout: Layout, predictor: str = "mc", measure: str = suite.FULL_MEASURE,
-                 tail: str = "upper") -> list[Path]:  # fmt: skip
-    """The attack sets the gallery draws: PGD's and each attacker's worst case at the largest eps."""
-    eps = float(max(_table(layout)["eps"]))
+                 tail: str | None = None) -> list[Path]:  # fmt: skip
+    """The attack sets the gallery draws: PGD's and each attacker's worst case at the largest eps, for
+    ``tail`` (default: ``gallery_tail``)."""
+    table = _table(layout)
+    eps, tail = float(max(table["eps"])), tail or gallery_tail(table, predictor, measure)
     return [layout.attack_set(suite.stem("pgd", eps, predictor))] + [
         layout.attack_set(suite.stem("worst-case", a, eps, predictor, measure, tail)) for a in suite.ATTACKERS
     ]
 
 
-def run_gallery(layout: Layout, predictor: str = "mc", measure: str = suite.FULL_MEASURE, tail: str = "upper",
+def run_gallery(layout: Layout, predictor: str = "mc", measure: str = suite.FULL_MEASURE, tail: str | None = None,
                 count: int = 8) -> Path:  # fmt: skip
     """Sources, their PGD images and each attacker's worst-case images at the largest eps, captioned with
-    the evaluator's verdict; the first ``count`` images that PGD does not already make evade."""
+    the evaluator's verdict; the first ``count`` images that PGD does not already make evade. tail: as in
+    ``gallery_sets``."""
     from uncertadv import data
 
     started = time.perf_counter()
+    tail = tail or gallery_tail(_table(layout), predictor, measure)
     paths = gallery_sets(layout, predictor, measure, tail)
     pgd, record = attack_sets.load(paths[0])
     x, _ = data.load(layout.dataset, "test", **record["config"]["data_options"])
