@@ -117,3 +117,14 @@ def test_paired_difference_of_a_measure_with_itself_is_exactly_zero_and_pairs_ro
     assert hi - lo < 0.5 * min(h - low for low, h in separate)  # pairing removes the shared variation
     with pytest.raises(ValueError, match="same rows"):
         metrics.paired_bootstrap_auc_difference(pos, neg, pos[:10], neg)
+
+
+def test_resampled_auc_is_rank_auc_of_each_resample_bit_for_bit():
+    rng = np.random.default_rng(3)
+    for pos, neg in (
+        (rng.integers(0, 5, 40).astype(float), rng.integers(0, 5, 70).astype(float)),  # many ties
+        (rng.normal(size=57), rng.normal(size=31)),
+    ):
+        pos_idx, neg_idx = metrics._draws(len(pos), len(neg), rounds=300, seed=1)
+        got = metrics.resampled_auc(pos, neg, pos_idx, neg_idx, chunk=64)  # several chunks, the last partial
+        np.testing.assert_array_equal(got, metrics.rank_auc(pos[pos_idx], neg[neg_idx]))
