@@ -128,3 +128,11 @@ def test_resampled_auc_is_rank_auc_of_each_resample_bit_for_bit():
         pos_idx, neg_idx = metrics._draws(len(pos), len(neg), rounds=300, seed=1)
         got = metrics.resampled_auc(pos, neg, pos_idx, neg_idx, chunk=64)  # several chunks, the last partial
         np.testing.assert_array_equal(got, metrics.rank_auc(pos[pos_idx], neg[neg_idx]))
+
+
+def test_resampled_auc_takes_resamples_of_another_size():
+    pos, neg = np.array([0.1, 0.5, 0.9, 0.5]), np.array([0.2, 0.5, 0.7])
+    pos_idx, neg_idx = np.array([[0, 1], [2, 3]]), np.array([[0, 1, 1, 2, 0], [2, 2, 2, 2, 2]])
+    got = metrics.resampled_auc(pos, neg, pos_idx, neg_idx)
+    np.testing.assert_array_equal(got, metrics.rank_auc(pos[pos_idx], neg[neg_idx]))
+    assert got[1] == 0.5  # 0.9 above every 0.7, 0.5 below them all

@@ -58,19 +58,19 @@ def resampled_auc(
     -> ``[R]``. A resample holds original scores with multiplicities, so the negatives are sorted once, and
     the count of drawn negatives below (and tied with) each positive is read off per-resample cumulative
     counts. The Mann-Whitney U is a sum of half-integers, exact in float64, as the rank sum is."""
-    p, m = positive.shape[-1], negative.shape[-1]
+    p, m = pos_idx.shape[-1], neg_idx.shape[-1]  # the resamples' sizes
     order = np.argsort(negative, kind="stable")
-    position = np.empty(m, dtype=np.int64)
-    position[order] = np.arange(m)
+    position = np.empty(len(negative), dtype=np.int64)
+    position[order] = np.arange(len(negative))
     below = np.searchsorted(negative[order], positive, side="left")  # [P] sorted negatives < each positive
     upto = np.searchsorted(negative[order], positive, side="right")  # [P] sorted negatives <= each positive
     out = np.empty(len(pos_idx))
     for start in range(0, len(pos_idx), chunk):
         neg, pos = neg_idx[start : start + chunk], pos_idx[start : start + chunk]
         rows = np.arange(len(neg))[:, None]
-        counts = np.zeros((len(neg), m + 1), dtype=np.int64)
+        counts = np.zeros((len(neg), len(negative) + 1), dtype=np.int64)
         np.add.at(counts, (rows, position[neg] + 1), 1)
-        cumulative = counts.cumsum(axis=1)  # [r, M + 1]: drawn negatives among the first k sorted
+        cumulative = counts.cumsum(axis=1)  # [r, M + 1]: drawn negatives among the first k sorted ones
         less = np.take_along_axis(cumulative, below[pos], axis=1)
         ties = np.take_along_axis(cumulative, upto[pos], axis=1) - less
         out[start : start + chunk] = (2 * less + ties).sum(axis=1) / 2 / (p * m)

@@ -130,9 +130,10 @@ def run_curves(layout: Layout, predictor: str = "mc", measure: str = suite.FULL_
 
 def gallery_tail(table: dict, predictor: str = "mc", measure: str = suite.FULL_MEASURE) -> str:
     """The tail the gallery shows: the first of ``suite.TAILS`` with worst-case rows for ``predictor`` and
-    ``measure`` (the suite skips a tail where PGD already evades wherever it succeeds, as the upper tail on
-    cats vs dogs); the first tail when there is none."""
+    ``measure`` at the largest eps, the one it draws (the suite skips a tail where PGD already evades
+    wherever it succeeds, as the upper tail on cats vs dogs); the first tail when there is none."""
     worst = (table["attack"] == "worst-case") & (table["predictor"] == predictor) & (table["measure"] == measure)
+    worst &= table["eps"] == max(table["eps"])
     return next((t for t in suite.TAILS if t in set(table["tail"][worst])), suite.TAILS[0])
 
 
