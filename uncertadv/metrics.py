@@ -67,9 +67,9 @@ def resampled_auc(
     out = np.empty(len(pos_idx))
     for start in range(0, len(pos_idx), chunk):
         neg, pos = neg_idx[start : start + chunk], pos_idx[start : start + chunk]
-        rows = np.arange(len(neg))[:, None]
-        counts = np.zeros((len(neg), len(negative) + 1), dtype=np.int64)
-        np.add.at(counts, (rows, position[neg] + 1), 1)
+        width = len(negative) + 1  # a row per resample: [0, count of sorted negative 0, ...]
+        flat = (np.arange(len(neg))[:, None] * width + position[neg] + 1).ravel()
+        counts = np.bincount(flat, minlength=len(neg) * width).reshape(len(neg), width)
         cumulative = counts.cumsum(axis=1)  # [r, M + 1]: drawn negatives among the first k sorted ones
         less = np.take_along_axis(cumulative, below[pos], axis=1)
         ties = np.take_along_axis(cumulative, upto[pos], axis=1) - less
