@@ -1,6 +1,15 @@
 """tf.distribute: mc_predict, deterministic_predict, Detector.score and ua.attack on this CPU split into two
 logical devices give the single-device results. Logical devices must be set before TensorFlow
-starts, so the check runs in a fresh process."""
+starts, so the check runs in a fresh process.
+
+The attacks' bound, derived. A split changes the order of floating-point sums, so a gradient
+component near zero can take the other sign. A sign attack then moves that pixel the other way,
+and MIM's momentum carries the flipped sign into later steps, so the pixel can end anywhere in its
+budget: on one 2-core AMD EPYC it moved by 2.4/255 at eps 10/255. What the algorithm does allow is
+that both runs stay in the L-inf ball of radius eps around x, so no pixel differs by more than
+2 eps. What a split bug (other networks, other masks, a lost replica's rows) would do is move most
+pixels; a flipped rounding sign moves few (7e-5 of them there). So the test bounds both: no pixel
+by more than 2 eps, and fewer than 1e-3 of the pixels at all."""
 
 import subprocess
 import sys
@@ -31,10 +40,10 @@ for method in ("mim", "pgd"):
         kwargs = dict(method=method, eps=10, predictor=predictor, samples=3, iterations=3, seed=1, batch_size=16)
         one = ua.attack(models, x, y, **kwargs)
         two = ua.attack(models, x, y, strategy=strategy, **kwargs)
-        # The same networks on every replica: rounding that differs with the split can flip the sign
-        # of a near-zero gradient, which moves that pixel by one step; other networks would move most.
+        # Both runs stay in the eps ball around x, so no pixel can differ by more than 2 eps; a real
+        # split bug (other networks, other masks) would move most pixels, a flipped rounding sign few.
         diff = np.abs(two - one)
-        assert diff.max() <= 1.2 / 255 + 1e-6 and np.mean(diff > 1e-6) < 1e-3, (method, predictor)
+        assert diff.max() <= 2 * 10 / 255 + 1e-6 and np.mean(diff > 1e-6) < 1e-3, (method, predictor)
 print("equal on", strategy.num_replicas_in_sync, "replicas")
 """
 
