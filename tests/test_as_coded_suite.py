@@ -314,3 +314,27 @@ def test_claim_12_is_judged_from_the_as_coded_suites_worst_case_rows(suite_run):
             assert r["verdict"] in (rules.HOLDS, rules.DOES_NOT_HOLD, rules.INCONCLUSIVE)
     gains = table["evasion_gain"][worst]
     assert np.all(table["evasion_gain_lo"][worst] <= gains) and np.all(gains <= table["evasion_gain_hi"][worst])
+
+
+def test_the_fit_scores_let_the_ledger_recompute_the_suites_own_intervals(suite_run):
+    """Claim 12 (revision 1) re-fits the threshold in each bootstrap round at its own level, so the suite
+    writes the fit images' scores; at 95% and the suite's rounds the ledger's recomputation from
+    adaptive_images.csv and adaptive_fit_scores.csv gives adaptive.csv's intervals."""
+    from uncertadv.experiments.claims import evasion
+
+    cfg, _, trunk, paths = suite_run
+    table, images = artifacts.read_table(paths[0]), artifacts.read_table(paths[1])
+    fit = artifacts.read_table(paths[4])
+    np.testing.assert_array_equal(fit["batch"], np.arange(len(fit["u"])) // as_coded_suite.BATCH)
+    attackers = np.array([a if isinstance(a, str) else "" for a in table["attacker"]])
+    images["attacker"] = np.array([a if isinstance(a, str) else "" for a in images["attacker"]])
+    checked = 0
+    for i in np.flatnonzero(table["attack"] == "worst-case"):
+        key = {"eps": table["eps"][i], "tail": table["tail"][i]}
+        wc = evasion._images(images, {**key, "attacker": attackers[i]}, "worst-case")
+        pgd = evasion._images(images, key, "pgd")
+        got = evasion._intervals(wc, pgd, 0.95, cfg.ablation.bootstrap, fit["u"].astype(float), table["tail"][i])
+        want = [table[c][i] for c in ("evasion_gain_lo", "evasion_gain_hi", "evasion_rate_lo", "evasion_rate_hi")]
+        np.testing.assert_array_equal(got, want)
+        checked += 1
+    assert checked == len(suite.TAILS) * len(suite.ATTACKERS)

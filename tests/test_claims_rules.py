@@ -83,3 +83,24 @@ def test_the_registry_numbers_every_claim_once():
     assert sorted({int("".join(ch for ch in i if ch.isdigit())) for i in ids}) == list(range(1, 13))
     assert all(c.text and c.where and c.rule for c in registry.CLAIMS)
     assert np.all([registry.BY_ID[i].id == i for i in ids])
+
+
+def test_a_paired_rate_is_inconclusive_below_20_discordant_images_and_untestable_only_without_images():
+    assert rules.paired_verdict(0.01, 0.05, 19, 300) == rules.INCONCLUSIVE  # the interval alone would hold
+    assert rules.paired_verdict(0.01, 0.05, 20, 300) == rules.HOLDS
+    assert rules.paired_verdict(-0.05, -0.01, 40, 300, "below") == rules.HOLDS
+    assert rules.paired_verdict(0.0, 0.0, 0, 0) == rules.NOT_TESTABLE
+
+
+def test_claim_7c_holds_above_half_fails_only_below_0_6_with_a_falling_paired_change():
+    """The rule committed before the batching experiment: rows under 20 successful images are not testable;
+    a low AUC without a paired fall from one-kind is inconclusive, not a failure."""
+    assert rules.deployed_detection(0.55, 0.7, 40, -0.1, 0.1) == rules.HOLDS
+    assert rules.deployed_detection(0.3, 0.55, 40, -0.4, -0.1) == rules.DOES_NOT_HOLD
+    assert rules.deployed_detection(0.3, 0.55, 40, -0.4, 0.05) == rules.INCONCLUSIVE
+    assert rules.deployed_detection(0.3, 0.65, 40, -0.4, -0.1) == rules.INCONCLUSIVE
+    assert rules.deployed_detection(0.3, 0.55, 40, float("nan"), float("nan")) == rules.INCONCLUSIVE
+    assert rules.deployed_detection(0.6, 0.9, 19, 0.0, 0.1) == rules.NOT_TESTABLE
+    arms = {"mixed": [rules.HOLDS] * 4, "one-adversarial": [rules.DOES_NOT_HOLD] * 4, "crafted-mixed": [rules.HOLDS]}
+    assert rules.combine_arms(arms) == rules.MIXED
+    assert rules.BATCHING_ROWS == len(rules.BATCHING_ARMS) * 2 * 2

@@ -136,3 +136,31 @@ def test_resampled_auc_takes_resamples_of_another_size():
     got = metrics.resampled_auc(pos, neg, pos_idx, neg_idx)
     np.testing.assert_array_equal(got, metrics.rank_auc(pos[pos_idx], neg[neg_idx]))
     assert got[1] == 0.5  # 0.9 above every 0.7, 0.5 below them all
+
+
+def test_exact_mcnemar_maps_the_clopper_pearson_interval_of_b_over_b_plus_c_to_the_difference():
+    """20 discordant images all one way: the Clopper-Pearson interval of b/(b + c) = 1 is [(alpha/2)^(1/20), 1]
+    in closed form, and the difference (b - c)/n spans (b + c)(2p - 1)/n over it."""
+    n = 100
+    a, b = np.r_[np.ones(30), np.zeros(70)], np.r_[np.ones(10), np.zeros(90)]
+    test = metrics.mcnemar_exact(a, b)
+    p_lo = 0.025 ** (1 / 20)
+    assert test["b"] == 20 and test["c"] == 0 and test["difference"] == pytest.approx(0.2)
+    assert test["lo"] == pytest.approx(20 * (2 * p_lo - 1) / n, rel=1e-9) and test["hi"] == pytest.approx(0.2)
+    assert test["p_value"] == pytest.approx(2 * 0.5**20)
+    swapped = metrics.mcnemar_exact(b, a)  # the same test from the other side
+    assert (swapped["lo"], swapped["hi"]) == pytest.approx((-test["hi"], -test["lo"]))
+    same = metrics.mcnemar_exact(a, a)
+    assert (same["lo"], same["hi"], same["p_value"]) == (0.0, 0.0, 1.0)
+    with pytest.raises(ValueError, match="same, non-empty"):
+        metrics.mcnemar_exact(a, b[:5])
+
+
+def test_a_cluster_bootstrap_ratio_resamples_whole_clusters():
+    """Two clusters, one all hits and one all misses: every round's ratio is 0, 1/2 or 1, and the point value
+    is the pooled share."""
+    num, den = np.r_[np.ones(5), np.zeros(5)], np.ones(10)
+    ratio, lo, hi = metrics.cluster_bootstrap_ratio(num, den, np.r_[np.zeros(5), np.ones(5)], rounds=400, seed=0)
+    assert ratio == 0.5 and (lo, hi) == (0.0, 1.0)
+    with pytest.raises(ValueError, match="non-zero denominator"):
+        metrics.cluster_bootstrap_ratio(num, np.zeros(10), np.zeros(10))

@@ -227,3 +227,47 @@ def cluster_bootstrap_mean_difference(
         raise ValueError("a cluster bootstrap needs one group per item, and at least one item")
     w = _cluster_counts(groups, rounds, np.random.default_rng(seed))
     return (float(diff.mean()), *_percentiles(w @ diff / w.sum(1), level))
+
+
+def cluster_bootstrap_ratio(
+    numerator: np.ndarray,
+    denominator: np.ndarray,
+    groups: np.ndarray,
+    *,
+    rounds: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float, float]:
+    """sum(numerator) / sum(denominator) over N items ``[N]`` (a share of a subset, such as the top-entropy
+    grid points that are also top-MI), with a percentile bootstrap that resamples whole clusters
+    ``groups [N]`` (tiles of neighbouring grid points, which are not independent): ``(ratio, lo, hi)``.
+    Rounds whose denominator is 0 are dropped."""
+    num, den = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
+    if not len(num) == len(den) == len(groups) or len(num) == 0 or den.sum() == 0:
+        raise ValueError("a ratio needs one group per item and a non-zero denominator")
+    w = _cluster_counts(groups, rounds, np.random.default_rng(seed))  # [R, N]
+    top, bottom = w @ num, w @ den
+    return (float(num.sum() / den.sum()), *_percentiles(top[bottom > 0] / bottom[bottom > 0], level))
+
+
+def mcnemar_exact(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> dict:
+    """Exact McNemar comparison of two 0/1 outcomes ``[N]`` on the same N items (success of two attacks,
+    accuracy of two predictors). ``b_only``/``c_only``: the discordant counts (a=1, b=0 and a=0, b=1).
+    Given b + c discordant items, b is Binomial(b + c, p) and p = 1/2 under no difference, so the
+    Clopper-Pearson interval ``[p_lo, p_hi]`` of b/(b + c) maps to the difference of the two rates,
+    (b - c)/n = (b + c)(2p - 1)/n: ``{"difference", "lo", "hi", "b", "c", "n", "p_value"}``.
+    With no discordant item the interval is the point [0, 0] and the p-value 1."""
+    from scipy.stats import binomtest
+
+    a, b = np.asarray(a).astype(bool), np.asarray(b).astype(bool)
+    if len(a) != len(b) or len(a) == 0:
+        raise ValueError("a paired comparison needs both outcomes on the same, non-empty items")
+    n, only_a, only_b = len(a), int(np.sum(a & ~b)), int(np.sum(~a & b))
+    m = only_a + only_b
+    if m == 0:
+        return {"difference": 0.0, "lo": 0.0, "hi": 0.0, "b": 0, "c": 0, "n": n, "p_value": 1.0}
+    test = binomtest(only_a, m, 0.5)
+    ci = test.proportion_ci(confidence_level=level, method="exact")
+    scale = lambda p: m * (2 * p - 1) / n  # noqa: E731
+    return {"difference": (only_a - only_b) / n, "lo": float(scale(ci.low)), "hi": float(scale(ci.high)),
+            "b": only_a, "c": only_b, "n": n, "p_value": float(test.pvalue)}  # fmt: skip

@@ -463,14 +463,17 @@ def run(cfg: as_coded_gate.GateConfig, suite_cfg: suite.SuiteConfig, calibration
     artifacts.write_csv(images_path, {c: [r[c] for r in images] for c in IMAGE_COLUMNS})
     curves_path = folder / "adaptive_curves.csv"
     artifacts.write_csv(curves_path, {c: [r[c] for r in curves] for c in CURVE_COLUMNS})
+    # the ledger re-fits the threshold in each bootstrap round at its own level (claim 12): it needs these
+    fit_path = folder / "adaptive_fit_scores.csv"
+    artifacts.write_csv(fit_path, {"index": held["fit"], "batch": np.arange(len(fit_scores)) // BATCH, "u": fit_scores})
     record = artifacts.record({**cfg.recorded(), "suite": dataclasses.asdict(suite_cfg) | {"layout": None},
                                "calibration": calibration, "batch": BATCH, "fprs": list(FPRS)}, start,
                               evaluator_seed=eval_seed(a.seed), calibrations=calibrations, eps_run=passing,
                               sha256=artifacts.file_sha256(csv_path),
-                              outputs=[csv_path.name, images_path.name, curves_path.name])  # fmt: skip
+                              outputs=[csv_path.name, images_path.name, curves_path.name, fit_path.name])  # fmt: skip
     json_path = folder / "adaptive.json"
     artifacts.write_json(json_path, record)
-    return [csv_path, images_path, json_path, curves_path]
+    return [csv_path, images_path, json_path, curves_path, fit_path]
 
 
 CURVE_COLUMNS = ("tail", "eps", "attacker", "objective", "iterate", "n_attacked", "n_evading")

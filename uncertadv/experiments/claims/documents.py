@@ -83,6 +83,10 @@ def _readme(root: Path, path: Path) -> str:
             from uncertadv.experiments.adaptive import report as adaptive_report
 
             return m.group(1) + adaptive_report.findings(path.parent, m["arg"]) + m.group(5)
+        if m["kind"] == "findings":  # the top-level README's "What we found", from claims.csv
+            from uncertadv.experiments.claims import headline, ledger
+
+            return m.group(1) + headline.findings(ledger.read_rows(root / "claims.csv")) + m.group(5)
         if m["kind"] != "claims":
             raise ValueError(f"{path}: unknown generated block {m['kind']!r}")
         return m.group(1) + claims_block(root, m["arg"]) + m.group(5)
@@ -100,7 +104,7 @@ def expected(root: Path) -> dict[Path, str]:
     root = root.resolve()
     out: dict[Path, str] = {}
     if (root / "claims.csv").is_file():
-        out[root / "CLAIMS.md"] = ledger.markdown(ledger.read_rows(root / "claims.csv"))
+        out[root / "CLAIMS.md"] = ledger.markdown(ledger.read_rows(root / "claims.csv"), root)
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         if (folder / "table1.json").is_file() and (folder / "table1.csv").is_file():
             layout = _layout(folder, "table1.json")
@@ -116,7 +120,9 @@ def expected(root: Path) -> dict[Path, str]:
         out[ablation / "ablation.md"] = ablation_report.markdown(ablation)
     if (root / "benchmarks").is_dir():
         out[root / "benchmarks.md"] = benchmarks_markdown(root)
-    for readme in sorted(root.rglob("README.md")):
+    top = root.parent / "README.md"  # the repository's README, beside results/
+    readmes = [top] if root.name == "results" and top.is_file() else []
+    for readme in [*readmes, *sorted(root.rglob("README.md"))]:
         if BLOCK.search(readme.read_text()):
             out[readme] = _readme(root, readme)
     out[root / "PROVENANCE.md"] = provenance.markdown(root)

@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from uncertadv import artifacts, metrics
-from uncertadv.experiments.claims import registry, rules
+from uncertadv.experiments.claims import evasion, latent, registry, rules
 
 SETTINGS = {"mnist": "mnist", "catsdogs": "catsdogs", "catsdogs-small": "catsdogs-small"}  # name -> folder
 ABLATION = "catsdogs-ablation"  # issue 18: each variant's folder is a setting, "catsdogs-ablation/NAME"
+BATCHING = f"{ABLATION}/batching"  # issue 28: as-coded scored in other batchings (claim 7c)
 ROUNDS = 1000  # single-row intervals; a claim over k rows takes rules.bootstrap_rounds(k)
 SEED = 0
 ITERATIVE = ("bim", "mim")
@@ -121,24 +122,36 @@ def _reproduction(setting, groups, paper, source) -> list[dict]:
     return out
 
 
+def _paired_rates(a: np.ndarray, b: np.ndarray, clusters: np.ndarray | None, k: int, side: str):
+    """Rate of 0/1 outcome ``a`` minus ``b`` ``[N]`` on the same images, at the Bonferroni level over ``k``
+    rows (revision 4): the exact McNemar interval (Clopper-Pearson of b/(b + c), mapped to (b - c)/n), or,
+    where outputs are coupled within batches (``clusters [N]``), whole batches resampled, since McNemar
+    takes the images as independent. ``(difference, lo, hi, verdict, reason)``."""
+    level = 1 - 0.05 / k
+    test = metrics.mcnemar_exact(a, b, level)
+    diff, lo, hi = test["difference"], test["lo"], test["hi"]
+    how = "exact McNemar"
+    if clusters is not None:
+        diff, lo, hi = metrics.cluster_bootstrap_mean_difference(a, b, clusters, rounds=rules.bootstrap_rounds(k),
+                                                                 seed=SEED, level=level)  # fmt: skip
+        how = "batch bootstrap (outputs coupled within a batch)"
+    verdict = rules.paired_verdict(lo, hi, test["b"] + test["c"], test["n"], side)
+    reason = f"{np.mean(a):.3f} vs {np.mean(b):.3f}, discordant {test['b']} vs {test['c']}; {how}"
+    if verdict == rules.INCONCLUSIVE and test["b"] + test["c"] < rules.MIN_DECIDING:
+        reason += f"; fewer than {rules.MIN_DECIDING} discordant images"
+    return diff, lo, hi, verdict, reason
+
+
 def _success_difference(claim, setting, pairs, side, source) -> list[dict]:
     """Claims 8 and 10: success rate of set a minus set b on the same source images, per pair."""
-    level = 1 - 0.05 / max(len(pairs), 1)
     out = []
     for label, a, b in pairs:
         if not _paired(a, b):
             raise ValueError(f"{source}: the sets of {label} do not share their source images")
         sa, sb = _kind(a, "adversarial", "success"), _kind(b, "adversarial", "success")
-        rounds = rules.bootstrap_rounds(len(pairs))
-        clusters = _clusters(a)
-        if clusters is None:
-            diff, lo, hi = metrics.paired_bootstrap_mean_difference(sa, sb, rounds=rounds, seed=SEED, level=level)
-        else:  # the same batches in both sets (one variant): resample whole batches
-            diff, lo, hi = metrics.cluster_bootstrap_mean_difference(sa, sb, clusters[0], rounds=rounds, seed=SEED,
-                                                                     level=level)  # fmt: skip
-        discordant = int(np.sum(sa != sb))
-        verdict, reason = rules.rate_difference(sa.mean(), sb.mean(), lo, hi, discordant, side)
-        reason = reason or f"{sa.mean():.3f} vs {sb.mean():.3f}, {discordant} discordant images"
+        clusters = _clusters(a)  # the same batches in both sets (one variant)
+        diff, lo, hi, verdict, reason = _paired_rates(sa, sb, None if clusters is None else clusters[0],
+                                                      max(len(pairs), 1), side)  # fmt: skip
         out.append(_row(claim, setting, label, diff, lo, hi, len(sa), verdict, reason, source))
     return out
 
@@ -163,21 +176,15 @@ def _ensemble_claim(setting, groups, source) -> list[dict]:
 
 
 def _accuracy_claim(setting, folder: Path, root: Path) -> list[dict]:
-    """Claim 9: MC minus deterministic test accuracy, paired on the same test images."""
+    """Claim 9: MC minus deterministic test accuracy, paired on the same test images (exact McNemar)."""
     table = folder / "test_scores.csv"
     if not table.is_file():
         return [_row("9", setting, "test set", np.nan, np.nan, np.nan, None, rules.NOT_TESTABLE,
                      "no per-image test predictions are committed for this setting", "")]  # fmt: skip
     cols = artifacts.read_table(table)
-    mc_ok, det_ok = (cols["mc_pred"] == cols["label"]).astype(float), (cols["det_pred"] == cols["label"]).astype(float)
-    diff, lo, hi = metrics.paired_bootstrap_mean_difference(mc_ok, det_ok, rounds=ROUNDS, seed=SEED)
-    discordant = int(np.sum(mc_ok != det_ok))
-    # the count rule only: an accuracy near 1 is not a saturated attack rate
-    verdict = rules.interval_verdict(lo, hi, 0.0, "below") if discordant >= rules.MIN_DECIDING else rules.NOT_TESTABLE
-    reason = f"MC {mc_ok.mean():.4f} vs deterministic {det_ok.mean():.4f}, {discordant} images disagree"
-    if discordant < rules.MIN_DECIDING:
-        reason = f"only {discordant} images decide it (fewer than {rules.MIN_DECIDING})"
-    return [_row("9", setting, "test set", diff, lo, hi, len(mc_ok), verdict, reason,
+    mc_ok, det_ok = cols["mc_pred"] == cols["label"], cols["det_pred"] == cols["label"]
+    diff, lo, hi, verdict, reason = _paired_rates(mc_ok, det_ok, None, 1, "below")
+    return [_row("9", setting, "test set", diff, lo, hi, len(mc_ok), verdict, "accuracy " + reason,
                  str(table.relative_to(root)))]  # fmt: skip
 
 
@@ -192,19 +199,11 @@ def _clean_accuracy_claim(setting: str, groups: dict, source: str) -> list[dict]
     mc, det = groups[(*keys[0], "mc")], groups[(*keys[0], "deterministic")]
     if not _paired(mc, det, "clean"):
         raise ValueError(f"{source}: the mc and deterministic sets do not share their clean images")
-    ok = [(_kind(r, "clean", "pred") == _kind(r, "clean", "label")).astype(float) for r in (mc, det)]
-    if _clusters(mc) is None:
-        diff, lo, hi = metrics.paired_bootstrap_mean_difference(*ok, rounds=ROUNDS, seed=SEED)
-    else:  # the clean images' own batches
-        batch = _kind(mc, "clean", "batch")
-        diff, lo, hi = metrics.cluster_bootstrap_mean_difference(*ok, batch, rounds=ROUNDS, seed=SEED)
-    discordant = int(np.sum(ok[0] != ok[1]))
-    verdict = rules.interval_verdict(lo, hi, 0.0, "below") if discordant >= rules.MIN_DECIDING else rules.NOT_TESTABLE
-    reason = f"MC {ok[0].mean():.3f} vs point estimate {ok[1].mean():.3f}, {discordant} images disagree"
-    if discordant < rules.MIN_DECIDING:
-        reason = f"only {discordant} images decide it (fewer than {rules.MIN_DECIDING})"
+    ok = [(_kind(r, "clean", "pred") == _kind(r, "clean", "label")) for r in (mc, det)]
+    batch = None if _clusters(mc) is None else _kind(mc, "clean", "batch")  # the clean images' own batches
+    diff, lo, hi, verdict, reason = _paired_rates(*ok, batch, 1, "below")
     return [_row("9", setting, f"clean images of {keys[0][0]} eps {keys[0][1]:g}", diff, lo, hi, len(ok[0]), verdict,
-                 reason, source)]  # fmt: skip
+                 "accuracy " + reason, source)]  # fmt: skip
 
 
 def settings(root: Path) -> dict[str, str]:
@@ -240,78 +239,6 @@ def _table_claims(setting, groups, paper, source) -> list[dict]:
     return rows
 
 
-def _figure_claims(setting: str, folder: Path, root: Path) -> list[dict]:
-    """Claims 1-5 from the MNIST figures' files (Figs. 3, 4, 5, 6 and Sec. 3.2)."""
-    files = {"1": folder / "interpolation_midpoints.csv", "2": folder / "cache" / "latent_grid_mc.csv",
-             "3": folder / "holes.csv", "5": folder / "test_scores.csv"}  # fmt: skip
-    out = _softmax_variance_claim(setting, files["5"], root)
-    if not files["2"].is_file():
-        reason = "no latent space in this setting (the paper's VAE is MNIST's)"
-        return out + [_row(c, setting, "all", np.nan, np.nan, np.nan, None, rules.NOT_TESTABLE, reason, "")
-                      for c in ("1", "2", "3", "4")]  # fmt: skip
-    src = {c: str(f.relative_to(root)) for c, f in files.items()}
-    mid = artifacts.read_table(files["1"])  # Fig. 3: pixel (positive) vs latent midpoints, the same pairs
-    pixel, latent = mid["space"] == "pixel", mid["space"] == "latent"
-    args = [mid["mutual_information"][pixel], mid["mutual_information"][latent]]
-    args += [mid["predictive_entropy"][pixel], mid["predictive_entropy"][latent]]
-    diff, lo, hi = metrics.paired_bootstrap_auc_difference(*args, rounds=ROUNDS, seed=SEED)
-    out.append(_row("1", setting, "MI AUC - entropy AUC", diff, lo, hi, int(pixel.sum() + latent.sum()),
-                    rules.interval_verdict(lo, hi, 0.0), "", src["1"]))  # fmt: skip
-    grid = artifacts.read_table(files["2"])  # Fig. 4: the mc predictor's latent grid
-    pe, mi = grid["predictive_entropy"], grid["mutual_information"]
-    top_pe, top_mi = pe >= np.quantile(pe, 0.9), mi >= np.quantile(mi, 0.9)
-    both = int(np.sum(top_pe & top_mi))
-    lo, hi = metrics.wilson_interval(both, int(top_pe.sum()))
-    out.append(_row("2", setting, "top-10% entropy points also top-10% MI", both / top_pe.sum(), lo, hi,
-                    int(top_pe.sum()), rules.interval_verdict(lo, hi, 0.5, "below"), "", src["2"]))  # fmt: skip
-    holes = artifacts.read_table(files["3"])  # Fig. 5: far, confident, low-MI grid points
-    for i in np.flatnonzero(holes["predictor"] == "mc"):
-        count, n = int(holes["hole_points"][i]), int(holes["grid_points"][i])
-        lo, hi = metrics.wilson_interval(count, n)
-        out.append(_row("3", setting, "mc: share of grid points that are holes", count / n, lo, hi, n,
-                        rules.interval_verdict(lo, hi, 0.0), "", src["3"]))  # fmt: skip
-    return out + [_ensemble_holes_claim(setting, folder / "holes_grid.csv", holes, root)]
-
-
-def _ensemble_holes_claim(setting: str, path: Path, holes: dict[str, np.ndarray], root: Path) -> dict:
-    """Claim 4 (Fig. 6): the ensemble's share of grid points that are holes minus the mc one's, paired
-    by grid point (holes_grid.csv lists the far points; every other point is a hole for neither)."""
-    if not path.is_file():
-        return _row("4", setting, "all", np.nan, np.nan, np.nan, None, rules.NOT_TESTABLE,
-                    "no per-grid-point hole flags (holes_grid.csv, written by `uncertadv plot all`)", "")  # fmt: skip
-    far = artifacts.read_table(path)
-    grid_points = int(holes["grid_points"][0])
-    hole = {p: np.zeros(grid_points) for p in ("mc", "ensemble")}
-    for p in hole:
-        hole[p][far["grid_index"].astype(int)] = far[f"hole_{p}"]
-        if hole[p].sum() != holes["hole_points"][holes["predictor"] == p].sum():  # one run's files, not two
-            raise ValueError(f"{path} and holes.csv disagree on the {p} hole count; run `uncertadv plot all` again")
-    diff, lo, hi = metrics.paired_bootstrap_mean_difference(hole["ensemble"], hole["mc"], rounds=ROUNDS, seed=SEED)
-    reason = "neighbouring grid points are not independent, so the interval is narrower than the data warrant"
-    return _row("4", setting, "ensemble - mc: share of grid points that are holes", diff, lo, hi, grid_points,
-                rules.interval_verdict(lo, hi, 0.0, "below"), reason, str(path.relative_to(root)))  # fmt: skip
-
-
-def _softmax_variance_claim(setting: str, path: Path, root: Path) -> list[dict]:
-    """Claim 5 (Sec. 3.2): softmax variance against MI on the test images."""
-    test = artifacts.read_table(path) if path.is_file() else {}
-    if "softmax_variance" not in test or "mutual_information" not in test:
-        reason = "no per-image test scores of softmax variance and MI are committed for this setting"
-        return [_row("5", setting, "all", np.nan, np.nan, np.nan, None, rules.NOT_TESTABLE, reason, "")]
-    rho, lo, hi = _spearman_interval(test["softmax_variance"], test["mutual_information"])
-    return [_row("5", setting, "Spearman(softmax variance, MI), test images", rho, lo, hi, len(test["index"]),
-                 rules.interval_verdict(lo, hi, 0.9), "", str(path.relative_to(root)))]  # fmt: skip
-
-
-def _spearman_interval(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
-    """Spearman's rho of ``a`` and ``b`` ``[N]`` with a percentile bootstrap 95% interval (pairs resampled)."""
-    from scipy.stats import spearmanr
-
-    idx = np.random.default_rng(SEED).integers(0, len(a), (ROUNDS, len(a)))
-    rhos = np.array([spearmanr(a[i], b[i]).statistic for i in idx])
-    return float(spearmanr(a, b).statistic), float(np.percentile(rhos, 2.5)), float(np.percentile(rhos, 97.5))
-
-
 def paper_table() -> dict[tuple, float]:
     """The paper's Table 1 (cats vs dogs): ``{(attack, eps, predictor): MI AUC}``."""
     table = artifacts.read_table(importlib.resources.files("uncertadv.assets") / "paper_table1.csv")
@@ -331,51 +258,45 @@ def measure(root: Path) -> list[dict]:
                 source, groups = str(scores.relative_to(root)), _groups(scores)
                 rows += _table_claims(setting, groups, paper, source) + _clean_accuracy_claim(setting, groups, source)
             if (folder / "adaptive.csv").is_file():
-                rows += _adaptive_claims(setting, folder, root)
+                rows += evasion.claims(setting, folder, root)
             continue
         if not scores.is_file():
             continue
         source = str(scores.relative_to(root))
         groups = _groups(scores)
-        rows += _figure_claims(setting, folder, root)
+        rows += latent.claims(setting, folder, root)
         rows += _table_claims(setting, groups, paper, source)
         rows += _ensemble_claim(setting, groups, source)
         rows += _accuracy_claim(setting, folder, root)
-        rows += _adaptive_claims(setting, folder, root)
+        rows += evasion.claims(setting, folder, root)
+    rows += _batching_claim(root)
     return rows + _combined(rows)
 
 
-def _adaptive_claims(setting: str, folder: Path, root: Path) -> list[dict]:
-    """Claims 12a and 12b per worst-case row of the suite's adaptive.csv (5% FPR); not testable without one."""
-    path = folder / "adaptive.csv"
-    table = artifacts.read_table(path) if path.is_file() else {}
-    if not table or "tail" not in table:
-        reason = "the adaptive suite's worst-case rows (issue 19) do not exist yet"
-        return [_row(c, setting, "all", np.nan, np.nan, np.nan, None, rules.NOT_TESTABLE, reason, "")
-                for c in ("12a", "12b")]  # fmt: skip
-    source = str(path.relative_to(root))
-    out = []
-    for i in np.flatnonzero(table["attack"] == "worst-case"):
-        r = {k: v[i] for k, v in table.items()}
-        label = f"{r['predictor']} {r['measure']} {r['tail']} eps {r['eps']:g}, {r['attacker']}"
-        gain, nearly_all = rules.worst_case_evasion([r])
-        reason = "worst-case minus pgd evasion at 5% FPR, paired by source image"
-        if r["attacker"] == "known":  # it sees the verdict, and PGD is its first candidate: >= PGD by construction
-            gain, reason = rules.NOT_TESTABLE, "the known attacker's worst case is at least PGD's by construction"
-        out.append(_row("12a", setting, label, r["evasion_gain"], r["evasion_gain_lo"], r["evasion_gain_hi"], r["n"],
-                        gain, reason, source))  # fmt: skip
-        out.append(_row("12b", setting, label, r["evasion_rate"], r["evasion_rate_lo"], r["evasion_rate_hi"], r["n"],
-                        nearly_all, f"against 0.9 x success rate {r['success_rate']:.3f}", source))  # fmt: skip
-    return out
+def _batching_claim(root: Path) -> list[dict]:
+    """Claim 7c (issue 28): as-coded's MI among clean images in deployed batchings; its rule is
+    ``rules.deployed_detection``, committed before the batching experiment's first result."""
+    path = root / BATCHING / "batching.csv"
+    if not path.is_file():
+        return [_row("7c", BATCHING, "all", np.nan, np.nan, np.nan, None, rules.NOT_TESTABLE,
+                     "the batching experiment (results/catsdogs-ablation/batching/) has not run yet", "")]  # fmt: skip
+    raise ValueError(f"{path}: this version of the ledger cannot read the batching experiment's table yet")
 
 
 def _combined(rows: list[dict]) -> list[dict]:
+    """One row per (claim, setting): ``rules.combine`` of its rows, the count of rows judged (revision 6),
+    the untestable ones named apart, and the scope where the paper does not make the claim (revision 5)."""
     out = []
     keys = sorted({(r["claim"], r["setting"]) for r in rows if r["row"] != "all"}, key=_order)
     for claim, setting in keys:
         mine = [r for r in rows if r["claim"] == claim and r["setting"] == setting]
         verdict = rules.combine([r["verdict"] for r in mine])
-        reason = f"{len(mine)} rows combined" if len(mine) > 1 else mine[0]["reason"]
+        judged = [r for r in mine if r["verdict"] != rules.NOT_TESTABLE]
+        reason = mine[0]["reason"] if len(mine) == 1 else f"{len(judged)} of {len(mine)} rows judged"
+        if len(mine) > 1 and len(judged) < len(mine):
+            reason += "; not testable: " + ", ".join(r["row"] for r in mine if r["verdict"] == rules.NOT_TESTABLE)
+        scope = registry.scope(claim, setting)
+        reason = f"{scope}; {reason}" if scope and reason else scope or reason
         out.append(_row(claim, setting, "all", np.nan, np.nan, np.nan, None, verdict, reason, mine[0]["source"]))
     return out
 
@@ -385,7 +306,7 @@ def _order(key: tuple) -> tuple:
     from uncertadv.experiments.catsdogs import variants
 
     ids = [c.id for c in registry.CLAIMS]
-    order = [*SETTINGS, *(f"{ABLATION}/{n}" for n in variants.ablation())]
+    order = [*SETTINGS, *(f"{ABLATION}/{n}" for n in variants.ablation()), BATCHING]
     return ids.index(key[0]), order.index(key[1])
 
 
@@ -397,7 +318,7 @@ def write(root: Path) -> list[Path]:
     rows = sorted(measure(root), key=lambda r: (*_order((r["claim"], r["setting"])), r["row"] != "all"))
     artifacts.write_csv(root / "claims.csv", {c: [r[c] for r in rows] for c in COLUMNS})
     # rendered from the rows as stored, so that CLAIMS.md re-renders from claims.csv alone
-    artifacts.write_text(root / "CLAIMS.md", markdown(read_rows(root / "claims.csv")))
+    artifacts.write_text(root / "CLAIMS.md", markdown(read_rows(root / "claims.csv"), root))
     artifacts.write_json(root / "claims.json", artifacts.record({"rounds": ROUNDS, "seed": SEED,
                                                                  "settings": list(settings(root))}, start,
                                                                 outputs=["claims.csv", "CLAIMS.md"]))  # fmt: skip
@@ -418,27 +339,35 @@ def _fmt(value: float) -> str:
     return "" if isinstance(value, float) and np.isnan(value) else f"{value:.3f}"
 
 
-def markdown(rows: list[dict]) -> str:
-    """CLAIMS.md: the verdict rules, then one section per claim with its verdict per setting."""
-    lines = [
-        "# The paper's claims, judged (generated by `uncertadv claims`; do not edit)",
+def markdown(rows: list[dict], root: Path | None = None) -> str:
+    """CLAIMS.md: the first screen (grid and sentences), the verdict rules, when the rules were fixed and
+    every revision (``root``: where the earlier ledger lies), then one section per claim."""
+    from uncertadv.experiments.claims import headline, revisions
+
+    lines = ["# The paper's claims, judged (generated by `uncertadv claims`; do not edit)", ""]
+    lines += headline.grid(rows) + [""] + headline.sentences(rows) + [""]
+    lines += [
+        "## How to read it",
         "",
-        "Each claim has a rule fixed in code (`uncertadv/experiments/claims/`) before the results it judges. "
-        "Verdicts: **holds** (the 95% interval lies on the claim's side), **does not hold** (on the other side), "
+        "Each claim has a rule in code (`uncertadv/experiments/claims/`). For the ablation's variants the rules "
+        "came before the results they judge; for `mnist`, `catsdogs` and `catsdogs-small` the results came first "
+        "(the table below gives the commits), and the rules revised after results existed are labelled as "
+        "revisions, with the verdict before and after. "
+        "Verdicts: **holds** (the interval lies on the claim's side), **does not hold** (on the other side), "
         "**inconclusive** (it straddles), **not testable here** (with the reason), **mixed** (rows disagree). "
-        f"A claim on k rows takes each row's interval at the Bonferroni level 1 - 0.05/k. Rates that are both "
-        f">= {rules.SATURATION:g}, or comparisons that fewer than {rules.MIN_DECIDING} images decide, are not "
-        "testable. Differences of two attacks or predictors are paired by source image. Intervals are percentile "
-        f"bootstraps (seed {SEED}; at least {ROUNDS} rounds, and for k rows enough that each Bonferroni tail holds "
-        "50 draws), except Wilson intervals for the shares of claims 2 and 3 and a normal interval for the "
-        "difference from the paper (7b); success is the table's (correct when clean, wrong after the attack). "
-        "The paper's AUCs carry their Hanley-McNeil error "
+        "A claim on k rows takes each row's interval at the Bonferroni level 1 - 0.05/k. Differences of two "
+        "attacks or predictors are paired by source image, and rates compared on the same images take an exact "
+        "McNemar test. Intervals are percentile bootstraps "
+        f"(seed {SEED}; at least {ROUNDS} rounds, and for k rows enough that each Bonferroni tail holds 50 draws; "
+        "tiles of neighbouring points on the latent grid), except Clopper-Pearson for McNemar, Wilson for the "
+        "evasion rate of claim 12b and a normal interval for the difference from the paper (7b); success is the "
+        "table's (correct when clean, wrong after the attack). The paper's AUCs carry their Hanley-McNeil error "
         f"({rules.PAPER_N_ADVERSARIAL} adversarial, {rules.PAPER_N_NEGATIVE} negative images). AUC < 0.5 means "
         "the measure ranks adversarial images as less uncertain than clean and noisy ones. The notes of claims 6 "
-        "and 7a give each row's AUC against the clean and the noisy negatives alone, so that a reader sees which "
-        "half carries it; the verdict uses both.",
+        "and 7a give each row's AUC against the clean and the noisy negatives alone; the verdict uses both.",
         "",
     ]
+    lines += revisions.markdown(root, rows) if root is not None else []
     for claim in registry.CLAIMS:
         lines += [f"## {claim.id}. {claim.text} ({claim.where})", "", f"Rule: {claim.rule}.", ""]
         if claim.id in PENDING:

@@ -91,6 +91,17 @@ def rate_difference(rate_a: float, rate_b: float, lo: float, hi: float, n_decidi
     return interval_verdict(lo, hi, 0.0, side), ""
 
 
+def paired_verdict(lo: float, hi: float, n_discordant: int, n: int, side: str = "above") -> str:
+    """A paired difference of two rates on the same ``n`` images with interval ``[lo, hi]`` (claims 8, 9,
+    10a, 10b, revision 4): not testable only with no image scored both ways; inconclusive below
+    MIN_DECIDING discordant images, whatever the interval; else ``interval_verdict`` against 0."""
+    if n == 0:
+        return NOT_TESTABLE
+    if n_discordant < MIN_DECIDING:
+        return INCONCLUSIVE
+    return interval_verdict(lo, hi, 0.0, side)
+
+
 def combine(verdicts: list[str]) -> str:
     """One verdict for a claim judged on several rows (see the module doc)."""
     bad = [v for v in verdicts if v not in VERDICTS]
@@ -106,6 +117,31 @@ def combine(verdicts: list[str]) -> str:
     if (HOLDS in testable and DOES_NOT_HOLD in testable) or MIXED in testable:
         return MIXED
     return INCONCLUSIVE
+
+
+BATCHING_ARMS = ("mixed", "one-adversarial", "crafted-mixed")  # claim 7c's arms: as a deployed detector meets images
+BATCHING_ROWS = 12  # the three arms x BIM, MIM x eps 5, 10
+
+
+def deployed_detection(lo: float, hi: float, n_successful: int, change_lo: float, change_hi: float) -> str:
+    """Claim 7c on one row (an arm, an attack, an eps): the MI AUC of the arm's successful adversarial
+    images against the clean images alone, interval ``[lo, hi]`` at 1 - 0.05/BATCHING_ROWS, and its paired
+    change from ``one-kind`` on the images successful in both arms, ``[change_lo, change_hi]`` at the same
+    level. Fewer than MIN_DECIDING successful images: not testable. ``holds`` if the AUC's interval lies
+    above 0.5; ``does not hold`` if its upper bound is below 0.6 and the change's interval lies below 0;
+    ``inconclusive`` otherwise (a change on fewer than MIN_DECIDING images is NaN: not below 0)."""
+    if n_successful < MIN_DECIDING or math.isnan(lo) or math.isnan(hi):
+        return NOT_TESTABLE
+    if lo > 0.5:
+        return HOLDS
+    if hi < 0.6 and not math.isnan(change_hi) and change_hi < 0:
+        return DOES_NOT_HOLD
+    return INCONCLUSIVE
+
+
+def combine_arms(verdicts: dict[str, list[str]]) -> str:
+    """Claim 7c: each arm's rows combined, then the arms combined (so that arms that disagree are ``mixed``)."""
+    return combine([combine(rows) for rows in verdicts.values()])
 
 
 def hanley_mcneil_se(auc: float, n_positive: int, n_negative: int) -> float:
