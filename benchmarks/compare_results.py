@@ -1,11 +1,14 @@
 """How far the MNIST results of this checkout are from those committed at another commit (for
 example a run of the same recipe on another CPU): the cross-machine spread.
 
-    python benchmarks/compare_results.py --against COMMIT
+    python benchmarks/compare_results.py --against COMMIT [--checkout PATH] [--out FILE]
 
-Compares only outputs whose recipe did not change between the two commits: the trained models'
-records, the test-set scores and the manifold figures' numbers (Table 1 is left out when its
-protocol differs). Reads the old files with `git show`; writes results/reproducibility.md.
+First, every CSV under results/mnist present at both: byte-identical or not, and its largest absolute
+difference with the column it is in (text columns: the count of differing cells). Then the outputs
+whose recipe did not change between the two commits: the trained models' records, the test-set
+scores and the manifold figures' numbers. Reads the old files with `git show` in the checkout (default:
+this one; another clone's regenerated results with --checkout); writes results/reproducibility.md
+(or --out).
 """
 
 from __future__ import annotations
@@ -28,10 +31,41 @@ MNIST = "results/mnist"
 STARTED = time.perf_counter()
 
 
-def old_text(commit: str, path: str) -> str:
+def old_text(commit: str, path: str, root: Path = ROOT) -> str:
     return subprocess.run(
-        ["git", "-C", str(ROOT), "show", f"{commit}:{path}"], capture_output=True, text=True, check=True
+        ["git", "-C", str(root), "show", f"{commit}:{path}"], capture_output=True, text=True, check=True
     ).stdout
+
+
+def tracked_csvs(commit: str, root: Path) -> list[str]:
+    """The CSV files under results/mnist at ``commit``."""
+    out = subprocess.run(["git", "-C", str(root), "ls-tree", "-r", "--name-only", commit, MNIST],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return [p for p in out.split() if p.endswith(".csv")]
+
+
+def largest_difference(old: str, new: str) -> tuple[float, str, int, str]:
+    """``(largest absolute difference over the float columns, its column, differing text cells, note)``
+    of two CSV texts with the same header; NaN and a note where they cannot be compared cell by cell."""
+    a, b = table(old), table(new)
+    if list(a) != list(b) or len(next(iter(a.values()), [])) != len(next(iter(b.values()), [])):
+        return float("nan"), "", 0, "columns or row counts differ"
+    best, where, text_cells = 0.0, "", 0
+    for column in a:
+        try:
+            x = np.array([float(v) if v != "" else np.nan for v in a[column]])
+            y = np.array([float(v) if v != "" else np.nan for v in b[column]])
+        except ValueError:
+            text_cells += sum(u != v for u, v in zip(a[column], b[column]))
+            continue
+        both = ~(np.isnan(x) & np.isnan(y))
+        diff = np.abs(x[both] - y[both])
+        if np.isnan(diff).any():  # a value on one side only
+            text_cells += int(np.isnan(diff).sum())
+            diff = diff[~np.isnan(diff)]
+        if diff.size and diff.max() > best:
+            best, where = float(diff.max()), column
+    return best, where, text_cells, ""
 
 
 def table(text: str) -> dict[str, list[str]]:
@@ -46,9 +80,23 @@ def kind_column(t: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", required=True, help="The commit whose committed results to compare with.")
+    parser.add_argument("--checkout", type=Path, default=ROOT, help="The checkout whose regenerated results to read.")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "reproducibility.md", help="Where to write.")
     args = parser.parse_args()
-    new = lambda path: (ROOT / path).read_text()  # noqa: E731
+    root = args.checkout.resolve()
+    new = lambda path: (root / path).read_text()  # noqa: E731
+    old = lambda path: old_text(args.against, path, root)  # noqa: E731
     lines = [f"# Reproducibility: this checkout's {MNIST} against commit {args.against}", ""]
+    lines += ["| file | byte-identical | largest difference | in column | differing text cells |"]
+    lines += ["|---|---|---|---|---|"]
+    for path in tracked_csvs(args.against, root):
+        if not (root / path).is_file():
+            continue
+        then, now = old(path), new(path)
+        best, column, cells, note = largest_difference(then, now)
+        shown = note or f"{best:.3g}"
+        lines.append(f"| {path.removeprefix(MNIST + '/')} | {then == now} | {shown} | {column} | {cells} |")
+    lines.append("")
 
     def cpu(record):
         return record["versions"].get("cpu", "not recorded")
@@ -59,7 +107,7 @@ def main() -> None:
         ("ensemble.json", ("test_accuracy_deterministic", "test_accuracy_mc")),
         ("vae.json", ("test_loss", "test_kl")),
     ):
-        then, now = (json.loads(f(f"{MNIST}/models/{name}")) for f in (lambda p: old_text(args.against, p), new))
+        then, now = (json.loads(f(f"{MNIST}/models/{name}")) for f in (lambda p: old(p), new))
         if then["config"] != now["config"]:
             rows.append((name, "recipe differs: not compared", "", ""))
             continue
@@ -68,8 +116,8 @@ def main() -> None:
     lines += ["| " + " | ".join(r) + " |" for r in rows[:1]] + ["|---|---|---|---|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
 
-    then, now = table(old_text(args.against, f"{MNIST}/test_scores.csv")), table(new(f"{MNIST}/test_scores.csv"))
-    same_bytes = old_text(args.against, f"{MNIST}/test_scores.csv") == new(f"{MNIST}/test_scores.csv")
+    then, now = table(old(f"{MNIST}/test_scores.csv")), table(new(f"{MNIST}/test_scores.csv"))
+    same_bytes = old(f"{MNIST}/test_scores.csv") == new(f"{MNIST}/test_scores.csv")
     lines += ["", f"`test_scores.csv` (10,000 test images, T = 50): byte-identical: **{same_bytes}**"]
     for col in ("mc_pred", "det_pred"):
         lines.append(f"- `{col}` differs on {sum(a != b for a, b in zip(then[col], now[col]))} images")
@@ -84,13 +132,13 @@ def main() -> None:
         ("variance_vs_mi.csv", "group", "spearman_rho"),
     ):
         try:
-            old = table(old_text(args.against, f"{MNIST}/{path}"))
+            past = table(old(f"{MNIST}/{path}"))
         except subprocess.CalledProcessError:
             continue
         cur = table(new(f"{MNIST}/{path}"))
-        keys_old = old[key_col] if key_col else old[kind_column(old)]
+        keys_old = past[key_col] if key_col else past[kind_column(past)]
         keys_new = cur[key_col] if key_col else cur[kind_column(cur)]
-        for k, v in zip(keys_old, old[value_col]):
+        for k, v in zip(keys_old, past[value_col]):
             if k in keys_new:
                 lines.append(
                     f"| {path}: {value_col} ({k}) | {float(v):.4f} | {float(cur[value_col][keys_new.index(k)]):.4f} |"
@@ -105,7 +153,7 @@ def main() -> None:
         f"{time.strftime('%Y-%m-%d')}",
         f"- command: `{command}`",
     ]
-    out = ROOT / "results" / "reproducibility.md"
+    out = args.out
     artifacts.write_text(out, "\n".join(lines) + "\n")
     record = artifacts.record({"against": args.against}, STARTED, outputs=[out.name])
     artifacts.write_json(out.with_suffix(".json"), {**record, "command": command})
