@@ -198,18 +198,25 @@ def cluster_bootstrap_auc_difference(
     rounds: int = 1000,
     seed: int = 0,
     level: float = 0.95,
+    joint: bool = False,
 ) -> tuple[float, float, float]:
     """AUC(a) - AUC(b), or AUC(a) alone when b is None, with a percentile bootstrap that resamples
     whole clusters: ``(value, lo, hi)``. Rows of a cluster (``positive_groups [P]``,
     ``negative_groups [M]``; e.g. images scored in one batch, whose outputs are coupled) are drawn
-    together, each class apart; a and b score the same rows, so one draw serves both (paired)."""
+    together, each class apart, or with ``joint`` both classes in one draw over the ids of both (a
+    batch that holds positives and negatives is drawn whole); a and b score the same rows, so one
+    draw serves both (paired)."""
     parts = [(positive_a, negative_a)] + ([] if positive_b is None else [(positive_b, negative_b)])
     if any(len(p) != len(positive_groups) or len(n) != len(negative_groups) for p, n in parts):
         raise ValueError("a cluster bootstrap needs a group for every row, and paired sets of equal size")
     if not all(_defined(np.asarray(p, float), np.asarray(n, float)) for p, n in parts):
         return float("nan"), float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    w_pos, w_neg = _cluster_counts(positive_groups, rounds, rng), _cluster_counts(negative_groups, rounds, rng)
+    if joint:
+        w = _cluster_counts(np.concatenate([np.asarray(positive_groups), np.asarray(negative_groups)]), rounds, rng)
+        w_pos, w_neg = w[:, : len(positive_groups)], w[:, len(positive_groups) :]
+    else:
+        w_pos, w_neg = _cluster_counts(positive_groups, rounds, rng), _cluster_counts(negative_groups, rounds, rng)
     value = sum(s * roc_auc(np.asarray(p, float), np.asarray(n, float)) for s, (p, n) in zip((1, -1), parts))
     draws = sum(s * _weighted_auc(_comparisons(np.asarray(p, float), np.asarray(n, float)), w_pos, w_neg)
                 for s, (p, n) in zip((1, -1), parts))  # fmt: skip

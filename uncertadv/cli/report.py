@@ -127,6 +127,19 @@ def report(
             "results/catsdogs/adaptive; a cut, as the as-coded network costs hours to calibrate)."
         ),
     ] = "own",
+    batching: Annotated[
+        Optional[str],
+        typer.Option(
+            help="With --variant as-coded: score the ablation's as-coded images under one batching ARM "
+            "(one-kind, one-kind-regrouped, mixed, one-adversarial, single, crafted-mixed, inference; issue 28), "
+            "one-kind always beside it (RESULTS: results/catsdogs-ablation/batching/).",
+            show_default=False,
+        ),
+    ] = None,
+    batchings: Annotated[
+        Optional[str],
+        typer.Option(help="With --variant as-coded: 'all' runs every batching arm.", show_default=False),
+    ] = None,
     force: Annotated[bool, typer.Option(help="Recompute every attack set and score.")] = False,
 ) -> None:
     """Table 1: train what is missing, attack, score, and write RESULTS/table1.{csv,md,json} and scores.csv.
@@ -154,6 +167,12 @@ def report(
               tails, calibration)  # fmt: skip
         return
     refuse_unused(ctx, ("calibration",), "this mode (only --adaptive --variant as-coded takes it)")
+    if batching is not None or batchings is not None:  # issue 28: the batch-composition experiment
+        refuse_unused(ctx, ("methods", "eps", "predictors", "adaptive", "render", "ablation", "force",
+                            *ADAPTIVE_ONLY, *not_own), "--batching/--batchings (the experiment's fixed grid)")  # fmt: skip
+        _batching(dataset, variant, batching, batchings, n, samples, seed, bootstrap, results, image_size, backbone,
+                  weights)  # fmt: skip
+        return
     if variant is not None or ablation:
         ignored = ("methods", "eps", "predictors", "adaptive", "render", *ADAPTIVE_ONLY, *not_own)
         refuse_unused(ctx, ignored, "--variant/--ablation (the ablation's fixed grid)")
@@ -276,6 +295,24 @@ def _gate(dataset, variant, eps, iterations, n, samples, seed, bootstrap, result
         for path in as_coded_suite.run(gate_cfg, suite_cfg, calibration, passing):
             echo(f"wrote {path}")
         typer.echo(as_coded_suite.findings(cfg.folder))
+
+
+def _batching(dataset, variant, arm, every, n, samples, seed, bootstrap, results, image_size, backbone,
+              weights) -> None:  # fmt: skip
+    """The batch-composition experiment on as-coded (issue 28): one arm or every arm, then batching.{csv,md}."""
+    from uncertadv.experiments.catsdogs import batching, batching_report
+
+    if variant != batching.VARIANT:
+        raise ValueError(f"--batching/--batchings run on --variant {batching.VARIANT} only")
+    if (arm is None) == (every is None):
+        raise ValueError("give --batching ARM or --batchings all, one of them")
+    if every is not None and every != "all":
+        raise ValueError(f"--batchings takes 'all', got {every!r}; for one arm use --batching ARM")
+    if arm is not None and arm not in batching.ARMS:
+        raise ValueError(f"unknown batching {arm!r}; choose from {', '.join(batching.ARMS)}")
+    cfg = _ablation_config(dataset, n, samples, seed, bootstrap, results, image_size, backbone, weights)
+    for path in batching_report.run(cfg, batching.ARMS if every else (arm,)):
+        echo(f"wrote {path}")
 
 
 def _ablation(dataset, variant, every, n, samples, seed, bootstrap, results, image_size, backbone, weights,

@@ -36,14 +36,22 @@ def clip_bounds(clip: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def attack_batch(network: VariantNetwork, x: np.ndarray, labels: np.ndarray, *, method: str, eps: float,
-                 samples: int, bounds, seed_parts: tuple[int, ...]) -> np.ndarray:  # fmt: skip
+                 samples: int, bounds, seed_parts: tuple[int, ...], gradient=None,
+                 moving: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """Adversarial versions ``[B, S, S, 3]`` of one batch ``x`` (eps in 0-255 units), moving away
     from ``labels``, in CleverHans 2's order (module doc). Each gradient call draws fresh masks from
     key ``(*seed_parts, call)``. With the authors' bounds a pixel outside them ends at the bound,
-    further than eps."""
+    further than eps.
+
+    gradient: ``(image [B, ...], call) -> [B, ...]`` in place of ``network.gradient`` (the batching
+    experiment's attacker, whose masks are the images' own); moving: bool ``[B]``, the members that
+    move (the others stay where they are: clean batch-mates)."""
     lo, hi = (tf.constant(b.reshape(1, 1, 1, 3)) for b in bounds)
     x0 = tf.constant(x, tf.float32)
     radius = eps / 255.0
+    if gradient is None:
+        gradient = lambda image, call: network.gradient(image, labels, key(*seed_parts, call), samples)  # noqa: E731
+    still = None if moving is None else tf.constant(~np.asarray(moving, bool).reshape(-1, 1, 1, 1))
 
     def bound(image):
         return tf.clip_by_value(image, lo, hi)
@@ -51,21 +59,24 @@ def attack_batch(network: VariantNetwork, x: np.ndarray, labels: np.ndarray, *, 
     def ball(image):
         return x0 + tf.clip_by_value(image - x0, -radius, radius)
 
+    def held(image):  # the members that do not move keep their input
+        return image if still is None else tf.where(still, x0, image)
+
     if method == "fgm":
-        return bound(x0 + radius * tf.sign(network.gradient(x0, labels, key(*seed_parts, 0), samples))).numpy()
+        return held(bound(x0 + radius * tf.sign(gradient(x0, 0)))).numpy()
     step = STEPS[float(eps)] / 255.0
     if method == "bim":
         eta = tf.zeros_like(x0)
         for call in range(ITERATIONS):
-            grad = network.gradient(x0 + eta, labels, key(*seed_parts, call), samples)
-            eta = ball(bound(x0 + eta + step * tf.sign(grad))) - x0
-        return bound(x0 + eta).numpy()
+            grad = gradient(x0 + eta, call)
+            eta = held(ball(bound(x0 + eta + step * tf.sign(grad)))) - x0
+        return held(bound(x0 + eta)).numpy()
     adv, momentum = x0, tf.zeros_like(x0)
     for call in range(ITERATIONS):  # mim
-        grad = network.gradient(adv, labels, key(*seed_parts, call), samples)
+        grad = gradient(adv, call)
         grad = grad / tf.maximum(tf.reduce_mean(tf.abs(grad), axis=(1, 2, 3), keepdims=True), 1e-12)
         momentum = MIM_DECAY * momentum + grad
-        adv = bound(ball(adv + step * tf.sign(momentum)))
+        adv = held(bound(ball(adv + step * tf.sign(momentum))))
     return adv.numpy()
 
 

@@ -118,6 +118,11 @@ def expected(root: Path) -> dict[Path, str]:
         from uncertadv.experiments.catsdogs import ablation_report
 
         out[ablation / "ablation.md"] = ablation_report.markdown(ablation)
+    batching = ablation / "batching"
+    if (batching / "batching.csv").is_file():
+        from uncertadv.experiments.catsdogs import batching_report
+
+        out[batching / "batching.md"] = batching_report.rendered_markdown(batching)
     if (root / "benchmarks").is_dir():
         out[root / "benchmarks.md"] = benchmarks_markdown(root)
     top = root.parent / "README.md"  # the repository's README, beside results/

@@ -269,7 +269,8 @@ def measure(root: Path) -> list[dict]:
         rows += _ensemble_claim(setting, groups, source)
         rows += _accuracy_claim(setting, folder, root)
         rows += evasion.claims(setting, folder, root)
-    rows += _batching_claim(root)
+    if (root / ABLATION).is_dir():
+        rows += _batching_claim(root)
     return rows + _combined(rows)
 
 
@@ -280,7 +281,23 @@ def _batching_claim(root: Path) -> list[dict]:
     if not path.is_file():
         return [_row("7c", BATCHING, "all", np.nan, np.nan, np.nan, None, rules.NOT_TESTABLE,
                      "the batching experiment (results/catsdogs-ablation/batching/) has not run yet", "")]  # fmt: skip
-    raise ValueError(f"{path}: this version of the ledger cannot read the batching experiment's table yet")
+    table, source = artifacts.read_table(path), str(path.relative_to(root))
+    out = []
+    for i in np.flatnonzero(np.isin(table["arm"], rules.BATCHING_ARMS)):
+        r = {k: v[i] for k, v in table.items()}
+        verdict = rules.deployed_detection(r["c7_lo"], r["c7_hi"], int(r["n_successful"]), r["c7_change_lo"],
+                                           r["c7_change_hi"])  # fmt: skip
+        if int(r["n_successful"]) < rules.MIN_DECIDING:
+            reason = f"only {int(r['n_successful'])} successful images (fewer than {rules.MIN_DECIDING})"
+        elif np.isnan(r["c7_change"]):
+            reason = f"change from one-kind not testable: {int(r['n_successful_both'])} images successful in both"
+        else:
+            both = int(r["n_successful_both"])
+            reason = (f"change from one-kind {r['c7_change']:+.3f} [{r['c7_change_lo']:+.3f}, "
+                      f"{r['c7_change_hi']:+.3f}] on {both} images successful in both")  # fmt: skip
+        out.append(_row("7c", BATCHING, f"{r['arm']}: {r['attack']} eps {r['eps']:g}", r["c7_auc"], r["c7_lo"],
+                        r["c7_hi"], int(r["n_successful"]), verdict, reason, source))  # fmt: skip
+    return out
 
 
 def _combined(rows: list[dict]) -> list[dict]:
@@ -291,6 +308,11 @@ def _combined(rows: list[dict]) -> list[dict]:
     for claim, setting in keys:
         mine = [r for r in rows if r["claim"] == claim and r["setting"] == setting]
         verdict = rules.combine([r["verdict"] for r in mine])
+        if claim == "7c":  # each arm's rows, then the arms (so that arms that disagree are mixed)
+            arms: dict[str, list[str]] = {}
+            for r in mine:
+                arms.setdefault(r["row"].split(":")[0], []).append(r["verdict"])
+            verdict = rules.combine_arms(arms)
         judged = [r for r in mine if r["verdict"] != rules.NOT_TESTABLE]
         reason = mine[0]["reason"] if len(mine) == 1 else f"{len(judged)} of {len(mine)} rows judged"
         if len(mine) > 1 and len(judged) < len(mine):

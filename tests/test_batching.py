@@ -1,0 +1,121 @@
+"""The batch-composition experiment (issue 28) on a tiny trunk: one-kind is the ablation's as-coded rows
+of the same run, every arm scores each image once in the batches it names, the crafted attack moves the
+adversarial members alone, and batching.csv recomputes from the arms' scores.csv files."""
+
+import numpy as np
+import pytest
+from test_catsdogs_ablation import tiny_trunk, write_petimages
+
+from uncertadv import artifacts
+from uncertadv.experiments.catsdogs import ablation, batching, batching_report
+from uncertadv.experiments.claims import rules
+
+N = 10
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("batching")
+    root = write_petimages(tmp / "PetImages", per_class=80)  # 32 test images: 3 x N drawn
+    mp = pytest.MonkeyPatch()
+    mp.setenv("UNCERTADV_CACHE", str(tmp / "cache"))
+    cfg = ablation.AblationConfig(folder=tmp / "catsdogs-ablation", image_size=16, n=N, samples=4, bootstrap=50,
+                                  data_dir=str(root), methods=("bim", "mim"), predictors=("mc",))  # fmt: skip
+    trunk = tiny_trunk()
+    ablation.run(cfg, ["as-coded"], trunk=trunk)
+    paths = batching_report.run(cfg, batching.ARMS, trunk=trunk)
+    yield cfg, trunk, paths
+    mp.undo()
+
+
+def test_one_kind_is_the_ablations_as_coded_rows_of_the_same_run(run):
+    cfg, _, _ = run
+    coded = artifacts.read_table(cfg.folder / "as-coded" / "scores.csv")
+    mine = artifacts.read_table(cfg.folder / "batching" / "one-kind" / "scores.csv")
+    for attack, eps in batching.SETTINGS:
+        a = (coded["attack"] == attack) & (coded["eps"] == eps) & (coded["predictor"] == "mc")
+        b = (mine["attack"] == attack) & (mine["eps"] == eps)
+        for kind in ("clean", "noise", "adversarial"):  # each kind in draw order (the files order kinds apart)
+            ka, kb = a & (coded["kind"] == kind), b & (mine["kind"] == kind)
+            for column in ("index", "pred", "clean_pred", "label_changed", "success", "mutual_information",
+                           "predictive_entropy"):  # fmt: skip
+                np.testing.assert_array_equal(mine[column][kb], coded[column][ka], err_msg=f"{attack} {eps} {column}")
+            # the same batches of five: the ablation numbers them within a kind, the pool across kinds
+            np.testing.assert_array_equal(np.unique(mine["batch"][kb], return_inverse=True)[1],
+                                          np.unique(coded["batch"][ka], return_inverse=True)[1])  # fmt: skip
+
+
+def test_every_arm_scores_each_image_once_in_the_batches_it_names():
+    for arm in batching.ARMS:
+        made = batching.arm_batches(arm, N, 0, 1)
+        owned = np.concatenate([b[o] for b, o in zip(made.batches, made.owners)])
+        assert sorted(owned) == list(range(3 * N)), arm
+        size = {len(b) for b in made.batches}
+        assert size == ({1} if arm == "single" else {batching.BATCH}), arm
+    mixed = batching.arm_batches("mixed", N, 0, 1)
+    kinds = [set(b // N) for b in mixed.batches if b[0] < 2 * N]
+    assert any(k == {0, 1} for k in kinds) and all(k <= {0, 1} for k in kinds)  # clean and adversarial together
+    lone = batching.arm_batches("one-adversarial", N, 0, 1)
+    for members, owners in zip(lone.batches, lone.owners):
+        if owners.sum() == 1:  # an adversarial image with four clean batch-mates
+            assert N <= members[0] < 2 * N and np.all(members[1:] < N)
+    regrouped = batching.arm_batches("one-kind-regrouped", N, 0, 1)
+    assert [set(b // N) for b in regrouped.batches] == [
+        set(b // N) for b in batching.arm_batches("one-kind", N, 0, 1).batches
+    ]
+    again = batching.arm_batches("mixed", N, 0, 1)
+    assert all(np.array_equal(a, b) for a, b in zip(mixed.batches, again.batches))  # seeded
+
+
+def test_the_crafted_attack_moves_the_adversarial_members_alone(run):
+    cfg, _, _ = run
+    paths = sorted((cfg.folder / "batching" / "attacks").glob("*.npz"))
+    assert len(paths) == len(batching.SETTINGS)
+    for path in paths:
+        with np.load(path, allow_pickle=False) as saved:
+            pool = saved["images"]
+        record = artifacts.read_json(artifacts.sidecar_path(path))
+        x, y = ablation.load_test(cfg)
+        idx = batching.draw_indices(len(x), N, cfg.seed)
+        np.testing.assert_array_equal(pool[:N], x[idx["clean"]])  # clean batch-mates stay fixed
+        moved = np.abs(pool[N : 2 * N] - x[idx["adversarial"]]).max(axis=(1, 2, 3)) * 255
+        assert moved.max() > 0 and record["max_linf_255"] == pytest.approx(moved.max(), rel=1e-6)
+        assert record["share_pixels_beyond_eps"] < 0.5  # only pixels outside the as-coded bounds exceed eps
+
+
+def test_batching_csv_recomputes_from_the_arms_scores(run):
+    cfg, _, paths = run
+    folder = cfg.folder / "batching"
+    table = artifacts.read_table(folder / "batching.csv")
+    again = batching_report.table(folder, batching.ARMS, cfg.bootstrap)
+    assert len(again) == len(batching.ARMS) * len(batching.SETTINGS)
+    for i, row in enumerate(again):
+        for column in ("n_successful", "clean_accuracy", "mutual_information_auc_clean", "c7_lo", "c7_change"):
+            assert table[column][i] == pytest.approx(row[column], nan_ok=True), column
+        assert (table["verdict"][i] if isinstance(table["verdict"][i], str) else "") == row["verdict"]
+        want = rules.deployed_detection(row["c7_lo"], row["c7_hi"], row["n_successful"], row["c7_change_lo"],
+                                        row["c7_change_hi"]) if row["arm"] in rules.BATCHING_ARMS else ""  # fmt: skip
+        assert row["verdict"] == want
+    assert (folder / "batching.md").read_text() == batching_report.rendered_markdown(folder)
+    record = artifacts.read_json(folder / "batching.json")
+    assert record["arms"] if "arms" in record else record["config"]["arms"]
+
+
+def test_the_ledger_judges_claim_7c_per_arm_then_across_arms(run):
+    from uncertadv.experiments.claims import ledger
+
+    cfg, _, _ = run
+    rows = [r for r in ledger.measure(cfg.folder.parent) if r["claim"] == "7c"]
+    judged = [r for r in rows if r["row"] != "all"]
+    assert len(judged) == rules.BATCHING_ROWS and {r["row"].split(":")[0] for r in judged} == set(rules.BATCHING_ARMS)
+    table = artifacts.read_table(cfg.folder / "batching" / "batching.csv")
+    for r in judged:
+        arm, rest = r["row"].split(": ")
+        attack, _, eps = rest.split()
+        i = np.flatnonzero((table["arm"] == arm) & (table["attack"] == attack) & (table["eps"] == float(eps)))[0]
+        assert r["verdict"] == table["verdict"][i] and r["n"] == table["n_successful"][i]
+    arms = {}
+    for r in judged:
+        arms.setdefault(r["row"].split(":")[0], []).append(r["verdict"])
+    (combined,) = [r for r in rows if r["row"] == "all"]
+    assert combined["verdict"] == rules.combine_arms(arms)
