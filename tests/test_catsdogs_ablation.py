@@ -394,3 +394,22 @@ def test_committed_ablation_rows_recompute_from_the_variants_scores():
         assert table["n_successful"][i] == np.sum(rows["success"][adv] == 1)
         clean = kind == "clean"
         assert table["clean_accuracy"][i] == pytest.approx(np.mean(rows["pred"][clean] == rows["label"][clean]))
+
+
+def test_a_head_seed_trains_another_head_under_its_own_name_and_leaves_seed_0s_key(petimages, tmp_path, monkeypatch):
+    """Issue 28: head seed N > 0 changes the head's initialisation, dropout and block order only; seed 0
+    keeps the name and key of the committed heads, so they are reused; seeds write to seeds/NAME-sN/."""
+    monkeypatch.setenv("UNCERTADV_CACHE", str(tmp_path / "cache"))
+    base = ablation.AblationConfig(folder=tmp_path / "a", image_size=16, n=3, samples=4, data_dir=str(petimages))
+    trunks = ablation.Trunks(base, tiny_trunk())
+    variant = variants.named("+head")
+    _, zero = ablation.ensure_head(base, trunks, variant)
+    one_cfg = dataclasses.replace(base, head_seed=1)
+    _, one = ablation.ensure_head(one_cfg, trunks, variant)
+    assert "head_seed" not in zero["config"] and one["config"]["head_seed"] == 1
+    assert (base.folder / "models" / "head-imagenet-probs-inference-s1.keras").is_file()
+    assert one["sha256"] != zero["sha256"]
+    assert one_cfg.variant_folder("+head") == base.folder / "seeds" / "+head-s1"
+    assert base.variant_folder("+head") == base.folder / "+head"
+    with pytest.raises(ValueError, match="head-seed"):
+        dataclasses.replace(base, head_seed=-1).validate()

@@ -261,3 +261,35 @@ def test_combined_rows_count_the_judged_rows_name_the_untestable_and_label_the_s
     )
     assert combined[("8", "catsdogs")] == "2 of 2 rows judged"
     assert combined[("11", "catsdogs")].startswith("future work")
+
+
+def test_claim_7b_takes_the_mean_over_head_seeds_and_keeps_the_old_verdict_beside(tmp_path):
+    """Revision 7: an ablation variant's seeds/NAME-sN/scores.csv join its own scores.csv (seed 0)."""
+    from uncertadv.experiments.claims import ledger
+
+    rng = np.random.default_rng(0)
+
+    def scores(shift):
+        n = 40
+        kind = np.repeat(["clean", "noise", "adversarial"], n)
+        mi = np.r_[rng.random(2 * n), rng.random(n) + shift]
+        return {"attack": ["bim"] * 3 * n, "eps": [5.0] * 3 * n, "predictor": ["mc"] * 3 * n, "kind": kind,
+                "index": np.tile(np.arange(n), 3), "mutual_information": mi,
+                "detector_measure": [""] * 3 * n}  # fmt: skip
+
+    folder = tmp_path / "catsdogs-ablation"
+    for path, shift in (("as-coded", 0.1), ("seeds/as-coded-s2", 0.5), ("seeds/as-coded-s1", 0.3)):
+        artifacts.write_csv(folder / path / "scores.csv", scores(shift))
+    seeds = ledger._seed_groups(tmp_path, "catsdogs-ablation/as-coded")
+    assert len(seeds) == 2 and ledger._seed_groups(tmp_path, "catsdogs") == []
+    groups = ledger._groups(folder / "as-coded" / "scores.csv")
+    paper = {("bim", 5.0, "mc"): 0.7}
+    (row,) = ledger._reproduction("catsdogs-ablation/as-coded", groups, paper, "s", seeds)
+    aucs = []
+    for g in (groups, *seeds):
+        r = g[("bim", 5.0, "mc")]
+        aucs.append(metrics.roc_auc(r["mutual_information"][r["kind"] == "adversarial"],
+                                    r["mutual_information"][r["kind"] != "adversarial"]))  # fmt: skip
+    assert row["value"] == pytest.approx(np.mean(aucs) - 0.7)
+    assert "mean of 3 head seeds" in row["reason"] and "before revision 7:" in row["reason"]
+    assert aucs[1] < aucs[2]  # seeds in number order: s1 (shift 0.3) before s2 (shift 0.5)

@@ -104,3 +104,22 @@ def test_claim_7c_holds_above_half_fails_only_below_0_6_with_a_falling_paired_ch
     arms = {"mixed": [rules.HOLDS] * 4, "one-adversarial": [rules.DOES_NOT_HOLD] * 4, "crafted-mixed": [rules.HOLDS]}
     assert rules.combine_arms(arms) == rules.MIXED
     assert rules.BATCHING_ROWS == len(rules.BATCHING_ARMS) * 2 * 2
+
+
+def test_claim_7b_over_seeds_adds_the_seed_variance_with_welch_satterthwaite_degrees_of_freedom():
+    """Revision 7. One seed: s_b = 0, a normal interval of sqrt(se^2 + paper_se^2). Three seeds: the seeds'
+    term s_b^2/3 has 2 degrees of freedom, the others are known, so dof = SE^4 / ((s_b^2/3)^2 / 2)."""
+    from scipy.stats import t as student
+
+    verdict, diff, lo, hi, dof = rules.seeds_reproduce([0.70], [0.01], 0.70, 0.01)
+    half = rules.corrected_z() * math.hypot(0.01, 0.01)
+    assert (diff, dof, verdict) == (0.0, math.inf, rules.HOLDS) and (lo, hi) == pytest.approx((-half, half))
+    aucs, ses = [0.60, 0.62, 0.64], [0.01, 0.02, 0.02]
+    verdict, diff, lo, hi, dof = rules.seeds_reproduce(aucs, ses, 0.70, 0.01, k=4)
+    between = np.var(aucs, ddof=1) / 3
+    var = between + np.mean(np.square(ses)) + 0.01**2
+    assert dof == pytest.approx(var**2 / (between**2 / 2))
+    q = student.ppf(1 - 0.05 / 8, dof)
+    assert (lo, hi) == pytest.approx((-0.08 - q * np.sqrt(var), -0.08 + q * np.sqrt(var)))
+    assert diff == pytest.approx(-0.08) and verdict == rules.DOES_NOT_HOLD
+    assert rules.seeds_reproduce([0.70, 0.72, 0.74], [0.03] * 3, 0.72, 0.03)[0] == rules.INCONCLUSIVE

@@ -140,6 +140,14 @@ def report(
         Optional[str],
         typer.Option(help="With --variant as-coded: 'all' runs every batching arm.", show_default=False),
     ] = None,
+    head_seed: Annotated[
+        int,
+        typer.Option(
+            help="With --variant: train the head with seed N (its initialisation, dropout and block order; the "
+            "images, attacks' and evaluator's keys stay), into models/head-...-sN.keras and "
+            "RESULTS/seeds/VARIANT-sN/ (issue 28).",
+        ),
+    ] = 0,
     force: Annotated[bool, typer.Option(help="Recompute every attack set and score.")] = False,
 ) -> None:
     """Table 1: train what is missing, attack, score, and write RESULTS/table1.{csv,md,json} and scores.csv.
@@ -162,13 +170,13 @@ def report(
     not_own = tuple(o for o in OWN_DATA if o != "image_size")
     if adaptive and variant is not None:  # the as-coded variant's gate (issue 19)
         refuse_unused(ctx, ("methods", "predictors", "measures", "holes", "restarts", "all_configs", "render",
-                            "ablation", "force", *not_own), "--adaptive --variant (the as-coded gate and suite)")  # fmt: skip
+                            "ablation", "force", "head_seed", *not_own), "--adaptive --variant (the as-coded gate and suite)")  # fmt: skip
         _gate(dataset, variant, eps, iterations, n, samples, seed, bootstrap, results, image_size, backbone, weights,
               tails, calibration)  # fmt: skip
         return
     refuse_unused(ctx, ("calibration",), "this mode (only --adaptive --variant as-coded takes it)")
     if batching is not None or batchings is not None:  # issue 28: the batch-composition experiment
-        refuse_unused(ctx, ("methods", "eps", "predictors", "adaptive", "render", "ablation", "force",
+        refuse_unused(ctx, ("methods", "eps", "predictors", "adaptive", "render", "ablation", "force", "head_seed",
                             *ADAPTIVE_ONLY, *not_own), "--batching/--batchings (the experiment's fixed grid)")  # fmt: skip
         _batching(dataset, variant, batching, batchings, n, samples, seed, bootstrap, results, image_size, backbone,
                   weights)  # fmt: skip
@@ -176,10 +184,12 @@ def report(
     if variant is not None or ablation:
         ignored = ("methods", "eps", "predictors", "adaptive", "render", *ADAPTIVE_ONLY, *not_own)
         refuse_unused(ctx, ignored, "--variant/--ablation (the ablation's fixed grid)")
+        if head_seed and variant is None:
+            raise ValueError("--head-seed trains one variant's head: add --variant NAME")
         _ablation(dataset, variant, ablation, n, samples, seed, bootstrap, results, image_size, backbone, weights,
-                  force)  # fmt: skip
+                  force, head_seed)  # fmt: skip
         return
-    refuse_unused(ctx, ABLATION_ONLY, "Table 1 and --adaptive (only --variant/--ablation)")
+    refuse_unused(ctx, (*ABLATION_ONLY, "head_seed"), "Table 1 and --adaptive (only --variant/--ablation)")
     if render:
         refuse_unused(ctx, ("methods", "eps", "predictors", "n", "samples", "seed", "bootstrap", "force",
                             *ADAPTIVE_ONLY), "--render")  # fmt: skip
@@ -237,7 +247,7 @@ def report(
     typer.echo((layout.folder / table).read_text())
 
 
-def _ablation_config(dataset, n, samples, seed, bootstrap, results, image_size, backbone, weights):
+def _ablation_config(dataset, n, samples, seed, bootstrap, results, image_size, backbone, weights, head_seed=0):
     from pathlib import Path
 
     from uncertadv.experiments.catsdogs import ablation
@@ -254,6 +264,7 @@ def _ablation_config(dataset, n, samples, seed, bootstrap, results, image_size, 
         samples=samples,
         seed=seed,
         bootstrap=bootstrap,
+        head_seed=head_seed,
     )
 
 
@@ -316,11 +327,11 @@ def _batching(dataset, variant, arm, every, n, samples, seed, bootstrap, results
 
 
 def _ablation(dataset, variant, every, n, samples, seed, bootstrap, results, image_size, backbone, weights,
-              force) -> None:  # fmt: skip
+              force, head_seed=0) -> None:  # fmt: skip
     """The cats-vs-dogs ablation (issue 18): one variant, or all of them and the summary."""
     from uncertadv.experiments.catsdogs import ablation, ablation_report, variants
 
-    cfg = _ablation_config(dataset, n, samples, seed, bootstrap, results, image_size, backbone, weights)
+    cfg = _ablation_config(dataset, n, samples, seed, bootstrap, results, image_size, backbone, weights, head_seed)
     if variant is not None and every:
         raise ValueError("give --variant NAME or --ablation, not both")
     names = list(variants.ablation()) if every else [variant]

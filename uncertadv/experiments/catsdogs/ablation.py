@@ -39,6 +39,7 @@ from uncertadv.progress import progress_bar
 
 VERSION = 2  # part of every cache key: raise it when the code changes what a cached file holds
 TRAIN_OUTPUTS_VERSION = 1  # the cached trunk outputs of the training split: raise when their code changes
+HEAD_SEED_STRIDE = 1000  # head seed N trains with seed + 1000 N (init, dropout, block order); the blocks stay
 KIND_CODES = {"clean": 0, "noise": 1, "adversarial": 2, "source": 3, "success_check": 4}
 PREDICTOR_CODES = {"deterministic": 0, "mc": 1}
 COLUMNS = ("attack", "eps", "predictor", "detector_measure", "point_estimate", "kind", "index", "batch", "label",
@@ -62,6 +63,7 @@ class AblationConfig:
     data_dir: str | None = None
     limit_train: int | None = None
     limit_test: int | None = None
+    head_seed: int = 0  # the head's initialisation, training dropout and block order only (issue 28)
 
     def recorded(self) -> dict:
         out = dataclasses.asdict(self)
@@ -77,6 +79,12 @@ class AblationConfig:
         for e in self.eps:
             if float(e) not in perturbations.STEPS:
                 raise ValueError(f"the ablation runs the paper's eps 5 and 10, got {e:g}")
+        if self.head_seed < 0:
+            raise ValueError(f"--head-seed must be >= 0, got {self.head_seed}")
+
+    def variant_folder(self, name: str) -> Path:
+        """Where a variant's scores go: ``NAME/``, or ``seeds/NAME-sN/`` for head seed N > 0."""
+        return self.folder / name if not self.head_seed else self.folder / "seeds" / f"{name}-s{self.head_seed}"
 
 
 def _digest(obj) -> str:
@@ -178,13 +186,16 @@ def ensure_head(
             "backbone": cfg.backbone, "image_size": cfg.image_size, "seed": cfg.seed, "limit_train": cfg.limit_train,
             **variant.model_key()}  # fmt: skip
     name = f"head-{variant.head}-{variant.batchnorm}"
+    if cfg.head_seed:  # seed 0 keeps the keys and names that the committed heads have
+        want["head_seed"] = cfg.head_seed
+        name += f"-s{cfg.head_seed}"
     path = cfg.folder / "models" / f"{name}.keras"
     found = _reuse(path, want, fresh)
     if found is None:
         start = time.perf_counter()
         features, probs, labels = train_outputs(cfg, trunks, variant.batchnorm)
         z = features if variant.head == "features" else probs
-        head = fit_head(z, labels, variant.recipe, cfg.seed)
+        head = fit_head(z, labels, variant.recipe, cfg.seed + HEAD_SEED_STRIDE * cfg.head_seed)
         train_acc = float(np.mean(head.predict(z, batch_size=1024, verbose=0).argmax(-1) == labels))
         path.parent.mkdir(parents=True, exist_ok=True)
         with artifacts.atomic_path(path) as tmp:
@@ -322,7 +333,7 @@ def run_variant(
 
 
 def _write_variant(cfg, name, variant, groups, sets, head_record, start) -> list[Path]:
-    folder = cfg.folder / name
+    folder = cfg.variant_folder(name)
     scores = folder / "scores.csv"
     table = {c: [v for g in groups for v in g[c]] for c in COLUMNS}
     artifacts.write_csv(scores, table)

@@ -218,7 +218,32 @@ def markdown(folder: Path) -> str:
                          f"| {both('mi_auc_s_changed', 'mi_auc_s')} "
                          f"| {both('label_changed_rate', 'success_rate')} |")  # fmt: skip
     lines += ["", "Whether each row lies within the paper's sampling error is judged by claim 7b in `../CLAIMS.md`."]
+    lines += seeds_markdown(folder)
     return "\n".join(lines) + "\n"
+
+
+def seeds_markdown(folder: Path) -> list[str]:
+    """Each head seed's MC MI AUC on BIM and MIM (all negatives, and the clean alone) of the variants with
+    more than one head seed (issue 28: seeds/NAME-sN/scores.csv beside NAME/scores.csv, seed 0)."""
+    lines = []
+    for name in ("as-coded", "+head"):
+        found = sorted((folder / "seeds").glob(f"{name}-s*/scores.csv"), key=lambda p: p.parent.name)
+        if not found or not (folder / name / "scores.csv").is_file():
+            continue
+        runs = [(0, folder / name / "scores.csv"), *((int(p.parent.name.rsplit("-s", 1)[1]), p) for p in found)]
+        if not lines:
+            lines = ["", "## Head seeds (MC MI AUC; the images, attacks' and evaluator's keys fixed)", "",
+                     "| variant | head seed | attack | eps | vs all negatives | vs clean |",
+                     "|---|---|---|---|---|---|"]  # fmt: skip
+        for seed, path in runs:
+            for (attack, eps, predictor), rows in _sets(path).items():
+                if predictor != "mc" or attack not in ("bim", "mim"):
+                    continue
+                mi, kind = rows["mutual_information"], rows["kind"]
+                adv = kind == "adversarial"
+                lines.append(f"| {name} | {seed} | {attack} | {eps:g} | {metrics.roc_auc(mi[adv], mi[~adv]):.3f} | "
+                             f"{metrics.roc_auc(mi[adv], mi[kind == 'clean']):.3f} |")  # fmt: skip
+    return lines
 
 
 # The paper's three numbers the README weighs each variant against (issue 18): the mc MI AUC and

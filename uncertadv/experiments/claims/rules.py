@@ -30,6 +30,8 @@ from __future__ import annotations
 import math
 from statistics import NormalDist
 
+import numpy as np
+
 HOLDS = "holds"
 DOES_NOT_HOLD = "does not hold"
 INCONCLUSIVE = "inconclusive"
@@ -178,6 +180,34 @@ def reproduces(
     if math.isnan(lo) or math.isnan(hi):
         return NOT_TESTABLE, lo, hi
     return (HOLDS if lo <= 0 <= hi else DOES_NOT_HOLD), lo, hi
+
+
+EQUIVALENCE = 0.05  # claim 7b (revision 7): our AUC reproduces the paper's if within this margin
+
+
+def seeds_reproduce(aucs: list[float], ses: list[float], paper: float, paper_se: float, k: int = 1):
+    """Claim 7b over head seeds (revision 7): ``aucs`` and bootstrap ``ses`` of one row, one per seed.
+    The estimate is their mean; SE^2 = s_b^2 / S + mean(se^2) + paper_se^2 (the seeds share the images,
+    so the bootstrap variance is not divided by S); degrees of freedom by Welch-Satterthwaite (only the
+    seeds' term is estimated from S - 1 degrees of freedom; one seed: s_b = 0, normal); the interval of
+    ours - paper at 1 - 0.05/k. ``holds`` if it lies within +-EQUIVALENCE, ``does not hold`` if it
+    excludes 0, ``inconclusive`` otherwise. Returns ``(verdict, difference, lo, hi, dof)``."""
+    from scipy.stats import t as student
+
+    n = len(aucs)
+    if n == 0 or n != len(ses):
+        raise ValueError("need one AUC and one standard error per seed")
+    between = float(np.var(aucs, ddof=1)) / n if n > 1 else 0.0
+    var = between + float(np.mean(np.square(ses))) + paper_se**2
+    dof = var**2 / (between**2 / (n - 1)) if between > 0 else math.inf
+    q = corrected_z(k) if math.isinf(dof) else float(student.ppf(1 - (1 - LEVEL) / (2 * k), dof))
+    diff = float(np.mean(aucs)) - paper
+    lo, hi = diff - q * math.sqrt(var), diff + q * math.sqrt(var)
+    if math.isnan(lo) or math.isnan(hi):
+        return NOT_TESTABLE, diff, lo, hi, dof
+    if -EQUIVALENCE <= lo and hi <= EQUIVALENCE:
+        return HOLDS, diff, lo, hi, dof
+    return (DOES_NOT_HOLD if lo > 0 or hi < 0 else INCONCLUSIVE), diff, lo, hi, dof
 
 
 def worst_case_evasion(rows: list[dict]) -> tuple[str, str]:
