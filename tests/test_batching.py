@@ -4,7 +4,8 @@ adversarial members alone, and batching.csv recomputes from the arms' scores.csv
 
 import numpy as np
 import pytest
-from test_catsdogs_ablation import tiny_trunk, write_petimages
+from test_as_coded_suite import sharp_trunk
+from test_catsdogs_ablation import write_petimages
 
 from uncertadv import artifacts
 from uncertadv.experiments.catsdogs import ablation, batching, batching_report
@@ -21,7 +22,7 @@ def run(tmp_path_factory):
     mp.setenv("UNCERTADV_CACHE", str(tmp / "cache"))
     cfg = ablation.AblationConfig(folder=tmp / "catsdogs-ablation", image_size=16, n=N, samples=4, bootstrap=50,
                                   data_dir=str(root), methods=("bim", "mim"), predictors=("mc",))  # fmt: skip
-    trunk = tiny_trunk()
+    trunk = sharp_trunk()  # its softmax varies with the image: the head separates classes, attacks succeed
     ablation.run(cfg, ["as-coded"], trunk=trunk)
     paths = batching_report.run(cfg, batching.ARMS, trunk=trunk)
     yield cfg, trunk, paths
@@ -67,27 +68,50 @@ def test_every_arm_scores_each_image_once_in_the_batches_it_names():
     assert all(np.array_equal(a, b) for a, b in zip(mixed.batches, again.batches))  # seeded
 
 
-def test_the_crafted_attack_moves_the_adversarial_members_alone(run):
-    cfg, _, _ = run
+def test_the_crafted_attack_moves_the_adversarial_members_alone_with_the_ablations_keys(run):
+    """Inside mixed batches the clean mates stay fixed; inside one-kind batches (no clean mates) the same
+    code, keys and loss give the ablation's own attack set exactly."""
+    cfg, trunk, _ = run
     paths = sorted((cfg.folder / "batching" / "attacks").glob("*.npz"))
     assert len(paths) == len(batching.SETTINGS)
+    x, y = ablation.load_test(cfg)
+    idx = batching.draw_indices(len(x), N, cfg.seed)
     for path in paths:
         with np.load(path, allow_pickle=False) as saved:
-            pool = saved["images"]
-        record = artifacts.read_json(artifacts.sidecar_path(path))
-        x, y = ablation.load_test(cfg)
-        idx = batching.draw_indices(len(x), N, cfg.seed)
-        np.testing.assert_array_equal(pool[:N], x[idx["clean"]])  # clean batch-mates stay fixed
-        moved = np.abs(pool[N : 2 * N] - x[idx["adversarial"]]).max(axis=(1, 2, 3)) * 255
-        assert moved.max() > 0 and record["max_linf_255"] == pytest.approx(moved.max(), rel=1e-6)
-        assert record["share_pixels_beyond_eps"] < 0.5  # only pixels outside the as-coded bounds exceed eps
+            moved = np.abs(saved["x_adv"] - x[idx["adversarial"]]).max(axis=(1, 2, 3)) * 255
+        assert moved.max() > 0
+    trunks = ablation.Trunks(cfg, trunk)
+    network, head = ablation.ensure_head(cfg, trunks, ablation.variants.named("as-coded"))
+    s = batching.setting(cfg, network, head, x, y, "mim", 5.0)
+    pool = s.images.copy()
+    pool[N : 2 * N] = s.source
+    labels = np.concatenate([s.labels[:N], s.attack_labels, s.labels[2 * N :]])
+    arm = batching.arm_batches("one-kind", N, cfg.seed, 0)
+    code = (cfg.seed, batching.MC, 2, 50)
+    bounds = ablation.perturbations.clip_bounds("as-coded")
+    out = batching.crafted(network, pool, labels, arm, N, "mim", 5.0, cfg.samples, bounds, code)
+    np.testing.assert_array_equal(out[N : 2 * N], s.images[N : 2 * N])  # the ablation's x_adv, bit for bit
+    np.testing.assert_array_equal(out[:N], pool[:N])
+
+
+def test_mixed_arms_score_noise_and_one_adversarials_clean_as_one_kind_does(run):
+    cfg, _, _ = run
+    folder = cfg.folder / "batching"
+    base = artifacts.read_table(folder / "one-kind" / "scores.csv")
+    for arm, kinds in (("mixed", ("noise",)), ("one-adversarial", ("noise", "clean")), ("crafted-mixed", ("noise",))):
+        mine = artifacts.read_table(folder / arm / "scores.csv")
+        for kind in kinds:
+            sel = base["kind"] == kind
+            np.testing.assert_array_equal(mine["mutual_information"][sel], base["mutual_information"][sel])
+    table = artifacts.read_table(folder / "batching.csv")
+    assert table["n_successful"].max() > 0  # the sharp trunk's attacks succeed: the success columns are exercised
 
 
 def test_batching_csv_recomputes_from_the_arms_scores(run):
     cfg, _, paths = run
     folder = cfg.folder / "batching"
     table = artifacts.read_table(folder / "batching.csv")
-    again = batching_report.table(folder, batching.ARMS, cfg.bootstrap)
+    again = batching_report.table(folder, cfg.bootstrap)
     assert len(again) == len(batching.ARMS) * len(batching.SETTINGS)
     for i, row in enumerate(again):
         for column in ("n_successful", "clean_accuracy", "mutual_information_auc_clean", "c7_lo", "c7_change"):
@@ -119,3 +143,37 @@ def test_the_ledger_judges_claim_7c_per_arm_then_across_arms(run):
         arms.setdefault(r["row"].split(":")[0], []).append(r["verdict"])
     (combined,) = [r for r in rows if r["row"] == "all"]
     assert combined["verdict"] == rules.combine_arms(arms)
+
+
+def _synthetic(arm, n, mi_adv, mi_clean, success, base_mi_adv=None, base_success=None):
+    """An arm's rows and one-kind's (pool order: clean, adversarial), batches of five."""
+
+    def rows(mi_a, succ):
+        kind = np.repeat(["clean", "adversarial"], n)
+        return {"attack": np.full(2 * n, "bim"), "eps": np.full(2 * n, 5.0), "kind": kind,
+                "index": np.tile(np.arange(n), 2), "batch": np.arange(2 * n) // 5, "label": np.zeros(2 * n),
+                "pred": np.zeros(2 * n), "label_changed": np.r_[np.full(n, np.nan), succ],
+                "success": np.r_[np.full(n, np.nan), succ], "mutual_information": np.r_[mi_clean, mi_a],
+                "predictive_entropy": np.r_[mi_clean, mi_a]}  # fmt: skip
+
+    base = rows(mi_adv if base_mi_adv is None else base_mi_adv, success if base_success is None else base_success)
+    return batching_report.claim_7c(arm, rows(mi_adv, success), base)
+
+
+def test_claim_7c_columns_follow_the_rule_on_scores_whose_answer_is_known():
+    rng = np.random.default_rng(0)
+    n = 100
+    clean = rng.random(n)
+    ones = np.ones(n)
+    high = _synthetic("mixed", n, clean + 2, clean, ones)  # every successful image above every clean one
+    assert high["c7_lo"] > 0.5 and high["verdict"] == rules.HOLDS
+    low = _synthetic("mixed", n, clean - 2, clean, ones, base_mi_adv=clean + 2)  # fell from one-kind's
+    assert low["c7_hi"] < 0.6 and low["c7_change_hi"] < 0 and low["verdict"] == rules.DOES_NOT_HOLD
+    same = _synthetic("mixed", n, clean - 2, clean, ones)  # low, but no fall from one-kind: not a failure
+    assert same["c7_change"] == 0 and same["verdict"] == rules.INCONCLUSIVE
+    few = _synthetic("mixed", n, clean + 2, clean, np.r_[np.ones(19), np.zeros(n - 19)])
+    assert few["verdict"] == rules.NOT_TESTABLE
+    both = _synthetic("mixed", n, clean - 2, clean, ones, base_mi_adv=clean + 2,
+                      base_success=np.r_[np.ones(19), np.zeros(n - 19)])  # fmt: skip
+    assert np.isnan(both["c7_change"]) and both["n_successful_both"] == 19 and both["verdict"] == rules.INCONCLUSIVE
+    assert _synthetic("single", n, clean + 2, clean, ones)["verdict"] == ""  # not one of 7c's arms

@@ -204,16 +204,21 @@ def cluster_bootstrap_auc_difference(
     whole clusters: ``(value, lo, hi)``. Rows of a cluster (``positive_groups [P]``,
     ``negative_groups [M]``; e.g. images scored in one batch, whose outputs are coupled) are drawn
     together, each class apart, or with ``joint`` both classes in one draw over the ids of both (a
-    batch that holds positives and negatives is drawn whole); a and b score the same rows, so one
-    draw serves both (paired)."""
+    batch that holds positives and negatives is drawn whole; a round without one class is drawn
+    again, since it has no AUC); a and b score the same rows, so one draw serves both (paired)."""
     parts = [(positive_a, negative_a)] + ([] if positive_b is None else [(positive_b, negative_b)])
     if any(len(p) != len(positive_groups) or len(n) != len(negative_groups) for p, n in parts):
         raise ValueError("a cluster bootstrap needs a group for every row, and paired sets of equal size")
     if not all(_defined(np.asarray(p, float), np.asarray(n, float)) for p, n in parts):
         return float("nan"), float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    if joint:
-        w = _cluster_counts(np.concatenate([np.asarray(positive_groups), np.asarray(negative_groups)]), rounds, rng)
+    if joint:  # a round that draws no positive (or no negative) has no AUC: it is drawn again
+        groups = np.concatenate([np.asarray(positive_groups), np.asarray(negative_groups)])
+        w = np.empty((0, len(groups)))
+        while len(w) < rounds:
+            more = _cluster_counts(groups, rounds, rng)
+            more = more[(more[:, : len(positive_groups)].sum(1) > 0) & (more[:, len(positive_groups) :].sum(1) > 0)]
+            w = np.concatenate([w, more])[:rounds]
         w_pos, w_neg = w[:, : len(positive_groups)], w[:, len(positive_groups) :]
     else:
         w_pos, w_neg = _cluster_counts(positive_groups, rounds, rng), _cluster_counts(negative_groups, rounds, rng)

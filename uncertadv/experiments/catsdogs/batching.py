@@ -6,7 +6,9 @@ Every image keeps the dropout masks it has in ``one-kind`` (image i of a kind: r
 draw of one-kind batch i // 5, ``image_masks``), so that only its batch-mates change. "Correct when
 clean" is decided for every arm as the ablation decides it: by the source image in clean one-kind
 batches. "Wrong after the attack" is a pass of its own (the ablation's success-check masks) in the
-arm's batching. Flat noise images are scored as in one-kind, except in ``single`` and ``inference``.
+arm's batching. Flat noise images are scored as in one-kind in the arms that mix kinds (``mixed``,
+``one-adversarial``, ``crafted-mixed``); the others batch them as they batch every kind (regrouped:
+permuted within the kind; single: alone; inference: moving statistics).
 
 The pool of one setting: clean images 0..N-1, adversarial N..2N-1, noise 2N..3N-1. An arm is a list
 of batches of pool ids, each with the members it scores (its "owners"): in ``one-adversarial`` a
@@ -164,6 +166,7 @@ class Setting:
     index: np.ndarray  # [3N] test-set index of each pool image (for the adversarial and noise: of its source)
     attack_labels: np.ndarray  # [N] the labels the ablation's attack moved away from
     clean_pred: np.ndarray  # [N] the source image's prediction in clean one-kind batches
+    attack_set: dict  # the ablation's attack set's reuse key (its record's config)
 
 
 def setting(cfg: ablation.AblationConfig, network, head_record, x, y, attack: str, eps: float) -> Setting:
@@ -180,7 +183,7 @@ def setting(cfg: ablation.AblationConfig, network, head_record, x, y, attack: st
     return Setting(attack, eps, np.concatenate([x[idx["clean"]], made["x_adv"], noise]), x[src],
                    np.concatenate([y[idx["clean"]], y[src], y[idx["noise"]]]),
                    np.concatenate([idx["clean"], src, idx["noise"]]), made["attack_labels"],
-                   clean.mean(axis=0).argmax(axis=-1))  # fmt: skip
+                   clean.mean(axis=0).argmax(axis=-1), made["record"]["config"])  # fmt: skip
 
 
 def score_arm(cfg: ablation.AblationConfig, trunks: ablation.Trunks, network: VariantNetwork, s: Setting, arm: str,
@@ -218,15 +221,16 @@ def score_arm(cfg: ablation.AblationConfig, trunks: ablation.Trunks, network: Va
 
 def crafted_images(cfg, network, head_record, s: Setting, data_sha256: str) -> np.ndarray:
     """The crafted-mixed pool of one setting, cached by content under ``batching/attacks``."""
-    want = {"version": VERSION, "head": head_record["sha256"], "data_sha256": data_sha256, "n": cfg.n, "seed": cfg.seed,
-            "samples": cfg.samples, "attack": s.attack, "eps": s.eps, "arm_seed": ARM_SEED}  # fmt: skip
+    want = {"version": VERSION, "ablation_version": ablation.VERSION, "attack_set": s.attack_set,
+            "head": head_record["sha256"], "data_sha256": data_sha256, "arm_seed": ARM_SEED}  # fmt: skip
     path = cfg.folder / "batching" / "attacks" / f"crafted-mixed_{s.attack}_eps{s.eps:g}-{ablation._digest(want)}.npz"
-    if artifacts.reusable_record(artifacts.sidecar_path(path), want, [path]) is not None:
-        with np.load(path, allow_pickle=False) as saved:
-            return saved["images"]
-    start = time.perf_counter()
     n = cfg.n
     pool = s.images.copy()
+    if artifacts.reusable_record(artifacts.sidecar_path(path), want, [path]) is not None:
+        with np.load(path, allow_pickle=False) as saved:
+            pool[n : 2 * n] = saved["x_adv"]  # the other arms' clean and noise images, always
+        return pool
+    start = time.perf_counter()
     pool[n : 2 * n] = s.source  # the attack starts at the source images
     labels = np.concatenate([s.labels[:n], s.attack_labels, s.labels[2 * n :]])
     code = (cfg.seed, MC, ("fgm", "bim", "mim").index(s.attack), int(s.eps * 10))
@@ -237,7 +241,7 @@ def crafted_images(cfg, network, head_record, s: Setting, data_sha256: str) -> n
     path.parent.mkdir(parents=True, exist_ok=True)
     with artifacts.atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, images=out)
+            np.savez_compressed(handle, x_adv=out[n : 2 * n])
     artifacts.write_json(artifacts.sidecar_path(path), artifacts.record(want, start, max_linf_255=float(linf.max()),
                                                                         share_pixels_beyond_eps=share))  # fmt: skip
     return out

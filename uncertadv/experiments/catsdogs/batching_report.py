@@ -22,6 +22,7 @@ from uncertadv.experiments.catsdogs import ablation, batching, variants
 from uncertadv.experiments.claims import rules
 
 FOLDER = "batching"
+KEY = ("head", "attack_sets", "version")  # what an arm's scores depend on beyond its own batches
 MEASURES = ("mutual_information", "predictive_entropy")
 NEGATIVES = ("all", "clean", "noise")
 SEED = 0
@@ -102,11 +103,27 @@ def _setting_rows(table: dict, attack: str, eps: float) -> dict:
     return {c: v[sel] for c, v in table.items()}
 
 
-def table(folder: Path, arms: tuple[str, ...], rounds: int) -> list[dict]:
-    """batching.csv's rows from the arms' scores.csv files under ``folder`` (one-kind's among them)."""
+def scored_arms(folder: Path) -> tuple[str, ...]:
+    """The arms whose scores.csv lies under ``folder``, in ARMS order; each must come from one-kind's head
+    and attack sets (a partial run adds arms, it never mixes two heads in one table)."""
+    base = artifacts.read_json(folder / "one-kind" / "scores.json")["config"]
+    found = []
+    for arm in batching.ARMS:
+        if not (folder / arm / "scores.csv").is_file():
+            continue
+        config = artifacts.read_json(folder / arm / "scores.json")["config"]
+        if {k: config[k] for k in KEY} != {k: base[k] for k in KEY}:
+            raise ValueError(f"{folder / arm} was scored with another head or attack sets than one-kind: "
+                             "run --batchings all")  # fmt: skip
+        found.append(arm)
+    return tuple(found)
+
+
+def table(folder: Path, rounds: int) -> list[dict]:
+    """batching.csv's rows from every scored arm's scores.csv under ``folder`` (one-kind's among them)."""
     base = artifacts.read_table(folder / "one-kind" / "scores.csv")
     out = []
-    for arm in arms:
+    for arm in scored_arms(folder):
         mine = artifacts.read_table(folder / arm / "scores.csv")
         for attack, eps in batching.SETTINGS:
             out.append(summarise(arm, _setting_rows(mine, attack, eps), _setting_rows(base, attack, eps), rounds))
@@ -165,8 +182,10 @@ def run(cfg: ablation.AblationConfig, arms: tuple[str, ...], trunk=None) -> list
     network, head_record = ablation.ensure_head(cfg, trunks, variants.named(batching.VARIANT))
     folder = cfg.folder / FOLDER
     parts: dict[str, list[dict]] = {arm: [] for arm in arms}
+    attack_sets = []
     for attack, eps in batching.SETTINGS:
         s = batching.setting(cfg, network, head_record, x, y, attack, eps)
+        attack_sets.append(s.attack_set)
         for arm in arms:
             pool = (
                 batching.crafted_images(cfg, network, head_record, s, data_sha256) if arm == "crafted-mixed" else None
@@ -177,8 +196,11 @@ def run(cfg: ablation.AblationConfig, arms: tuple[str, ...], trunk=None) -> list
         path = folder / arm / "scores.csv"
         # six digits, as the ablation's scores: one-kind's file then equals as-coded's rows cell for cell
         artifacts.write_csv(path, {c: np.concatenate([p[c] for p in chunks]) for c in batching.SCORE_COLUMNS}, digits=6)
-        written.append(path)
-    rows = table(folder, arms, cfg.bootstrap)
+        key = {"head": head_record["sha256"], "attack_sets": attack_sets, "version": batching.VERSION, "arm": arm}
+        artifacts.write_json(path.with_suffix(".json"), artifacts.record(key, start, outputs=[path.name]))
+        written += [path, path.with_suffix(".json")]
+    arms = scored_arms(folder)  # this run's, and those of earlier runs with the same head and sets
+    rows = table(folder, cfg.bootstrap)
     csv_path, md_path = folder / "batching.csv", folder / "batching.md"
     artifacts.write_csv(csv_path, {c: [r[c] for r in rows] for c in COLUMNS})
     artifacts.write_text(md_path, rendered_markdown(folder))

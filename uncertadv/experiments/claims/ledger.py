@@ -304,14 +304,23 @@ def _batching_claim(root: Path) -> list[dict]:
     if not path.is_file():
         return [_row("7c", BATCHING, "all", np.nan, np.nan, np.nan, None, rules.NOT_TESTABLE,
                      "the batching experiment (results/catsdogs-ablation/batching/) has not run yet", "")]  # fmt: skip
+    from uncertadv.experiments.catsdogs.batching import SETTINGS
+
     table, source = artifacts.read_table(path), str(path.relative_to(root))
     out = []
-    for i in np.flatnonzero(np.isin(table["arm"], rules.BATCHING_ARMS)):
-        r = {k: v[i] for k, v in table.items()}
+    for arm, (attack, eps) in [(a, s) for a in rules.BATCHING_ARMS for s in SETTINGS]:
+        found = np.flatnonzero((table["arm"] == arm) & (table["attack"] == attack) & (table["eps"] == eps))
+        if not len(found):
+            out.append(_row("7c", BATCHING, f"{arm}: {attack} eps {eps:g}", np.nan, np.nan, np.nan, None,
+                            rules.NOT_TESTABLE, "this arm has not run", source))  # fmt: skip
+            continue
+        r = {k: v[found[0]] for k, v in table.items()}
         verdict = rules.deployed_detection(r["c7_lo"], r["c7_hi"], int(r["n_successful"]), r["c7_change_lo"],
                                            r["c7_change_hi"])  # fmt: skip
         if int(r["n_successful"]) < rules.MIN_DECIDING:
             reason = f"only {int(r['n_successful'])} successful images (fewer than {rules.MIN_DECIDING})"
+        elif np.isnan(r["c7_lo"]):
+            reason = "no interval: the bootstrap found no AUC"
         elif np.isnan(r["c7_change"]):
             reason = f"change from one-kind not testable: {int(r['n_successful_both'])} images successful in both"
         else:
