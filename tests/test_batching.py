@@ -177,3 +177,14 @@ def test_claim_7c_columns_follow_the_rule_on_scores_whose_answer_is_known():
                       base_success=np.r_[np.ones(19), np.zeros(n - 19)])  # fmt: skip
     assert np.isnan(both["c7_change"]) and both["n_successful_both"] == 19 and both["verdict"] == rules.INCONCLUSIVE
     assert _synthetic("single", n, clean + 2, clean, ones)["verdict"] == ""  # not one of 7c's arms
+
+
+def test_the_readme_block_renders_from_batching_csv(run):
+    cfg, _, _ = run
+    from uncertadv.experiments.claims import documents
+
+    readme = cfg.folder / "README.md"
+    readme.write_text("# x\n\n<!-- generated: batching batching -->\nSTALE\n<!-- end generated -->\n")
+    text = documents._readme(cfg.folder.parent, readme)
+    assert "STALE" not in text and all(f"| {arm} |" in text for arm in batching.ARMS)
+    assert "no verdict (not one of 7c's arms)" in text

@@ -211,3 +211,31 @@ def run(cfg: ablation.AblationConfig, arms: tuple[str, ...], trunk=None) -> list
                               outputs=[csv_path.name, md_path.name, *(f"{a}/scores.csv" for a in arms)])  # fmt: skip
     artifacts.write_json(folder / "batching.json", record)
     return [*written, csv_path, md_path, folder / "batching.json"]
+
+
+def findings(folder: Path) -> str:
+    """The ablation README's block: per arm, over its four settings, the range of clean accuracy, of
+    successful images, of the MI AUC of the successful images against the clean ones, and claim 7c's
+    verdict for the arm (its rows combined)."""
+    cols = artifacts.read_table(folder / "batching.csv")
+    lines = ["| arm | clean accuracy | successful images | MI AUC, successful vs clean | 7c, the arm's rows |",
+             "|---|---|---|---|---|"]  # fmt: skip
+
+    def span(values, digits=3):
+        values = np.asarray(values, float)
+        values = values[~np.isnan(values)]
+        if not len(values):
+            return "none"
+        lo, hi = values.min(), values.max()
+        return f"{lo:.{digits}f}" if lo == hi else f"{lo:.{digits}f} to {hi:.{digits}f}"
+
+    for arm in batching.ARMS:
+        sel = cols["arm"] == arm
+        if not sel.any():
+            continue
+        verdicts = [v if isinstance(v, str) else "" for v in cols["verdict"][sel]]
+        verdict = rules.combine(verdicts) if all(verdicts) else "no verdict (not one of 7c's arms)"
+        auc = span(cols["mutual_information_auc_successful_clean"][sel])
+        lines.append(f"| {arm} | {span(cols['clean_accuracy'][sel])} | {span(cols['n_successful'][sel], 0)} of "
+                     f"{int(cols['n_adversarial'][sel][0])} | {auc} | {verdict} |")  # fmt: skip
+    return "\n".join(lines) + "\n"

@@ -83,6 +83,10 @@ def _readme(root: Path, path: Path) -> str:
             from uncertadv.experiments.adaptive import report as adaptive_report
 
             return m.group(1) + adaptive_report.findings(path.parent, m["arg"]) + m.group(5)
+        if m["kind"] == "batching":  # the batch-composition experiment, from batching.csv
+            from uncertadv.experiments.catsdogs import batching_report
+
+            return m.group(1) + batching_report.findings(path.parent / m["arg"]) + m.group(5)
         if m["kind"] == "findings":  # the top-level README's "What we found", from claims.csv
             from uncertadv.experiments.claims import headline, ledger
 
