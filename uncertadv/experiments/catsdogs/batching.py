@@ -89,16 +89,17 @@ def image_masks(seed_parts: tuple, n: int, samples: int, dim: int) -> tf.Tensor:
     return tf.concat(parts, axis=1)
 
 
-def score(network: VariantNetwork, images: np.ndarray, masks: tf.Tensor, arm: Arm) -> tuple[np.ndarray, np.ndarray]:
-    """``(probs [T, M, 2], batch [M])``: each pool image scored in the batch that owns it, with its masks
-    ``masks [T, M, D]``."""
-    probs = np.zeros((masks.shape[0], len(images), 2), np.float32)
+def score(network: VariantNetwork, images: np.ndarray, masks: list[tf.Tensor], arm: Arm) -> tuple[list, np.ndarray]:
+    """``([probs [T, M, 2] per mask set], batch [M])``: each pool image scored in the batch that owns it,
+    once per set of masks ``[T, M, D]`` (the trunk runs once per batch: the masks touch the head only)."""
+    probs = [np.zeros((m.shape[0], len(images), 2), np.float32) for m in masks]
     batch = np.full(len(images), -1)
-    run = tf.function(lambda x, keep: head_probs(network.trunk_outputs(x), network.kernel, network.bias, keep),
-                      reduce_retracing=True)  # fmt: skip
+    trunk = tf.function(network.trunk_outputs, reduce_retracing=True)
     for b, (members, owners) in enumerate(zip(arm.batches, arm.owners)):
-        out = run(tf.constant(images[members]), tf.gather(masks, members, axis=1)).numpy()
-        probs[:, members[owners]] = out[:, owners]
+        z = trunk(tf.constant(images[members]))
+        for out, m in zip(probs, masks):
+            p = head_probs(z, network.kernel, network.bias, tf.gather(m, members, axis=1)).numpy()
+            out[:, members[owners]] = p[:, owners]
         batch[members[owners]] = b
     if (batch < 0).any():
         raise ValueError("an arm's batches leave a pool image unscored")
@@ -201,10 +202,9 @@ def score_arm(cfg: ablation.AblationConfig, trunks: ablation.Trunks, network: Va
     codes = ablation.KIND_CODES
     kinds = ("clean", "adversarial", "noise")
     masks = tf.concat([image_masks((*evaluator, codes[k]), n, cfg.samples, dim) for k in kinds], axis=1)
-    probs, batch = score(net, images, masks, batches)
     check = tf.concat([image_masks((*evaluator, codes[k]), n, cfg.samples, dim)
                        for k in ("clean", "success_check", "noise")], axis=1)  # fmt: skip
-    after, _ = score(net, images, check, batches)
+    (probs, after), batch = score(net, images, [masks, check], batches)
     values = predictors.scores(probs, predictor="mc")
     changed = after.mean(axis=0).argmax(axis=-1) != s.labels
     kind = np.repeat(np.array(kinds), n)
