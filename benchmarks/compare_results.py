@@ -37,6 +37,23 @@ def old_text(commit: str, path: str, root: Path = ROOT) -> str:
     ).stdout
 
 
+def cpu_details() -> str:
+    """This machine's CPU beyond its name (two "AMD EPYC" can differ): family, model, stepping, microcode,
+    and the widest vector unit, from /proc/cpuinfo."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "not read"
+    first = {
+        k.strip(): v for k, v in (line.split(":", 1) for line in text.split("\n\n")[0].splitlines() if ":" in line)
+    }
+    get = lambda k: first.get(k, "?").strip()  # noqa: E731
+    flags = get("flags").split()
+    vector = "avx512f" if "avx512f" in flags else "avx2" if "avx2" in flags else "neither avx2 nor avx512f"
+    return (f"family {get('cpu family')}, model {get('model')}, stepping {get('stepping')}, microcode "
+            f"{get('microcode')}, {vector}")  # fmt: skip
+
+
 def tracked_csvs(commit: str, root: Path) -> list[str]:
     """The CSV files under results/mnist at ``commit``."""
     out = subprocess.run(["git", "-C", str(root), "ls-tree", "-r", "--name-only", commit, MNIST],
@@ -149,7 +166,7 @@ def main() -> None:
     lines += [
         "",
         f"- now: the results committed beside this file, made at commit {', '.join(sorted(made))} (their records)",
-        f"- compared at commit {v['git_commit']} on {v['cpu']} ({v['threads']['cpus']} cpus), "
+        f"- compared at commit {v['git_commit']} on {v['cpu']} ({cpu_details()}; {v['threads']['cpus']} cpus), "
         f"{time.strftime('%Y-%m-%d')}",
         f"- command: `{command}`",
     ]
