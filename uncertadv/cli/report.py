@@ -176,10 +176,10 @@ def report(
         return
     refuse_unused(ctx, ("calibration",), "this mode (only --adaptive --variant as-coded takes it)")
     if batching is not None or batchings is not None:  # issue 28: the batch-composition experiment
-        refuse_unused(ctx, ("methods", "eps", "predictors", "adaptive", "render", "ablation", "force", "head_seed",
+        refuse_unused(ctx, ("methods", "predictors", "adaptive", "render", "ablation", "force", "head_seed",
                             *ADAPTIVE_ONLY, *not_own), "--batching/--batchings (the experiment's fixed grid)")  # fmt: skip
-        _batching(dataset, variant, batching, batchings, n, samples, seed, bootstrap, results, image_size, backbone,
-                  weights)  # fmt: skip
+        _batching(dataset, variant, batching, batchings, eps, n, samples, seed, bootstrap, results, image_size,
+                  backbone, weights)  # fmt: skip
         return
     if variant is not None or ablation:
         ignored = ("methods", "eps", "predictors", "adaptive", "render", *ADAPTIVE_ONLY, *not_own)
@@ -308,7 +308,7 @@ def _gate(dataset, variant, eps, iterations, n, samples, seed, bootstrap, result
         typer.echo(as_coded_suite.findings(cfg.folder))
 
 
-def _batching(dataset, variant, arm, every, n, samples, seed, bootstrap, results, image_size, backbone,
+def _batching(dataset, variant, arm, every, eps, n, samples, seed, bootstrap, results, image_size, backbone,
               weights) -> None:  # fmt: skip
     """The batch-composition experiment on as-coded (issue 28): one arm or every arm, then batching.{csv,md}."""
     from uncertadv.experiments.catsdogs import batching, batching_report
@@ -322,6 +322,16 @@ def _batching(dataset, variant, arm, every, n, samples, seed, bootstrap, results
     if arm is not None and arm not in batching.ARMS:
         raise ValueError(f"unknown batching {arm!r}; choose from {', '.join(batching.ARMS)}")
     cfg = _ablation_config(dataset, n, samples, seed, bootstrap, results, image_size, backbone, weights)
+    if eps:  # a cut: the settings at these eps only (claim 7c names the rows not run)
+        import dataclasses
+
+        try:
+            chosen = tuple(float(e) for e in eps.split(","))
+        except ValueError:
+            raise ValueError(f"--eps must be comma-separated numbers, got {eps!r}") from None
+        if not set(chosen) <= {e for _, e in batching.SETTINGS}:
+            raise ValueError(f"the batching experiment runs eps 5 and 10, got {eps!r}")
+        cfg = dataclasses.replace(cfg, eps=chosen)
     for path in batching_report.run(cfg, batching.ARMS if every else (arm,)):
         echo(f"wrote {path}")
 

@@ -120,12 +120,14 @@ def scored_arms(folder: Path) -> tuple[str, ...]:
 
 
 def table(folder: Path, rounds: int) -> list[dict]:
-    """batching.csv's rows from every scored arm's scores.csv under ``folder`` (one-kind's among them)."""
+    """batching.csv's rows from every scored arm's scores.csv under ``folder`` (one-kind's among them), at
+    the settings scored (a run at one eps scores its two settings)."""
     base = artifacts.read_table(folder / "one-kind" / "scores.csv")
+    present = set(zip(base["attack"], base["eps"]))
     out = []
     for arm in scored_arms(folder):
         mine = artifacts.read_table(folder / arm / "scores.csv")
-        for attack, eps in batching.SETTINGS:
+        for attack, eps in [s for s in batching.SETTINGS if s in present]:
             out.append(summarise(arm, _setting_rows(mine, attack, eps), _setting_rows(base, attack, eps), rounds))
     return out
 
@@ -183,7 +185,7 @@ def run(cfg: ablation.AblationConfig, arms: tuple[str, ...], trunk=None) -> list
     folder = cfg.folder / FOLDER
     parts: dict[str, list[dict]] = {arm: [] for arm in arms}
     attack_sets = []
-    for attack, eps in batching.SETTINGS:
+    for attack, eps in [(a, e) for a, e in batching.SETTINGS if e in cfg.eps]:
         s = batching.setting(cfg, network, head_record, x, y, attack, eps)
         attack_sets.append(s.attack_set)
         for arm in arms:
@@ -204,7 +206,8 @@ def run(cfg: ablation.AblationConfig, arms: tuple[str, ...], trunk=None) -> list
     csv_path, md_path = folder / "batching.csv", folder / "batching.md"
     artifacts.write_csv(csv_path, {c: [r[c] for r in rows] for c in COLUMNS})
     artifacts.write_text(md_path, rendered_markdown(folder))
-    record = artifacts.record({**cfg.recorded(), "arms": list(arms), "settings": [list(s) for s in batching.SETTINGS],
+    settings = [list(s) for s in batching.SETTINGS if s[1] in cfg.eps]
+    record = artifacts.record({**cfg.recorded(), "arms": list(arms), "settings": settings,
                                "arm_seed": batching.ARM_SEED, "version": batching.VERSION}, start,
                               head={k: head_record[k] for k in ("config", "sha256")},
                               sha256=artifacts.file_sha256(csv_path),
