@@ -62,7 +62,8 @@ def tracked_csvs(commit: str, root: Path) -> list[str]:
 
 
 def largest_difference(old: str, new: str) -> tuple[float, str, int, str]:
-    """``(largest absolute difference over the float columns, its column, differing text cells, note)``
+    """``(largest absolute difference over the float columns, its column, differing text or integer cells
+    (labels, indices, counts), note)``
     of two CSV texts with the same header; NaN and a note where they cannot be compared cell by cell."""
     a, b = table(old), table(new)
     if list(a) != list(b) or len(next(iter(a.values()), [])) != len(next(iter(b.values()), [])):
@@ -76,6 +77,10 @@ def largest_difference(old: str, new: str) -> tuple[float, str, int, str]:
             text_cells += sum(u != v for u, v in zip(a[column], b[column]))
             continue
         both = ~(np.isnan(x) & np.isnan(y))
+        whole = lambda v: np.all(np.isnan(v) | (v == np.round(v)))  # noqa: E731
+        if whole(x) and whole(y):  # labels, indices, counts: a difference is a changed cell, not a size
+            text_cells += int(np.sum(x[both] != y[both]))
+            continue
         diff = np.abs(x[both] - y[both])
         if np.isnan(diff).any():  # a value on one side only
             text_cells += int(np.isnan(diff).sum())
@@ -103,8 +108,9 @@ def main() -> None:
     root = args.checkout.resolve()
     new = lambda path: (root / path).read_text()  # noqa: E731
     old = lambda path: old_text(args.against, path, root)  # noqa: E731
-    lines = [f"# Reproducibility: this checkout's {MNIST} against commit {args.against}", ""]
-    lines += ["| file | byte-identical | largest difference | in column | differing text cells |"]
+    where = "this checkout's" if root == ROOT else f"the regenerated files in `{root}`:"
+    lines = [f"# Reproducibility: {where} {MNIST} against those committed at {args.against}", ""]
+    lines += ["| file | byte-identical | largest difference | in column | differing text and integer cells |"]
     lines += ["|---|---|---|---|---|"]
     for path in tracked_csvs(args.against, root):
         if not (root / path).is_file():
@@ -165,7 +171,7 @@ def main() -> None:
     command = f"python benchmarks/compare_results.py {' '.join(sys.argv[1:])}"
     lines += [
         "",
-        f"- now: the results committed beside this file, made at commit {', '.join(sorted(made))} (their records)",
+        f"- now: the results in `{root.name}`, made at commit {', '.join(sorted(made))} (their records)",
         f"- compared at commit {v['git_commit']} on {v['cpu']} ({cpu_details()}; {v['threads']['cpus']} cpus), "
         f"{time.strftime('%Y-%m-%d')}",
         f"- command: `{command}`",

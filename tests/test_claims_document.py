@@ -75,3 +75,9 @@ def test_the_readme_findings_block_renders_from_claims_csv(tmp_path):
         assert f"- {sentence}" in expected
     assert "STALE" not in expected and not documents.loose_numbers(expected)
     assert len(expected.splitlines()) <= 15
+
+
+def test_the_deployed_sentence_says_how_many_of_7cs_rows_it_rests_on():
+    rows = [_r("7c", headline.BATCHING, rules.HOLDS), _r("7c", headline.BATCHING, rules.HOLDS, row="mixed: bim eps 5"),
+            _r("7c", headline.BATCHING, rules.NOT_TESTABLE, row="mixed: bim eps 10")]  # fmt: skip
+    assert headline.sentences(rows)[2].endswith("MI detection holds (on 1 of its 2 rows).")

@@ -50,6 +50,10 @@ def sentences(rows: list[dict]) -> list[str]:
     cd, ac = (lambda c: _said(v.get((c, "catsdogs")))), (lambda c: _said(v.get((c, AS_CODED))))
     batching = next((r for r in rows if (r["claim"], r["setting"], r["row"]) == ("7c", BATCHING, "all")), None)
     deployed = _said(None if batching is None or "has not run" in batching["reason"] else batching["verdict"])
+    judged = [r for r in rows if r["claim"] == "7c" and r["row"] != "all"]
+    testable = [r for r in judged if r["verdict"] != rules.NOT_TESTABLE]
+    if judged and len(testable) < len(judged):  # a cut or a partial run: say how much the verdict rests on
+        deployed += f" (on {len(testable)} of its {len(judged)} rows)"
     return [
         f"With the head the paper describes, on our trunk (`catsdogs`), MI detection (7a) {cd('7a')}; the paper's "
         f"AUCs (7b) {cd('7b')}; entropy below chance (6) {cd('6')}.",
