@@ -107,12 +107,12 @@ def main() -> None:
     args = parser.parse_args()
     root = args.checkout.resolve()
     new = lambda path: (root / path).read_text()  # noqa: E731
-    old = lambda path: old_text(args.against, path, root)  # noqa: E731
+    old = lambda path: old_text(args.against, path)  # noqa: E731  the committed files: this repository's
     where = "this checkout's" if root == ROOT else f"the regenerated files in `{root}`:"
     lines = [f"# Reproducibility: {where} {MNIST} against those committed at {args.against}", ""]
     lines += ["| file | byte-identical | largest difference | in column | differing text and integer cells |"]
     lines += ["|---|---|---|---|---|"]
-    for path in tracked_csvs(args.against, root):
+    for path in tracked_csvs(args.against, ROOT):
         if not (root / path).is_file():
             continue
         then, now = old(path), new(path)
