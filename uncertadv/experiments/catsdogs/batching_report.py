@@ -148,11 +148,11 @@ def markdown(rows: list[dict]) -> str:
              "MI AUC vs noise | MI AUC, successful vs clean | entropy AUC vs clean | 7c: AUC | 7c: change from "
              "one-kind | 7c verdict |", "|---" * 14 + "|"]  # fmt: skip
     for r in rows:
-        change = (f"{r['c7_change']:+.3f} [{r['c7_change_lo']:+.2f}, {r['c7_change_hi']:+.2f}] on "
-                  f"{r['n_successful_both']}" if not np.isnan(r["c7_change"]) else
-                  f"not testable ({r['n_successful_both']} successful in both)")  # fmt: skip
+        both = int(r["n_successful_both"])
+        change = (f"{r['c7_change']:+.3f} [{r['c7_change_lo']:+.2f}, {r['c7_change_hi']:+.2f}] on {both}"
+                  if not np.isnan(r["c7_change"]) else f"not testable ({both} successful in both)")  # fmt: skip
         lines.append(f"| {r['arm']} | {r['attack']} | {r['eps']:g} | {r['clean_accuracy']:.3f} | "
-                     f"{r['n_label_changed']} of {r['n_adversarial']} | {r['n_successful']} | "
+                     f"{int(r['n_label_changed'])} of {int(r['n_adversarial'])} | {int(r['n_successful'])} | "
                      f"{iv(r, 'mutual_information_auc_all')} | {iv(r, 'mutual_information_auc_clean')} | "
                      f"{iv(r, 'mutual_information_auc_noise')} | {iv(r, 'mutual_information_auc_successful_clean')} | "
                      f"{iv(r, 'predictive_entropy_auc_clean')} | "
