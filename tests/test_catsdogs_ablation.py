@@ -372,6 +372,24 @@ def test_cli_refuses_ablation_options_that_make_no_sense():
     assert "--variant" in help_text and "--ablation" in help_text
 
 
+def test_one_variant_run_rewrites_the_summary_and_a_head_seed_run_leaves_it(tmp_path, monkeypatch):
+    """The summary (ablation.csv/md/json) is a function of the variants' scores.csv, so a run of one
+    variant at seed 0 rewrites it; a head-seed run writes under seeds/ and leaves it alone."""
+    from typer.testing import CliRunner
+
+    from uncertadv.cli import app
+
+    written = []
+    monkeypatch.setattr(ablation, "run", lambda cfg, names, force=False: [])
+    monkeypatch.setattr(ablation_report, "write", lambda folder: written.append(folder) or [])
+    runner = CliRunner()
+    base = ["report", "--dataset", "catsdogs", "--variant", "as-coded", "--results", str(tmp_path)]
+    assert runner.invoke(app, base).exit_code == 0
+    assert written == [tmp_path]
+    assert runner.invoke(app, [*base, "--head-seed", "1"]).exit_code == 0
+    assert written == [tmp_path]
+
+
 COMMITTED = __import__("pathlib").Path(__file__).resolve().parents[1] / "results" / "catsdogs-ablation"
 
 

@@ -99,7 +99,7 @@ def report(
         Optional[str],
         typer.Option(
             help="Cats vs dogs only: one variant of the issue-18 ablation (today, as-coded, +head, ...; "
-            "RESULTS: results/catsdogs-ablation/VARIANT/). With --adaptive and as-coded: the gate, its MI "
+            "RESULTS: results/catsdogs-ablation/VARIANT/; then ablation.{csv,md} from every variant found). With --adaptive and as-coded: the gate, its MI "
             "detector's TPR against the suite's PGD (RESULTS/as-coded/adaptive_gate.{csv,json}), and where it "
             "passes the suite on it, in batches of 5 (RESULTS/as-coded/adaptive.{csv,json}; --tails, --calibration).",
             show_default=False,
@@ -350,7 +350,7 @@ def _ablation(dataset, variant, every, n, samples, seed, bootstrap, results, ima
         raise ValueError("give --variant NAME or --ablation, not both")
     names = list(variants.ablation()) if every else [variant]
     outputs = ablation.run(cfg, names, force=force)
-    if every:
+    if every or not head_seed:  # the summary is a function of the variants' scores.csv: keep it in step
         outputs += ablation_report.write(cfg.folder)
     for path in outputs:
         echo(f"wrote {path}")
