@@ -124,7 +124,7 @@ def test_batching_csv_recomputes_from_the_arms_scores(run):
         assert row["verdict"] == want
     assert (folder / "batching.md").read_text() == batching_report.rendered_markdown(folder)
     record = artifacts.read_json(folder / "batching.json")
-    assert record["arms"] if "arms" in record else record["config"]["arms"]
+    assert record["config"]["arms"] == list(batching.ARMS)
 
 
 def test_the_ledger_judges_claim_7c_per_arm_then_across_arms(run):
@@ -146,6 +146,25 @@ def test_the_ledger_judges_claim_7c_per_arm_then_across_arms(run):
         arms.setdefault(r["row"].split(":")[0], []).append(r["verdict"])
     (combined,) = [r for r in rows if r["row"] == "all"]
     assert combined["verdict"] == rules.combine_arms(arms)
+
+
+def test_the_ledger_names_7c_rows_of_a_cut_run_as_cut_not_as_arms_that_never_ran(tmp_path):
+    """A run cut to eps 5 (batching.json's settings) leaves the eps-10 rows out: "not run: the run was cut",
+    while an arm missing at a setting that ran "has not run"."""
+    from uncertadv.experiments.claims import ledger
+
+    folder = tmp_path / ledger.BATCHING
+    cols = ["n_successful", "n_successful_both", "c7_auc", "c7_lo", "c7_hi", "c7_change", "c7_change_lo",
+            "c7_change_hi"]  # fmt: skip
+    ran = [("mixed", "bim"), ("mixed", "mim"), ("one-adversarial", "bim")]
+    artifacts.write_csv(folder / "batching.csv", {"arm": [a for a, _ in ran], "attack": [t for _, t in ran],
+                                                  "eps": [5.0] * 3, **{c: [10.0] * 3 for c in cols}})  # fmt: skip
+    artifacts.write_json(folder / "batching.json", {"config": {"settings": [["bim", 5.0], ["mim", 5.0]]}})
+    rows = {r["row"]: r for r in ledger._batching_claim(tmp_path)}
+    assert len(rows) == len(rules.BATCHING_ARMS) * len(batching.SETTINGS)
+    assert rows["mixed: bim eps 10"]["reason"] == "not run: the run was cut to bim eps 5, mim eps 5"
+    assert rows["one-adversarial: mim eps 5"]["reason"] == "this arm has not run"
+    assert rows["mixed: bim eps 5"]["verdict"] == rules.NOT_TESTABLE  # 10 successful images: fewer than 20
 
 
 def _synthetic(arm, n, mi_adv, mi_clean, success, base_mi_adv=None, base_success=None):

@@ -294,3 +294,16 @@ def test_claim_7b_takes_the_mean_over_head_seeds_and_keeps_the_old_verdict_besid
     assert row["value"] == pytest.approx(np.mean(aucs) - 0.7)
     assert "mean of 3 head seeds" in row["reason"] and "before revision 7:" in row["reason"]
     assert aucs[1] < aucs[2]  # seeds in number order: s1 (shift 0.3) before s2 (shift 0.5)
+    # the interval and verdict are the rule's, on the rows' own bootstrap errors, with k = the setting's rows (1)
+    ses = [rules.se_from_interval(*ledger._auc_interval(g[("bim", 5.0, "mc")], "mutual_information", ledger.ROUNDS,
+                                                        0.95)) for g in (groups, *seeds)]  # fmt: skip
+    paper_se = rules.hanley_mcneil_se(0.7, rules.PAPER_N_ADVERSARIAL, rules.PAPER_N_NEGATIVE)
+    verdict, diff, lo, hi, _ = rules.seeds_reproduce(aucs, ses, 0.7, paper_se, 1)
+    assert (row["value"], row["lo"], row["hi"], row["verdict"]) == (diff, lo, hi, verdict)
+    # a seed cut to other settings is left out of this row; a seed that scores other images is refused
+    cut = {("bim", 10.0, "mc") if k == ("bim", 5.0, "mc") else k: v for k, v in seeds[1].items()}
+    (row,) = ledger._reproduction("catsdogs-ablation/as-coded", groups, paper, "s", [seeds[0], cut])
+    assert "mean of 2 head seeds" in row["reason"]
+    moved = {k: {**v, "index": v["index"] + 1} for k, v in seeds[0].items()}
+    with pytest.raises(ValueError, match="seed 0's images"):
+        ledger._reproduction("catsdogs-ablation/as-coded", groups, paper, "s", [moved])

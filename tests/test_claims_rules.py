@@ -19,14 +19,6 @@ def test_an_interval_on_one_side_holds_or_not_and_one_across_is_inconclusive():
         rules.interval_verdict(0.7, 0.6, 0.5)
 
 
-def test_a_saturated_success_rate_is_not_testable():
-    verdict, reason = rules.rate_difference(1.0, 0.995, -0.01, 0.02, n_deciding=200)
-    assert verdict == rules.NOT_TESTABLE and "ceiling" in reason
-    verdict, reason = rules.rate_difference(0.80, 0.60, 0.05, 0.35, n_deciding=12)  # 12 discordant images
-    assert verdict == rules.NOT_TESTABLE and "only 12 images" in reason
-    assert rules.rate_difference(0.80, 0.60, 0.05, 0.35, n_deciding=40) == (rules.HOLDS, "")
-
-
 def test_rows_that_disagree_are_mixed_and_partial_evidence_is_inconclusive():
     h, d, i, n = rules.HOLDS, rules.DOES_NOT_HOLD, rules.INCONCLUSIVE, rules.NOT_TESTABLE
     assert rules.combine([h, h, h]) == h and rules.combine([d, d]) == d

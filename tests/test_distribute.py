@@ -9,7 +9,9 @@ budget: on one 2-core AMD EPYC it moved by 2.4/255 at eps 10/255. What the algor
 that both runs stay in the L-inf ball of radius eps around x, so no pixel differs by more than
 2 eps. What a split bug (other networks, other masks, a lost replica's rows) would do is move most
 pixels; a flipped rounding sign moves few (7e-5 of them there). So the test bounds both: no pixel
-by more than 2 eps, and fewer than 1e-3 of the pixels at all."""
+by more than 2 eps, and fewer than 1e-3 of the pixels at all. The first bound holds for any attack
+that keeps to its ball (a check that the split run does too); the share of pixels moved is the check
+that catches a split bug."""
 
 import subprocess
 import sys

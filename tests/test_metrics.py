@@ -154,6 +154,25 @@ def test_exact_mcnemar_maps_the_clopper_pearson_interval_of_b_over_b_plus_c_to_t
     assert (same["lo"], same["hi"], same["p_value"]) == (0.0, 0.0, 1.0)
     with pytest.raises(ValueError, match="same, non-empty"):
         metrics.mcnemar_exact(a, b[:5])
+    with pytest.raises(ValueError, match="0/1 outcomes"):  # a NaN cell is no success (astype(bool) said it was)
+        metrics.mcnemar_exact(np.r_[a[:-1], np.nan], b)
+
+
+def test_a_joint_cluster_bootstrap_draws_each_batch_whole_and_redraws_rounds_without_a_class():
+    """Cluster i holds one positive and one negative, both scored i. Drawn whole, any round's AUC is
+    (sum_{i>j} w_i w_j + sum_i w_i^2 / 2) / (sum w)^2 = 1/2 exactly; drawn apart, it varies. Two
+    one-class clusters: half the joint rounds lack a class, and are drawn again rather than giving NaN."""
+    scores = np.arange(12.0)
+    groups = np.arange(12)
+    value, lo, hi = metrics.cluster_bootstrap_auc_difference(scores, scores, None, None, groups, groups,
+                                                             rounds=300, seed=0, joint=True)  # fmt: skip
+    assert (value, lo, hi) == pytest.approx((0.5, 0.5, 0.5), abs=1e-12)  # sums of 144 pair terms: rounding only
+    _, lo_apart, hi_apart = metrics.cluster_bootstrap_auc_difference(scores, scores, None, None, groups, groups,
+                                                                     rounds=300, seed=0)  # fmt: skip
+    assert hi_apart - lo_apart > 0.2
+    one_class = metrics.cluster_bootstrap_auc_difference(np.ones(3), np.zeros(3), None, None, np.zeros(3),
+                                                         np.ones(3), rounds=200, seed=1, joint=True)  # fmt: skip
+    assert one_class == pytest.approx((1.0, 1.0, 1.0), abs=1e-12)
 
 
 def test_a_cluster_bootstrap_ratio_resamples_whole_clusters():

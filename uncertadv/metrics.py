@@ -174,12 +174,18 @@ def _comparisons(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
     return (positive[:, None] > negative[None, :]) + 0.5 * (positive[:, None] == negative[None, :])
 
 
-def _cluster_counts(groups: np.ndarray, rounds: int, rng: np.random.Generator) -> np.ndarray:
-    """``[rounds, N]``: how often each row is drawn when whole clusters (``groups [N]``) are resampled."""
+def _cluster_draws(groups: np.ndarray, rounds: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``([rounds, K], [N])``: how often each of the K clusters is drawn per round when whole clusters are
+    resampled, and each row's cluster (``groups [N]``, any ids)."""
     ids, inverse = np.unique(np.asarray(groups), return_inverse=True)
     drawn = rng.integers(0, len(ids), (rounds, len(ids)))
-    counts = np.stack([np.bincount(d, minlength=len(ids)) for d in drawn])  # [rounds, K]
-    return counts[:, inverse].astype(float)
+    return np.stack([np.bincount(d, minlength=len(ids)) for d in drawn]).astype(float), inverse
+
+
+def _cluster_counts(groups: np.ndarray, rounds: int, rng: np.random.Generator) -> np.ndarray:
+    """``[rounds, N]``: how often each row is drawn when whole clusters (``groups [N]``) are resampled."""
+    counts, inverse = _cluster_draws(groups, rounds, rng)
+    return counts[:, inverse]
 
 
 def _weighted_auc(comparisons: np.ndarray, w_pos: np.ndarray, w_neg: np.ndarray) -> np.ndarray:
@@ -205,7 +211,9 @@ def cluster_bootstrap_auc_difference(
     ``negative_groups [M]``; e.g. images scored in one batch, whose outputs are coupled) are drawn
     together, each class apart, or with ``joint`` both classes in one draw over the ids of both (a
     batch that holds positives and negatives is drawn whole; a round without one class is drawn
-    again, since it has no AUC); a and b score the same rows, so one draw serves both (paired)."""
+    again, since it has no AUC); a and b score the same rows, so one draw serves both (paired).
+    With ``joint``, an id shared by a positive and a negative row is one cluster: ids must be global
+    (not numbered within each kind, as the ablation's ``batch`` column is)."""
     parts = [(positive_a, negative_a)] + ([] if positive_b is None else [(positive_b, negative_b)])
     if any(len(p) != len(positive_groups) or len(n) != len(negative_groups) for p, n in parts):
         raise ValueError("a cluster bootstrap needs a group for every row, and paired sets of equal size")
@@ -257,23 +265,26 @@ def cluster_bootstrap_ratio(
     num, den = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
     if not len(num) == len(den) == len(groups) or len(num) == 0 or den.sum() == 0:
         raise ValueError("a ratio needs one group per item and a non-zero denominator")
-    w = _cluster_counts(groups, rounds, np.random.default_rng(seed))  # [R, N]
-    top, bottom = w @ num, w @ den
+    counts, inverse = _cluster_draws(groups, rounds, np.random.default_rng(seed))  # [R, K]: sums per cluster first
+    top, bottom = counts @ np.bincount(inverse, num), counts @ np.bincount(inverse, den)
     return (float(num.sum() / den.sum()), *_percentiles(top[bottom > 0] / bottom[bottom > 0], level))
 
 
 def mcnemar_exact(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> dict:
     """Exact McNemar comparison of two 0/1 outcomes ``[N]`` on the same N items (success of two attacks,
-    accuracy of two predictors). ``b_only``/``c_only``: the discordant counts (a=1, b=0 and a=0, b=1).
+    accuracy of two predictors). ``b``/``c``: the discordant counts (a=1, b=0 and a=0, b=1).
     Given b + c discordant items, b is Binomial(b + c, p) and p = 1/2 under no difference, so the
     Clopper-Pearson interval ``[p_lo, p_hi]`` of b/(b + c) maps to the difference of the two rates,
     (b - c)/n = (b + c)(2p - 1)/n: ``{"difference", "lo", "hi", "b", "c", "n", "p_value"}``.
     With no discordant item the interval is the point [0, 0] and the p-value 1."""
     from scipy.stats import binomtest
 
-    a, b = np.asarray(a).astype(bool), np.asarray(b).astype(bool)
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if len(a) != len(b) or len(a) == 0:
         raise ValueError("a paired comparison needs both outcomes on the same, non-empty items")
+    if not np.isin(a, (0, 1)).all() or not np.isin(b, (0, 1)).all():  # NaN or 0.5 is no outcome: never a success
+        raise ValueError("an exact McNemar test needs 0/1 outcomes; NaN or other values found")
+    a, b = a.astype(bool), b.astype(bool)
     n, only_a, only_b = len(a), int(np.sum(a & ~b)), int(np.sum(~a & b))
     m = only_a + only_b
     if m == 0:

@@ -227,7 +227,9 @@ def seeds_markdown(folder: Path) -> list[str]:
     more than one head seed (issue 28: seeds/NAME-sN/scores.csv beside NAME/scores.csv, seed 0)."""
     lines = []
     for name in ("as-coded", "+head"):
-        found = sorted((folder / "seeds").glob(f"{name}-s*/scores.csv"), key=lambda p: p.parent.name)
+        found = sorted(
+            (folder / "seeds").glob(f"{name}-s*/scores.csv"), key=lambda p: int(p.parent.name.rsplit("-s", 1)[1])
+        )  # seeds in number order (s2 before s10), as the ledger reads them
         if not found or not (folder / name / "scores.csv").is_file():
             continue
         runs = [(0, folder / name / "scores.csv"), *((int(p.parent.name.rsplit("-s", 1)[1]), p) for p in found)]

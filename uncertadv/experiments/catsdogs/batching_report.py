@@ -165,7 +165,7 @@ def rendered_markdown(folder: Path) -> str:
     """batching.md as batching.csv renders it."""
     cols = artifacts.read_table(folder / "batching.csv")
     n = len(cols["arm"])
-    rows = [{c: (v[i] if not isinstance(v[i], str) else v[i]) for c, v in cols.items()} for i in range(n)]
+    rows = [{c: v[i] for c, v in cols.items()} for i in range(n)]
     for r in rows:
         r["verdict"] = "" if not isinstance(r["verdict"], str) else r["verdict"]
     return markdown(rows)

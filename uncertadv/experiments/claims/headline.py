@@ -49,8 +49,8 @@ def sentences(rows: list[dict]) -> list[str]:
     v = verdicts(rows)
     cd, ac = (lambda c: _said(v.get((c, "catsdogs")))), (lambda c: _said(v.get((c, AS_CODED))))
     batching = next((r for r in rows if (r["claim"], r["setting"], r["row"]) == ("7c", BATCHING, "all")), None)
-    deployed = _said(None if batching is None or "has not run" in batching["reason"] else batching["verdict"])
-    judged = [r for r in rows if r["claim"] == "7c" and r["row"] != "all"]
+    judged = [r for r in rows if r["claim"] == "7c" and r["row"] != "all"]  # none until batching.csv exists
+    deployed = _said(batching["verdict"] if batching is not None and judged else None)
     testable = [r for r in judged if r["verdict"] != rules.NOT_TESTABLE]
     if judged and len(testable) < len(judged):  # a cut or a partial run: say how much the verdict rests on
         deployed += f" (on {len(testable)} of its {len(judged)} rows)"

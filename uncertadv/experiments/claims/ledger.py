@@ -5,9 +5,9 @@
 Each claim spanning several rows (BIM and MIM at each eps, ...) gets every row's interval at the
 Bonferroni-corrected level and one combined verdict (``rules.combine``). Comparisons of two attacks
 or two predictors pair the rows by source image: every set of a setting draws the same images.
-Claims 1, 2, 3 and 5 are read from the MNIST figures' files (the cats-vs-dogs settings have no VAE,
-so no latent space); claim 4 is listed as pending, with no verdict: pairing the ensemble's holes
-with the single model's by grid point needs per-point flags that no committed file holds.
+Claims 1-5 are read from the MNIST figures' files by ``latent`` (the cats-vs-dogs settings have no
+VAE, so no latent space); claim 12 from the adaptive suite's files by ``evasion``; claim 7c from the
+batching experiment's table.
 """
 
 from __future__ import annotations
@@ -119,7 +119,12 @@ def _reproduction(setting, groups, paper, source, seeds: list[dict] | None = Non
         paper_se = rules.hanley_mcneil_se(theirs, rules.PAPER_N_ADVERSARIAL, rules.PAPER_N_NEGATIVE)
         aucs, ses = [], []
         for run in runs:
-            r = run[(attack, eps, "mc")]
+            r = run.get((attack, eps, "mc"))
+            if r is None:  # a seed run cut to other settings: this row rests on the seeds that have it
+                continue
+            if not all(_paired(rows, r, kind) for kind in ("adversarial", "clean", "noise")):
+                raise ValueError(f"{source}: a head seed's {label} rows do not score seed 0's images; the seeds' "
+                                 "bootstrap variance is shared, so every seed must score the same images")  # fmt: skip
             p_, n_ = _kind(r, "adversarial", "mutual_information"), r["mutual_information"][r["kind"] != "adversarial"]
             aucs.append(metrics.roc_auc(p_, n_.astype(float)))
             ses.append(rules.se_from_interval(*_auc_interval(r, "mutual_information", ROUNDS, 0.95)))
@@ -137,6 +142,8 @@ def _paired_rates(a: np.ndarray, b: np.ndarray, clusters: np.ndarray | None, k: 
     rows (revision 4): the exact McNemar interval (Clopper-Pearson of b/(b + c), mapped to (b - c)/n), or,
     where outputs are coupled within batches (``clusters [N]``), whole batches resampled, since McNemar
     takes the images as independent. ``(difference, lo, hi, verdict, reason)``."""
+    if len(a) == 0:
+        return np.nan, np.nan, np.nan, rules.NOT_TESTABLE, "no images scored both ways"
     level = 1 - 0.05 / k
     test = metrics.mcnemar_exact(a, b, level)
     diff, lo, hi = test["difference"], test["lo"], test["hi"]
@@ -304,15 +311,19 @@ def _batching_claim(root: Path) -> list[dict]:
     if not path.is_file():
         return [_row("7c", BATCHING, "all", np.nan, np.nan, np.nan, None, rules.NOT_TESTABLE,
                      "the batching experiment (results/catsdogs-ablation/batching/) has not run yet", "")]  # fmt: skip
-    from uncertadv.experiments.catsdogs.batching import SETTINGS
-
     table, source = artifacts.read_table(path), str(path.relative_to(root))
+    record = root / BATCHING / "batching.json"
+    run = artifacts.read_json(record)["config"]["settings"] if record.is_file() else None
+    ran = None if run is None else {(a, float(e)) for a, e in run}
     out = []
-    for arm, (attack, eps) in [(a, s) for a in rules.BATCHING_ARMS for s in SETTINGS]:
+    for arm, (attack, eps) in [(a, s) for a in rules.BATCHING_ARMS for s in rules.BATCHING_SETTINGS]:
         found = np.flatnonzero((table["arm"] == arm) & (table["attack"] == attack) & (table["eps"] == eps))
         if not len(found):
+            cut = ran is not None and (attack, eps) not in ran
+            reason = (f"not run: the run was cut to {', '.join(f'{a} eps {e:g}' for a, e in sorted(ran))}" if cut
+                      else "this arm has not run")  # fmt: skip
             out.append(_row("7c", BATCHING, f"{arm}: {attack} eps {eps:g}", np.nan, np.nan, np.nan, None,
-                            rules.NOT_TESTABLE, "this arm has not run", source))  # fmt: skip
+                            rules.NOT_TESTABLE, reason, source))  # fmt: skip
             continue
         r = {k: v[found[0]] for k, v in table.items()}
         verdict = rules.deployed_detection(r["c7_lo"], r["c7_hi"], int(r["n_successful"]), r["c7_change_lo"],
@@ -421,7 +432,9 @@ def markdown(rows: list[dict], root: Path | None = None) -> str:
         "and 7a give each row's AUC against the clean and the noisy negatives alone; the verdict uses both.",
         "",
     ]
-    lines += revisions.markdown(root, rows) if root is not None else []
+    if root is not None:
+        before = root / revisions.BEFORE
+        lines += revisions.markdown(read_rows(before) if before.is_file() else None, rows)
     for claim in registry.CLAIMS:
         lines += [f"## {claim.id}. {claim.text} ({claim.where})", "", f"Rule: {claim.rule}.", ""]
         if claim.id in PENDING:

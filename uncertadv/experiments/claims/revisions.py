@@ -11,7 +11,6 @@ just measured, so neither side is typed by hand.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 from uncertadv.experiments.claims import rules
 
@@ -109,10 +108,9 @@ def changes(before: list[dict], after: list[dict]) -> list[dict]:
     return out
 
 
-def markdown(root: Path, after: list[dict]) -> list[str]:
-    """CLAIMS.md's section on the order of rules and results, and on every revision."""
-    from uncertadv.experiments.claims import ledger
-
+def markdown(before: list[dict] | None, after: list[dict]) -> list[str]:
+    """CLAIMS.md's section on the order of rules and results, and on every revision; ``before``: the rows
+    of the earlier ledger (``BEFORE``), None where it is not at hand."""
     lines = ["## When the rules were fixed, and every revision", "",
              "| setting | rule committed | results committed | first | note |", "|---|---|---|---|---|"]  # fmt: skip
     lines += [f"| {o.setting} | {o.rule} | {o.results} | {o.first} | {o.note} |" for o in ORDERS]
@@ -123,10 +121,9 @@ def markdown(root: Path, after: list[dict]) -> list[str]:
               for p in PAST]  # fmt: skip
     lines += ["", "Issue 28's revisions, each labelled in its claim's rule:", ""]
     lines += [f"- Revision {r.number}: {r.name}" for r in REVISIONS]
-    path = root / BEFORE
-    if not path.is_file():
+    if before is None:
         return lines + ["", f"No earlier ledger ({BEFORE}) to compare verdicts with.", ""]
-    moved = changes(ledger.read_rows(path), after)
+    moved = changes(before, after)
     lines += ["", f"Combined verdicts that moved, against the ledger at {BEFORE_COMMIT} (`{BEFORE}`):", "",
               "| revision | claim | setting | before | after |", "|---|---|---|---|---|"]  # fmt: skip
     lines += [f"| {m['revision']} | {m['claim']} | {m['setting']} | {m['before']} | {m['after']} |" for m in moved]

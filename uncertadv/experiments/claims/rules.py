@@ -5,8 +5,8 @@ Verdicts (``VERDICTS``):
 - ``holds``: the 95% interval lies wholly on the claim's side of its boundary;
 - ``does not hold``: it lies wholly on the other side;
 - ``inconclusive``: it straddles the boundary;
-- ``not testable here``: the data cannot decide, with the reason (a saturated rate, too few
-  images, missing rows);
+- ``not testable here``: the data cannot decide, with the reason (too few successful images, no
+  image scored both ways, missing rows);
 - ``mixed``: a claim judged on several rows (BIM and MIM at each eps) holds in some rows and
   does not hold in others.
 
@@ -15,14 +15,16 @@ familywise 95% over the k rows), then ``combine`` applies: every testable row ho
 every one does not hold -> does not hold; both kinds present -> mixed; otherwise inconclusive.
 Rows that are not testable are left out, and if none is left the claim is not testable.
 
-Saturated: two rates compared that are both >= SATURATION, or a comparison that fewer than
-MIN_DECIDING images decide, cannot show a difference: not testable here.
+Two rates on the same images (``paired_verdict``, revision 4): an exact McNemar interval; fewer than
+MIN_DECIDING discordant images leave it inconclusive, and only a setting with no image scored both
+ways is not testable.
 
 The paper's numbers carry sampling error too. Its cats-vs-dogs rates are multiples of 1/300, so
 they are binomial estimates with N = PAPER_N_ADVERSARIAL; its AUCs get the Hanley-McNeil standard
 error with PAPER_N_ADVERSARIAL positives and PAPER_N_NEGATIVE negatives (its code scores N
-adversarial images against 2N clean and noisy ones). A value of ours *reproduces* the paper's when
-the 95% interval of the difference includes 0.
+adversarial images against 2N clean and noisy ones). Claim 7b compares our AUC with the paper's by
+``seeds_reproduce`` (revision 7: the mean over head seeds, within +-EQUIVALENCE); ``reproduces``, the
+rule before it (the interval of the difference includes 0), gives the old verdict shown beside it.
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ NOT_TESTABLE = "not testable here"
 MIXED = "mixed"
 VERDICTS = (HOLDS, DOES_NOT_HOLD, INCONCLUSIVE, NOT_TESTABLE, MIXED)
 
-SATURATION = 0.99
 MIN_DECIDING = 20
 PAPER_N_ADVERSARIAL = 300
 PAPER_N_NEGATIVE = 600
@@ -74,25 +75,6 @@ def interval_verdict(lo: float, hi: float, boundary: float, side: str = "above")
     return HOLDS if above else DOES_NOT_HOLD if below else INCONCLUSIVE
 
 
-def saturated(rate_a: float, rate_b: float, n_deciding: int) -> str | None:
-    """Why a comparison of two rates cannot be decided here (both >= SATURATION, or fewer than
-    MIN_DECIDING images decide it), or None if it can."""
-    if rate_a >= SATURATION and rate_b >= SATURATION:
-        return f"both rates are at least {SATURATION:g} ({rate_a:.3f}, {rate_b:.3f}): a ceiling, not a difference"
-    if n_deciding < MIN_DECIDING:
-        return f"only {n_deciding} images decide it (fewer than {MIN_DECIDING})"
-    return None
-
-
-def rate_difference(rate_a: float, rate_b: float, lo: float, hi: float, n_deciding: int, side: str = "above"):
-    """``(verdict, reason)`` of "rate a - rate b lies ``side`` 0", its interval ``[lo, hi]``:
-    not testable where ``saturated`` says so, else ``interval_verdict``."""
-    reason = saturated(rate_a, rate_b, n_deciding)
-    if reason:
-        return NOT_TESTABLE, reason
-    return interval_verdict(lo, hi, 0.0, side), ""
-
-
 def paired_verdict(lo: float, hi: float, n_discordant: int, n: int, side: str = "above") -> str:
     """A paired difference of two rates on the same ``n`` images with interval ``[lo, hi]`` (claims 8, 9,
     10a, 10b, revision 4): not testable only with no image scored both ways; inconclusive below
@@ -122,6 +104,7 @@ def combine(verdicts: list[str]) -> str:
 
 
 BATCHING_ARMS = ("mixed", "one-adversarial", "crafted-mixed")  # claim 7c's arms: as a deployed detector meets images
+BATCHING_SETTINGS = (("bim", 5.0), ("bim", 10.0), ("mim", 5.0), ("mim", 10.0))  # the ablation's BIM/MIM grid
 BATCHING_ROWS = 12  # the three arms x BIM, MIM x eps 5, 10
 
 
