@@ -62,7 +62,9 @@ CLAIMS = (
           "seeds 0, 1, 2 where committed; elsewhere one), SE^2 = s_b^2/S + the mean bootstrap variance + the paper's "
           "Hanley-McNeil variance (300 adversarial, 600 negative images), Welch-Satterthwaite degrees of freedom, "
           "at the Bonferroni level: holds if the interval lies within +-0.05, does not hold if it excludes 0, "
-          "inconclusive otherwise (rules.seeds_reproduce). Revision 7, after results existed (was: one seed, holds "
+          "inconclusive otherwise (rules.seeds_reproduce). The paper's own Hanley-McNeil error alone nearly fills "
+          "the +-0.05 margin at the Bonferroni level, so 'holds' is out of reach for any data of ours: in practice "
+          "the rule tells 'does not hold' from 'inconclusive'. Revision 7, after results existed (was: one seed, holds "
           "if the interval includes 0, else does not hold; the old verdict is in each row's note)"),
     Claim("7c", "MC MI detects adversarial images among clean ones as a deployed detector meets them", "Table 1",
           "as-coded, MC, T = 20; arms mixed, one-adversarial and crafted-mixed (results/catsdogs-ablation/batching), "
