@@ -390,6 +390,22 @@ def test_one_variant_run_rewrites_the_summary_and_a_head_seed_run_leaves_it(tmp_
     assert written == [tmp_path]
 
 
+def test_variants_scoring_two_weights_of_one_head_key_are_named(tmp_path):
+    """A variant regenerated on another CPU trains its head again under the same key; the variants that
+    still score the earlier weights are named, so no Δ between them passes for the switch alone."""
+    same = {"batchnorm": "batch-statistics", "head": "imagenet-probs"}
+    made = [("as-coded", same, "new"), ("as-coded-clip", same, "old"), ("as-coded-negatives", same, "old"),
+            ("+head", {"head": "imagenet-probs"}, "x")]  # fmt: skip
+    for name, config, sha in made:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "scores.csv").write_text("variant\n")
+        artifacts.write_json(tmp_path / name / "scores.json", {"head": {"config": config, "sha256": sha}})
+    assert ablation_report.retrained_heads(tmp_path) == [["as-coded", "as-coded-negatives, as-coded-clip"]]
+    assert "- as-coded | as-coded-negatives, as-coded-clip" in ablation_report.retrained_heads_markdown(tmp_path)
+    artifacts.write_json(tmp_path / "as-coded" / "scores.json", {"head": {"config": same, "sha256": "old"}})
+    assert ablation_report.retrained_heads_markdown(tmp_path) == []
+
+
 COMMITTED = __import__("pathlib").Path(__file__).resolve().parents[1] / "results" / "catsdogs-ablation"
 
 

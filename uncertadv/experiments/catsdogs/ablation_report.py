@@ -16,6 +16,7 @@ Fixed before the run (issue 18), like the variants and their order:
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -219,7 +220,32 @@ def markdown(folder: Path) -> str:
                          f"| {both('label_changed_rate', 'success_rate')} |")  # fmt: skip
     lines += ["", "Whether each row lies within the paper's sampling error is judged by claim 7b in `../CLAIMS.md`."]
     lines += seeds_markdown(folder)
+    lines += retrained_heads_markdown(folder)
     return "\n".join(lines) + "\n"
+
+
+def retrained_heads(folder: Path) -> list[list[str]]:
+    """Groups of variants whose heads share a key (the same config) but not their weights: one was trained
+    again, e.g. on another CPU, and a Δ between them mixes the switch with the retrained head."""
+    by_key: dict[str, dict[str, list[str]]] = {}
+    for name in variant_names(folder):
+        head = artifacts.read_json(folder / name / "scores.json").get("head")
+        if head:
+            key = json.dumps(head["config"], sort_keys=True)
+            by_key.setdefault(key, {}).setdefault(head["sha256"], []).append(name)
+    return [[", ".join(names) for names in group.values()] for group in by_key.values() if len(group) > 1]
+
+
+def retrained_heads_markdown(folder: Path) -> list[str]:
+    """ablation.md's warning for ``retrained_heads``, where there are any."""
+    groups = retrained_heads(folder)
+    if not groups:
+        return []
+    lines = ["", "## Heads trained again", "",
+             "These variants share a head's key, yet score different weights of it (trained again, as on another "
+             "CPU; each variant's scores.json records the head's sha256). A Δ between two of them mixes the switch "
+             "with the retrained head:", ""]  # fmt: skip
+    return lines + [f"- {' | '.join(group)}" for group in groups] + [""]
 
 
 def seeds_markdown(folder: Path) -> list[str]:
