@@ -89,10 +89,11 @@ class Detector:
         if predictor == "deterministic" and measure != "predictive_entropy":
             raise ValueError(f"{measure} is not defined for the deterministic predictor (one network)")
         chosen = mc.check_models(predictors.members(self.models, predictor), from_logits)
-        if predictor == "mc" and measure in SAMPLE_MEASURES and not predictors.sampled(chosen, predictor):
+        if measure in SAMPLE_MEASURES and not predictors.sampled(self.models, predictor, samples):
             raise ValueError(
-                f"model {chosen[0].name!r} has no dropout layer: its T networks are identical, so {measure} is not "
-                "defined (0, or predictive entropy); use predictive_entropy, or a model with dropout"
+                f"{predictors.one_network_reason(self.models, predictor, samples)}, so {measure} is not defined "
+                "(it needs two distinct networks at least); use predictive_entropy, --samples 2 or more, or a "
+                "model with dropout"
             )
         hint = inputs.scale_hint(chosen[0], pixel_max)
         if hint:

@@ -57,11 +57,30 @@ def predict(
                          desc=desc, strategy=strategy, pixel_max=pixel_max)  # fmt: skip
 
 
-def sampled(models: list, predictor: str) -> bool:
-    """Whether a predictor's networks differ: not for ``deterministic``, nor for ``mc`` on a model
-    without dropout (T identical networks, whose sample-based measures are not applicable)."""
+def distinct_networks(models: list, predictor: str, samples: int) -> int:
+    """How many different networks a predictor draws: 1 for ``deterministic``; T for ``mc`` (1 on a model
+    without dropout); K * T for ``ensemble`` (K at T = 1, or without dropout)."""
     chosen = members(models, predictor)
-    return predictor != "deterministic" and (len(chosen) > 1 or bool(mc.stochastic_layers(chosen[0])))
+    if predictor == "deterministic":
+        return 1
+    per_model = samples if mc.stochastic_layers(chosen[0]) else 1
+    return len(chosen) * per_model
+
+
+def sampled(models: list, predictor: str, samples: int) -> bool:
+    """Whether a predictor's networks differ, so that the sample measures (expected entropy, MI, softmax
+    variance, variation ratio) carry information: two distinct networks at least. Not for
+    ``deterministic``, nor for ``mc`` at T = 1 or on a model without dropout (T identical networks)."""
+    return distinct_networks(models, predictor, samples) >= 2
+
+
+def one_network_reason(models: list, predictor: str, samples: int) -> str:
+    """Why ``sampled`` is False, in words a user can act on."""
+    if predictor == "deterministic":
+        return "the deterministic predictor has one network"
+    if not mc.stochastic_layers(members(models, predictor)[0]):
+        return f"model {members(models, predictor)[0].name!r} has no dropout layer: its T networks are identical"
+    return f"the {predictor} predictor at --samples {samples} draws one network"
 
 
 def scores(probs: np.ndarray, *, predictor: str) -> dict[str, np.ndarray]:

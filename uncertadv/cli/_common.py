@@ -11,6 +11,14 @@ from typing import Annotated, Optional
 import typer
 
 EXIT_BAD_INPUT = 2
+# --samples: what T each measure needs, and why two defaults (issue 29)
+MEASURES_NEED = ("Predictive entropy is defined at any T; expected entropy, mutual information, softmax variance and "
+                 "variation ratio need two distinct networks (T >= 2 with dropout, or an ensemble) and are n/a "
+                 "otherwise.")  # fmt: skip
+SAMPLES_TABLE = (
+    f"MC samples T per network (20: the paper's Table 1; score and plot use 50, as for the figures). {MEASURES_NEED}"
+)
+SAMPLES_FIGURES = f"MC samples T per network (50, as for the figures; report, attack and detect fit use the paper's 20). {MEASURES_NEED}"
 DEBUG_ENV = "UNCERTADV_DEBUG"
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from uncertadv.cli._common import (
+    SAMPLES_TABLE,
     ClassesOption,
     ColorModeOption,
     DataOption,
@@ -66,7 +67,7 @@ def attack(
     ] = PredictorName.mc,
     dataset: Annotated[str, typer.Option(help="Data set: mnist or catsdogs.")] = "mnist",
     n: Annotated[int, typer.Option(min=1, help="Images per kind (clean, noise, adversarial).")] = 200,
-    samples: Annotated[int, typer.Option(min=1, help="MC samples T per network, for attacking and evaluating.")] = 20,
+    samples: Annotated[int, typer.Option(min=1, help=f"For attacking and evaluating. {SAMPLES_TABLE}")] = 20,
     iterations: Annotated[int, typer.Option(min=1, help="Iterations of bim/mim/pgd.")] = 10,
     step: Annotated[
         Optional[float],
@@ -145,7 +146,7 @@ def attack(
         pixel_max=pixel_max if options else 1.0,
     )
     if options:
-        chosen, files = own.classifiers(model, (predictor.value,), from_logits)[predictor.value]
+        chosen, files = own.classifiers(model, (predictor.value,), from_logits, samples)[predictor.value]
         x, y = own.load(options, chosen, predictor.value, samples, eval_seed(seed))
         data_options = options
     else:

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from uncertadv.cli._common import (
+    SAMPLES_TABLE,
     ClassesOption,
     ColorModeOption,
     ImageSizeOption,
@@ -83,7 +84,7 @@ def fit(
     predictor: Annotated[
         PredictorName, typer.Option(help="deterministic, mc or ensemble (needs a manifest).")
     ] = PredictorName.mc,
-    samples: Annotated[int, typer.Option(min=1, help="MC samples T per network.")] = 20,
+    samples: Annotated[int, typer.Option(min=1, help=SAMPLES_TABLE)] = 20,
     seed: Annotated[
         int,
         typer.Option(

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from uncertadv.cli._common import OneLineErrors, PredictorName, echo, quiet_tensorflow
+from uncertadv.cli._common import SAMPLES_FIGURES, OneLineErrors, PredictorName, echo, quiet_tensorflow
 
 plot_app = typer.Typer(
     cls=OneLineErrors, no_args_is_help=True, help="Draw the paper's figures; models default to RESULTS/models/."
@@ -35,7 +35,7 @@ Results = Annotated[
 Cnn = Annotated[Optional[Path], typer.Option(help="Dropout CNN (.keras) (default: RESULTS/models/cnn.keras).")]
 Ensemble = Annotated[Optional[Path], typer.Option(help="Ensemble manifest (default: RESULTS/models/ensemble.json).")]
 Vae = Annotated[Optional[Path], typer.Option(help="VAE manifest (default: RESULTS/models/vae.json).")]
-Samples = Annotated[int, typer.Option(min=1, help="MC samples T per network (an ensemble of K uses K*T).")]
+Samples = Annotated[int, typer.Option(min=1, help=f"An ensemble of K uses K*T. {SAMPLES_FIGURES}")]
 Seed = Annotated[int, typer.Option(help="Seed of the sampled dropout networks.")]
 Grid = Annotated[int, typer.Option(min=2, help="Latent grid points per axis.")]
 Extent = Annotated[float, typer.Option(min=0.0, help="Latent grid covers [-EXTENT, EXTENT]^2 (the paper's code: 10).")]

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from uncertadv.cli._common import (
+    SAMPLES_TABLE,
     ClassesOption,
     ColorModeOption,
     DataOption,
@@ -48,7 +49,7 @@ def report(
         ),
     ] = None,
     n: Annotated[int, typer.Option(min=1, help="Images per kind (the paper: 200).")] = 200,
-    samples: Annotated[int, typer.Option(min=1, help="MC samples T per network (the paper: 20).")] = 20,
+    samples: Annotated[int, typer.Option(min=1, help=SAMPLES_TABLE)] = 20,
     seed: Annotated[int, typer.Option(help="Attacker and index seed (evaluator: SEED + 1000000).")] = 0,
     bootstrap: Annotated[int, typer.Option(min=10, help="Bootstrap rounds for the AUC intervals.")] = 1000,
     results: Results = None,

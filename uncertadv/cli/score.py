@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from uncertadv.cli._common import (
+    SAMPLES_FIGURES,
     ClassesOption,
     ColorModeOption,
     DataOption,
@@ -33,7 +34,7 @@ def score(
         ),
     ] = None,
     dataset: Annotated[str, typer.Option(help="Data set whose test split is scored.")] = "mnist",
-    samples: Annotated[int, typer.Option(min=1, help="MC samples T.")] = 50,
+    samples: Annotated[int, typer.Option(min=1, help=SAMPLES_FIGURES)] = 50,
     seed: Annotated[int, typer.Option(help="Seed of the sampled dropout networks.")] = 0,
     batch_size: Annotated[
         Optional[int], typer.Option(min=1, help="Inputs per compiled call (speed and memory only).")

@@ -218,8 +218,8 @@ def kind_rows(
                     from_logits=cfg.get("data_options", {}).get("from_logits", False),
                     pixel_max=cfg["attack"]["pixel_max"])  # fmt: skip
     n = len(index)
-    # a model without dropout has T identical networks: its sample-based measures are n/a, as for deterministic
-    scored_as = predictor if predictors.sampled(models, predictor) else "deterministic"
+    # one distinct network (no dropout, or T = 1): the sample-based measures are n/a, as for deterministic
+    scored_as = predictor if predictors.sampled(models, predictor, cfg["eval_samples"]) else "deterministic"
     values = predictors.scores(predictors.predict(models, images, **evaluate), predictor=scored_as)
     none = np.full(n, np.nan)
     block = {

@@ -19,17 +19,22 @@ def allowed_predictors(model: Path) -> tuple[str, ...]:
     return predictors.PREDICTORS if len(io.member_files(model)) > 1 else ("deterministic", "mc")
 
 
-def classifiers(model: Path, wanted: tuple[str, ...], from_logits: bool = False) -> dict[str, tuple[list, list[Path]]]:
-    """``{predictor: (models, model files)}`` for ``--model``, refusing predictors it cannot give."""
+def classifiers(model: Path, wanted: tuple[str, ...], from_logits: bool = False,
+                samples: int | None = None) -> dict[str, tuple[list, list[Path]]]:  # fmt: skip
+    """``{predictor: (models, model files)}`` for ``--model``, refusing predictors it cannot give; warns once
+    for each sampling predictor with one distinct network at ``samples`` (no dropout, or T = 1)."""
     allowed = allowed_predictors(model)
     bad = [p for p in wanted if p not in allowed]
     if bad:
         raise ValueError(f"{model} gives the predictors {', '.join(allowed)}; not {', '.join(bad)} "
                          "(an ensemble needs a manifest of several models)")  # fmt: skip
     models = mc.check_models(io.load_classifier(model), from_logits)
-    if not mc.stochastic_layers(models[0]):
-        print(f"warning: {model} has no dropout layer: the mc predictor equals the deterministic one and "
-              "its MI is 0", file=sys.stderr)  # fmt: skip
+    t = 2 if samples is None else samples  # T unknown here: only a model without dropout is warned about
+    for p in [p for p in wanted if p != "deterministic"]:
+        if not predictors.sampled(models, p, t):
+            print(f"warning: {predictors.one_network_reason(models, p, t)}, so its expected entropy, MI, "
+                  "softmax variance and variation ratio are n/a (they need two distinct networks)",
+                  file=sys.stderr)  # fmt: skip
     first, every = io.member_files(model)[0], io.model_files(model)
     return {p: (models, every if p == "ensemble" else first) for p in wanted}
 

@@ -35,14 +35,15 @@ def score_arrays(
 ) -> dict[str, np.ndarray]:  # fmt: skip
     """MC and deterministic predictions and the MC measures of ``x [N, ...]``: ``[N]`` columns.
     A list of K models is scored as one ensemble (K * T networks; dropout off: their mean).
-    A single model without dropout has T identical networks: its sample-based measures are NaN
-    ("not applicable"), never 0."""
+    A single model without dropout has T identical networks, and T = 1 one network: the sample-based
+    measures are then NaN ("not applicable"), never 0."""
     predictor = "ensemble" if len(models) > 1 else "mc"
     with warnings.catch_warnings():  # score_test_set says it once, with what it means for the table
         warnings.filterwarnings("ignore", message=".*has no dropout layer")
         probs = _predict(models, x, predictor, samples, seed, batch_size, from_logits, pixel_max)
     det = mc.deterministic_predict(models, x, from_logits=from_logits, pixel_max=pixel_max)
-    values = predictors.scores(probs, predictor=predictor if predictors.sampled(models, predictor) else "deterministic")
+    values = predictors.scores(probs, predictor=predictor if predictors.sampled(models, predictor, samples)
+                               else "deterministic")  # fmt: skip
     return {
         "mc_pred": probs.mean(axis=0).argmax(axis=-1),
         "det_pred": det.mean(axis=0).argmax(axis=-1),
@@ -64,10 +65,9 @@ def _predict(models, x, predictor, samples, seed, batch_size, from_logits, pixel
     )
 
 
-NO_DROPOUT_WARNING = (
-    "warning: {model} has no dropout layer: its T networks are identical, so only predictive entropy is "
-    "defined; expected entropy, mutual information, softmax variance and variation ratio are written as "
-    "empty cells (n/a), not 0"
+ONE_NETWORK_WARNING = (
+    "warning: {reason}, so only predictive entropy is defined; expected entropy, mutual information, "
+    "softmax variance and variation ratio are written as empty cells (n/a), not 0"
 )
 
 
@@ -93,8 +93,10 @@ def score_test_set(config: ScoreConfig, out: Path, *, batch_size: int | None = N
         x, y = data.load(config.dataset, "test", config.source)
         info = {}
     x, y = x[: config.limit], (None if y is None else y[: config.limit])
-    if not predictors.sampled(model, "ensemble" if len(model) > 1 else "mc"):
-        print(NO_DROPOUT_WARNING.format(model=model_path), file=sys.stderr)
+    kind = "ensemble" if len(model) > 1 else "mc"
+    if not predictors.sampled(model, kind, config.samples):
+        print(ONE_NETWORK_WARNING.format(reason=predictors.one_network_reason(model, kind, config.samples)),
+              file=sys.stderr)  # fmt: skip
     record_path = artifacts.sidecar_path(out)
     if record_path.is_file():  # nothing already saved is lost: NAME.json may be a manifest or a detector
         try:
@@ -160,7 +162,7 @@ def summary(columns: dict[str, np.ndarray], config: ScoreConfig) -> str:
     return "\n".join(lines + [NOTE])
 
 
-NOTE = "Entropies are in nats; n/a: not applicable (no dropout, so T identical networks), never 0."
+NOTE = "Entropies are in nats; n/a: not applicable (one distinct network: no dropout, or T = 1), never 0."
 
 
 def _mean(values: np.ndarray) -> str:

@@ -61,7 +61,8 @@ def run(cfg: TableConfig) -> tuple[list[dict], list[Path]]:
     start = time.perf_counter()
     layout = cfg.layout
     if cfg.model is not None:  # your own model and data
-        models, data_options = own.classifiers(cfg.model, cfg.predictors, cfg.data.get("from_logits", False)), cfg.data
+        data_options = cfg.data
+        models = own.classifiers(cfg.model, cfg.predictors, data_options.get("from_logits", False), cfg.samples)
         loaded = {p: own.load(data_options, models[p][0], p, cfg.samples, eval_seed(cfg.seed)) for p in cfg.predictors}
     else:
         models, data_options = ensure_classifiers(layout, cfg.predictors)
