@@ -1,6 +1,8 @@
 """What a newcomer with their own model still met (issue 29), one test per section, each failing on the
 code before its fix. The model and data are test_user_mistakes' (16x16 grayscale, Dropout, 10 classes)."""
 
+import os
+
 import numpy as np
 import pytest
 from conftest import assert_one_line_error
@@ -37,3 +39,48 @@ def test_1_fewer_than_two_networks_refuse_the_sample_measures_and_write_na(user,
     assert all(np.isnan(scores[m]).all() for m in SAMPLE_MEASURES)
     help_text = " ".join(run("detect", "fit", "--help").output.replace("│", " ").split())
     assert "need two distinct networks (T >= 2 with dropout, or an ensemble)" in help_text
+
+
+# ------------------------------------------------------------------ 2. your model's labels
+
+
+@pytest.fixture(scope="module")
+def own_report(user, tmp_path_factory):  # noqa: F811
+    """``report --model --data`` at n = 10, run from the data's folder as a user would (relative paths)."""
+    root = user[0]
+    out = tmp_path_factory.mktemp("own") / "out"
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        result = run("report", "--model", "mine.keras", "--data", "t.npz", "--methods", "fgm,pgd", "--eps", "8",
+                     "--n", "10", "--samples", "2", "--bootstrap", "10", "--results", out)  # fmt: skip
+    finally:
+        os.chdir(cwd)
+    assert result.exit_code == 0, result.output
+    return root, out
+
+
+def test_2_figures_and_records_name_your_model_and_data_never_mnist(own_report, tmp_path):
+    from uncertadv.experiments.layout import Layout
+    from uncertadv.experiments.table1 import figures
+
+    root, out = own_report
+    assert figures.model_title(Layout("mnist", out)) == "your model mine.keras on t.npz"  # plot's default dataset
+    assert "# Table 1 on t.npz (your model mine.keras)" in (out / "table1.md").read_text()
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        drawn = run("plot", "adversarial-examples", "--results", out, "--method", "pgd", "--eps", "8")
+        np.savez(tmp_path / "t.npz", x=np.zeros((300, 16, 16, 1), np.uint8), y=np.zeros(300))
+        os.chdir(tmp_path)  # another t.npz here: not the images the set was made from
+        moved = run("plot", "adversarial-examples", "--results", out, "--method", "pgd", "--eps", "8")
+    finally:
+        os.chdir(cwd)
+    assert drawn.exit_code == 0, drawn.output
+    assert (out / "adversarial_examples_pgd_eps8.png").is_file()
+    assert_one_line_error(moved, "other images than the attack set was made from")
+    score = run("score", "--model", root / "mine.keras", "--data", root / "t.npz", "--samples", "2",
+                "--out", tmp_path / "s.csv")  # fmt: skip
+    assert score.exit_code == 0
+    config = artifacts.read_json(tmp_path / "s.json")["config"]
+    assert config["dataset"] is None and config["source"] is None and config["data"]["spec"].endswith("t.npz")

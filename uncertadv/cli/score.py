@@ -69,8 +69,14 @@ def score(
     elif classes or color_mode:
         raise ValueError("--classes and --color-mode describe --data (your own data)")
     config = scores.ScoreConfig(
-        model=str(model), dataset=dataset, source=source.value, samples=samples, seed=seed, limit=limit, data=options
-    )
+        model=str(model),
+        dataset=None if options else dataset,
+        source=None if options else source.value,
+        samples=samples,
+        seed=seed,
+        limit=limit,
+        data=options,
+    )  # with --data, no built-in data set's name or source is recorded: the record names the data it scored
     table, reused = scores.score_test_set(config, out, batch_size=batch_size, force=force)
     echo(f"{'reused' if reused else 'wrote'} {out}")
     typer.echo(scores.summary(table, config))

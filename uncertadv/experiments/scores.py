@@ -21,8 +21,8 @@ class ScoreConfig:
     """What determines a score table (recorded in its sidecar)."""
 
     model: str
-    dataset: str = "mnist"
-    source: str = "auto"
+    dataset: str | None = "mnist"  # None with ``data`` (your own data)
+    source: str | None = "auto"
     samples: int = 50
     seed: int = 0
     limit: int | None = None

@@ -23,10 +23,36 @@ CURVES = (
 
 
 def model_title(layout: Layout) -> str:
-    """Which models produced a results folder, for figure titles."""
+    """Which models produced a results folder, for figure titles: your own model file and data (as
+    ``report --model --data`` recorded them), the cats-vs-dogs model, or the paper's MNIST CNN."""
+    record = layout.folder / "table1.json"
+    own = artifacts.read_json(record)["config"] if record.is_file() else {}
+    if own.get("model"):
+        return f"your model {Path(own['model']).name} on {own['data']['spec']}"
     if layout.catsdogs.is_file():
         return artifacts.read_json(layout.catsdogs).get("title", "cats-vs-dogs model")
     return "the paper's MNIST CNN"
+
+
+def _own_sources(cfg: dict, arrays: dict) -> np.ndarray:
+    """The test images of an attack set made from your own data (``--data``), read again from the path it
+    recorded, at the set's image size and channels, and checked to be the data it was made from."""
+    from uncertadv import inputs, own_data
+
+    options, adv = cfg["data_options"], arrays["x_adv"]
+    spec = options["spec"]
+    color_mode = options.get("color_mode") or ("grayscale" if adv.shape[-1] == 1 else "rgb")
+    x, y, _ = own_data.load_data(spec, options["pixel_max"], adv.shape[1], classes=options.get("classes"),
+                                 color_mode=color_mode)  # fmt: skip
+    index = arrays["adversarial_index"]
+    budget = cfg["attack"]["eps"] / 255 * options["pixel_max"]
+    same = x.shape[1:] == adv.shape[1:] and index.max() < len(x)
+    if same and options.get("labels") == "data":
+        same = inputs.data_sha256(x, y) == cfg["data_sha256"]
+    if not same or np.abs(adv - x[index]).max() > budget * (1 + 1e-5) + 1e-6:  # float32 rounding of the clip
+        raise ValueError(f"--data {spec} now holds other images than the attack set was made from; draw the "
+                         "figure where that data is, or run `uncertadv report` again")  # fmt: skip
+    return x
 
 
 def read_long_scores(path: Path) -> dict[str, np.ndarray]:
@@ -90,7 +116,9 @@ def run_examples(layout: Layout, method: str, eps: float, count: int = 8) -> Pat
     sets = {}
     for predictor in ("deterministic", "mc"):
         sets[predictor], record = attack_sets.load(layout.attack_set(set_name(method, eps, predictor)))
-    x, _ = data.load(record["config"]["dataset"], "test", **record["config"]["data_options"])
+    cfg = record["config"]
+    x = (_own_sources(cfg, sets["mc"]) if cfg["dataset"] == "own"
+         else data.load(cfg["dataset"], "test", **cfg["data_options"])[0])  # fmt: skip
     if not np.array_equal(sets["mc"]["adversarial_index"], sets["deterministic"]["adversarial_index"]):
         raise ValueError("the deterministic and MC attack sets were drawn from different images (other seeds)")
     index = sets["mc"]["adversarial_index"][:count]

@@ -244,8 +244,10 @@ def _write_tables(cfg: TableConfig, table: list[dict]) -> None:
 
 def markdown(cfg: TableConfig, table: list[dict]) -> str:
     """table1.md's text: the header (config, definitions, the paper's reference, the models) and the tables."""
+    where = (f"{cfg.data['spec']} (your model {Path(cfg.model).name})" if cfg.model is not None
+             else cfg.layout.dataset)  # fmt: skip
     header = (
-        f"# Table 1 on {cfg.layout.dataset}: detecting adversarial inputs by uncertainty (ROC-AUC)\n\n"
+        f"# Table 1 on {where}: detecting adversarial inputs by uncertainty (ROC-AUC)\n\n"
         f"N = {cfg.n} images per kind (clean, noise, adversarial); MC predictors use T = {cfg.samples} samples "
         f"per network (ensemble: {cfg.samples} x members); attacker seed {cfg.seed}, evaluator seed "
         f"{eval_seed(cfg.seed)}, index seed {cfg.seed}, bootstrap {cfg.bootstrap} rounds. "
