@@ -298,14 +298,14 @@ def test_attack_cli_adaptive_and_its_errors(run):
     record = artifacts.read_json(folder / "detectors" / "mc_mutual_information.json")
     other = folder / "other_seed.json"
     artifacts.write_json(other, {**record, "seed": 5})
-    stem = folder / "attacks" / "pgd-adaptive_eps76_mc_mutual_information"
+    stem = folder / "attacks" / "pgd-adaptive_eps76_mc_mutual_information_n15_T2"
     result = invoke("attack", "--method", "pgd-adaptive", "--eps", "76", *COMMON, "--results", folder)
     assert result.exit_code == 0, result.output
     protocol_set = stem.with_suffix(".npz").read_bytes()
     result = invoke("attack", "--method", "pgd-adaptive", "--eps", "76", "--detector", other, *COMMON,
                     "--results", folder)  # fmt: skip
     assert result.exit_code == 0, result.output
-    (given,) = (folder / "attacks").glob("pgd-adaptive_eps76_mc_mutual_information_det*.json")
+    (given,) = (folder / "attacks").glob("pgd-adaptive_eps76_mc_mutual_information_n15_T2_det*.json")
     assert artifacts.read_json(given)["config"]["detector"]["seed"] == 5
     result = invoke("attack", "--method", "pgd-adaptive", "--eps", "76", *COMMON, "--results", folder)
     assert "reused attack set" in result.stderr and stem.with_suffix(".npz").read_bytes() == protocol_set
@@ -326,13 +326,13 @@ def test_detector_aware_mistakes_are_one_line_errors_before_any_work(run):
         (["--method", "pgd-adaptive", "--eps", "76", "--n", "10", "--samples", "2"], "another protocol"),
     ):  # fmt: skip
         assert_one_line_error(invoke("attack", *args, "--results", folder), text)
-    adaptive_set = folder / "attacks" / "pgd-adaptive_eps76_mc_mutual_information.npz"
+    adaptive_set = folder / "attacks" / "pgd-adaptive_eps76_mc_mutual_information_n15_T2.npz"
     assert_one_line_error(invoke("score", "--attack", adaptive_set), "report --adaptive")
 
 
 def test_the_same_seeds_give_the_same_adaptive_set(run):
     folder, _ = run
-    npz = folder / "attacks" / "pgd-adaptive_eps76_mc_mutual_information.npz"
+    npz = folder / "attacks" / "pgd-adaptive_eps76_mc_mutual_information_n15_T2.npz"
     before = npz.read_bytes()
     result = invoke("attack", "--method", "pgd-adaptive", "--eps", "76", *COMMON, "--force", "--results", folder)
     assert result.exit_code == 0, result.output

@@ -164,8 +164,8 @@ def test_pretrained_trunk_with_heads_end_to_end(petimages, tmp_path, monkeypatch
                                  "--eps", "5", "--n", "3", "--samples", "2", "--bootstrap", "10"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "EfficientNet-Lite0" in (results / "table1.md").read_text()
-    result = runner.invoke(app, ["score", "--attack", str(results / "attacks" / "mim_eps5_mc.npz")])
+    result = runner.invoke(app, ["score", "--attack", str(results / "attacks" / "mim_eps5_mc_n3_T2.npz")])
     assert result.exit_code == 0, result.output  # the set names its manifest: head 0 on the shared trunk
-    attack_record = artifacts.read_json(results / "attacks" / "mim_eps5_ensemble.json")
+    attack_record = artifacts.read_json(results / "attacks" / "mim_eps5_ensemble_n3_T2.json")
     assert attack_record["model_files"] == ["models/catsdogs-trunk.keras", "models/catsdogs-head0.keras",
                                             "models/catsdogs-head1.keras"]  # fmt: skip

@@ -45,7 +45,7 @@ def test_report_writes_every_setting_and_auc_recomputes_from_scores(results):
 
 
 def test_report_rerun_reuses_attack_sets(results):
-    npz = results / "attacks" / "bim_eps76_mc.npz"
+    npz = results / "attacks" / "bim_eps76_mc_n12_T2.npz"
     before = npz.stat().st_mtime_ns
     assert run(*REPORT, "--results", results).exit_code == 0
     assert npz.stat().st_mtime_ns == before
@@ -56,7 +56,7 @@ def test_attack_sets_respect_budget_and_keep_sources_apart(results):
     from uncertadv.experiments import attack_sets
 
     x, _ = data.load_mnist("test")
-    arrays, record = attack_sets.load(results / "attacks" / "bim_eps5_deterministic.npz")
+    arrays, record = attack_sets.load(results / "attacks" / "bim_eps5_deterministic_n12_T2.npz")
     src = x[arrays["adversarial_index"]]
     assert np.abs(arrays["x_adv"] - src).max() <= 5 / 255 + 1e-6
     assert not set(arrays["clean_index"]) & set(arrays["adversarial_index"])
@@ -81,7 +81,7 @@ def test_attack_command_and_score_attack_update_scores_csv(results):
     )
     assert result.exit_code == 0, result.output
     assert "success rate" in result.stdout
-    npz = results / "attacks" / "mim_eps10_mc.npz"
+    npz = results / "attacks" / "mim_eps10_mc_n8_T2.npz"
     result = run("score", "--attack", npz)
     assert result.exit_code == 0, result.output
     scores = artifacts.read_csv(results / "scores.csv")

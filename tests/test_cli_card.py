@@ -40,7 +40,7 @@ def test_train_vae_and_train_cnn_need_no_out(root):
 def test_attack_method_mim_eps_5_needs_nothing_else(root):
     result = run(root, "attack", "--method", "mim", "--eps", "5", "--n", "6", "--samples", "2")
     assert "on the mc predictor" in result.stdout
-    record = artifacts.read_json(root / "mnist" / "attacks" / "mim_eps5_mc.json")
+    record = artifacts.read_json(root / "mnist" / "attacks" / "mim_eps5_mc_n6_T2.json")
     assert record["config"]["attack"]["predictor"] == "mc" and record["config"]["n"] == 6
 
 

@@ -84,3 +84,32 @@ def test_2_figures_and_records_name_your_model_and_data_never_mnist(own_report, 
     assert score.exit_code == 0
     config = artifacts.read_json(tmp_path / "s.json")["config"]
     assert config["dataset"] is None and config["source"] is None and config["data"]["spec"].endswith("t.npz")
+
+
+# ------------------------------------------------------------------ 3. attack and report share no file
+
+
+def test_3_sets_of_other_settings_never_share_a_file_and_the_defaults_keep_their_names(own_report):
+    from uncertadv.experiments.layout import set_name
+
+    root, out = own_report
+    default = ua.AttackConfig(method="pgd", eps=8)
+    assert set_name("pgd", 8, "mc", default, 200) == "pgd_eps8_mc"  # the committed sets' names
+    other = ua.AttackConfig(method="pgd", eps=8, samples=5, iterations=40, step=1.5, seed=3)
+    assert set_name("pgd", 8, "mc", other, 10) == "pgd_eps8_mc_n10_T5_it40_step1.5_seed3"
+    made = out / "attacks" / "pgd_eps8_mc_n10_T2.npz"
+    before = made.read_bytes()
+    common = ["--model", root / "mine.keras", "--data", root / "t.npz", "--eps", "8", "--results", out]
+    for n, samples in (("5", "2"), ("10", "3")):  # other n, then other T at report's n
+        result = run("attack", *common, "--method", "pgd", "--n", n, "--samples", samples)
+        assert result.exit_code == 0, result.output
+        assert f"pgd_eps8_mc_n{n}_T{samples}.npz" in result.stderr
+    assert made.read_bytes() == before
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        again = run("report", "--model", "mine.keras", "--data", "t.npz", "--methods", "fgm,pgd", "--eps", "8",
+                    "--n", "10", "--samples", "2", "--bootstrap", "10", "--results", out)  # fmt: skip
+    finally:
+        os.chdir(cwd)
+    assert again.exit_code == 0 and "0 made" in again.stderr, again.output

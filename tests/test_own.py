@@ -57,7 +57,7 @@ def test_attack_and_report_on_your_own_model(own):
     result = run("attack", "--model", own / "m.keras", "--data", own / "x.npz", "--method", "bim", "--eps", "8",
                  "--n", "10", "--samples", "2", "--results", results)  # fmt: skip
     assert result.exit_code == 0, result.output
-    record = artifacts.read_json(results / "attacks" / "bim_eps8_mc.json")
+    record = artifacts.read_json(results / "attacks" / "bim_eps8_mc_n10_T2.json")
     assert record["config"]["dataset"] == "own" and record["config"]["data_options"]["spec"] == str(own / "x.npz")
     result = run("report", "--model", own / "m.keras", "--data", own / "x.npz", "--methods", "fgm,bim", "--eps", "4,8",
                  "--n", "10", "--samples", "2", "--bootstrap", "10", "--results", results)  # fmt: skip
@@ -130,7 +130,7 @@ def test_logits_models_and_the_label_source_are_recorded(own, tmp_path):
     assert_one_line_error(run(*args, "--data", own / "unlabelled.npz"), "--from-logits")
     result = run(*args, "--data", own / "unlabelled.npz", "--from-logits")
     assert result.exit_code == 0, result.output
-    record = artifacts.read_json(tmp_path / "out" / "attacks" / "fgm_eps8_mc.json")
+    record = artifacts.read_json(tmp_path / "out" / "attacks" / "fgm_eps8_mc_n5_T2.json")
     assert record["config"]["data_options"]["labels"] == "predictor"  # no y in the data
     assert record["config"]["data_options"]["from_logits"] is True
     scores = artifacts.read_table(tmp_path / "out" / "scores.csv")

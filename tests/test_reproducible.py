@@ -19,7 +19,7 @@ def pipeline(folder):
     steps = (
         ["train", "cnn", "--epochs", "1", "--limit-train", "300", "--limit-test", "30", "--samples", "2"],
         ["attack", "--method", "pgd", "--eps", "10", "--n", "6", "--samples", "2", "--iterations", "3"],
-        ["score", "--attack", folder / "mnist" / "attacks" / "pgd_eps10_mc.npz"],
+        ["score", "--attack", folder / "mnist" / "attacks" / "pgd_eps10_mc_n6_T2_it3.npz"],
     )
     for step in steps:
         run = subprocess.run(
@@ -37,9 +37,10 @@ def pipeline(folder):
 
 def test_two_fresh_runs_give_identical_bytes(tmp_path):
     first, second = pipeline(tmp_path / "a"), pipeline(tmp_path / "b")
-    for name in ("scores.csv", "scores/pgd_eps10_mc.csv"):
+    for name in ("scores.csv", "scores/pgd_eps10_mc_n6_T2_it3.csv"):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
-    with np.load(first / "attacks" / "pgd_eps10_mc.npz") as a, np.load(second / "attacks" / "pgd_eps10_mc.npz") as b:
+    name = "pgd_eps10_mc_n6_T2_it3.npz"  # n 6, T 2, 3 iterations: not the default settings
+    with np.load(first / "attacks" / name) as a, np.load(second / "attacks" / name) as b:
         assert a.files == b.files
         for key in a.files:
             assert a[key].tobytes() == b[key].tobytes(), key

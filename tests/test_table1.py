@@ -116,7 +116,7 @@ def test_markdown_flags_thin_positives_and_says_what_significant_means(tables, f
 
 
 def test_attack_sets_of_an_older_protocol_are_rebuilt(tables, fresh_results):
-    record_path = fresh_results / "attacks" / "fgm_eps10_mc.json"
+    record_path = fresh_results / "attacks" / "fgm_eps10_mc_n15_T2.json"
     npz = record_path.with_suffix(".npz")
     record = json.loads(record_path.read_text())
     del record["config"]["protocol"]  # as written by uncertadv before protocol 2
@@ -134,8 +134,8 @@ def test_a_changed_model_file_is_caught_when_a_set_is_scored(tables, fresh_resul
 
     results = tmp_path / "results"
     shutil.copytree(fresh_results, results)
-    record = json.loads((results / "attacks" / "mim_eps10_mc.json").read_text())
+    record = json.loads((results / "attacks" / "mim_eps10_mc_n15_T2.json").read_text())
     assert record["model_files"] == ["models/cnn.keras"]  # relative to the results folder
     (results / "models" / "cnn.keras").write_bytes((results / "models" / "cnn.keras").read_bytes() + b"\0")
-    result = runner.invoke(app, ["score", "--attack", str(results / "attacks" / "mim_eps10_mc.npz")])
+    result = runner.invoke(app, ["score", "--attack", str(results / "attacks" / "mim_eps10_mc_n15_T2.npz")])
     assert result.exit_code == 2 and "sha256 differs" in result.stderr, result.output

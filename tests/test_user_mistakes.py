@@ -78,12 +78,13 @@ def test_1_score_and_attack_reuse_follow_the_data_contents_not_the_path(user, tm
     attack = ["attack", "--model", root / "mine.keras", "--data", tmp_path / "t3.npz", "--method", "fgm", "--eps",
               "8", "--n", "10", "--samples", "2", "--results", tmp_path / "out"]  # fmt: skip
     assert run(*attack).exit_code == 0
-    first = artifacts.read_json(tmp_path / "out" / "attacks" / "fgm_eps8_mc.json")["config"]["data_sha256"]
+    first = artifacts.read_json(tmp_path / "out" / "attacks" / "fgm_eps8_mc_n10_T2.json")["config"]["data_sha256"]
     assert "reused attack set" in run(*attack).stderr
     np.savez(tmp_path / "t3.npz", x=x[100:160], y=y[100:160])
     result = run(*attack)
     assert result.exit_code == 0 and "wrote attack set" in result.stderr, result.stderr
-    assert artifacts.read_json(tmp_path / "out" / "attacks" / "fgm_eps8_mc.json")["config"]["data_sha256"] != first
+    made = tmp_path / "out" / "attacks" / "fgm_eps8_mc_n10_T2.json"
+    assert artifacts.read_json(made)["config"]["data_sha256"] != first
 
 
 def test_1_a_set_is_never_scored_against_other_data(user, tmp_path):
@@ -97,7 +98,7 @@ def test_1_a_set_is_never_scored_against_other_data(user, tmp_path):
     attack_sets.build([model], [root / "mine.keras"], x[:60], y[:60], config, n=10, layout=layout,
                       model=root / "mine.keras")  # fmt: skip
     with pytest.raises(ValueError, match="other data"):
-        attack_sets.cached_scores(layout, "fgm_eps8_mc", [model], x[100:160], y[100:160])
+        attack_sets.cached_scores(layout, "fgm_eps8_mc_n10_T2", [model], x[100:160], y[100:160])
 
 
 # ------------------------------------------------------------------ 2. detectors carry their contract
@@ -229,7 +230,7 @@ def test_7_eps_below_1_is_warned_above_255_refused_and_l2_printed_in_255_units(u
     result = run(*attack, "--eps", "0.3")
     assert result.exit_code == 0 and "warning:" in result.stderr and "Did you mean 76.5" in result.stderr
     result = run(*attack, "--eps", "8")
-    record = artifacts.read_json(tmp_path / "attacks" / "fgm_eps8_mc.json")
+    record = artifacts.read_json(tmp_path / "attacks" / "fgm_eps8_mc_n5_T2.json")
     assert f"mean L2 {record['mean_l2'] * 255:.2f}" in result.stdout and "0-255 pixel units" in result.stdout
     with pytest.raises(ValueError, match="255"):
         ua.attack(model, x[:5] / 255.0, y[:5], method="fgm", eps=300)
@@ -341,7 +342,7 @@ def test_detect_run_follows_a_moved_folder_takes_model_attack_sets_and_grayscale
                  "--n", "10", "--samples", "2", "--results", tmp_path / "out")  # fmt: skip
     assert attack.exit_code == 0, attack.output
     result = run("detect", "run", "--detector", tmp_path / "moved" / "det.json",
-                 "--data", tmp_path / "out" / "attacks" / "fgm_eps8_mc.npz", *flags)  # fmt: skip
+                 "--data", tmp_path / "out" / "attacks" / "fgm_eps8_mc_n10_T2.npz", *flags)  # fmt: skip
     assert result.exit_code == 0 and "x_adv" in result.stderr and "of 10 inputs" in result.stdout, result.output
     # a grayscale folder for a one-channel model, and tfds
     _folder(tmp_path / "gray", ["0", "1"], x, per=12)
@@ -365,7 +366,7 @@ def test_adaptive_attack_with_a_given_detector_of_any_seed_needs_no_fitting_imag
                  "pgd-adaptive-known", "--eps", "16", "--n", "10", "--samples", "3",
                  "--detector", tmp_path / "det.json", "--results", tmp_path / "out")  # fmt: skip
     assert result.exit_code == 0, result.output
-    (path,) = (tmp_path / "out" / "attacks").glob("pgd-adaptive-known_eps16_mc_mutual_information_det*.json")
+    (path,) = (tmp_path / "out" / "attacks").glob("pgd-adaptive-known_eps16_mc_mutual_information_n10_T3_det*.json")
     record = artifacts.read_json(path)  # named apart from the protocol's set, which it never overwrites
     assert record["config"]["detector"]["seed"] == 7 and record["config"]["n_fit_held_out"] == 0
 
@@ -388,14 +389,15 @@ def test_protocol_2_records_migrate_when_their_data_checks_out(user, tmp_path):
     config = ua.AttackConfig(method="fgm", eps=8, samples=2)
     made = attack_sets.build([model], [root / "mine.keras"], xs, ys, config, n=10, layout=layout,
                              model=root / "mine.keras")  # fmt: skip
-    path = tmp_path / "attacks" / "fgm_eps8_mc.json"
+    path = tmp_path / "attacks" / "fgm_eps8_mc_n10_T2.json"
     want = made["config"]["data_sha256"]
     old = artifacts.read_json(path)
     old["config"]["protocol"] = 2
     del old["config"]["data_sha256"]
     artifacts.write_json(path, old)
     lines = migrate.migrate(tmp_path, load=lambda record: (xs, ys))
-    assert lines == ["migrated fgm_eps8_mc.json: labels and mean L2 of its 10 adversarial images; noise L2 ratio"]
+    migrated = "migrated fgm_eps8_mc_n10_T2.json: labels and mean L2 of its 10 adversarial images; noise L2 ratio"
+    assert lines == [migrated]
     record = artifacts.read_json(path)
     assert record["config"]["protocol"] == 3 and record["config"]["data_sha256"] == want
     assert record["migrated"]["from_protocol"] == 2
@@ -406,10 +408,10 @@ def test_protocol_2_records_migrate_when_their_data_checks_out(user, tmp_path):
     artifacts.write_json(path, old)
     brighter = (np.clip(xs + np.float32(0.05), 0, 1), ys)  # the same labels, other pixels
     lines = migrate.migrate(tmp_path, load=lambda record: brighter)
-    assert "mean L2" in lines[0] and lines[0].startswith("kept fgm_eps8_mc.json")
+    assert "mean L2" in lines[0] and lines[0].startswith("kept fgm_eps8_mc_n10_T2.json")
     other = (x[100:160] / np.float32(255), y[100:160])
     lines = migrate.migrate(tmp_path, load=lambda record: other)
-    assert lines[0].startswith("kept fgm_eps8_mc.json") and artifacts.read_json(path)["config"]["protocol"] == 2
+    assert lines[0].startswith("kept fgm_eps8_mc_n10_T2.json") and artifacts.read_json(path)["config"]["protocol"] == 2
 
 
 # ------------------------------------------------------------------ found by a newcomer's run of other models
@@ -499,7 +501,7 @@ def test_a_given_detector_of_another_t_attacks_its_own_networks(user, tmp_path, 
                  "pgd-adaptive-known", "--eps", "16", "--n", "10", "--samples", "2",
                  "--detector", tmp_path / "det.json", "--results", tmp_path / "out")  # fmt: skip
     assert result.exit_code == 0, result.output
-    (path,) = (tmp_path / "out" / "attacks").glob("pgd-adaptive-known_eps16_mc_mutual_information_det*.json")
+    (path,) = (tmp_path / "out" / "attacks").glob("pgd-adaptive-known_eps16_mc_mutual_information_n10_T2_det*.json")
     assert artifacts.read_json(path)["config"]["detector"]["samples"] == 4
     assert seen and all(c.samples == 4 and c.detector_seed == 7 for c in seen)  # the detector's own T networks
 

@@ -156,7 +156,7 @@ def attack(
     if method.value in DETECTOR_AWARE:
         return _detector_aware(method.value, layout, chosen, files, x, y, config, measure, detector, n,
                                model or layout.classifier(predictor.value), data_options, force)  # fmt: skip
-    out = layout.attack_set(set_name(method.value, eps, predictor.value))
+    out = layout.attack_set(set_name(method.value, eps, predictor.value, config, n))
     record = attack_sets.build(
         chosen,
         files,
@@ -197,7 +197,7 @@ def _detector_aware(method, layout, models, files, x, y, config, measure, detect
     record = protocol.build(models, files, x, y, config, detector, method, n=n, layout=layout, model=model,
                             data_options=options, force=force)  # fmt: skip
     fitted_here = protocol.protocol_fit(detector, layout, n, config, x, y)
-    stem = protocol.set_stem(method, config, detector, fitted_here)
+    stem = protocol.set_stem(method, config, detector, fitted_here, n)
     echo(f"{'reused' if record.get('reused') else 'wrote'} attack set {layout.attack_set(stem)}")
     typer.echo(
         f"{method} eps={config.eps:g} on the {config.predictor} predictor against its {detector.measure} detector "

@@ -88,8 +88,8 @@ def build(
     """Make (or reuse) the attack set of ``config`` in ``layout`` (.npz + .json record); returns the record.
 
     models: loaded from ``model`` (the ``.keras`` file or manifest); ``model_files``: its files.
-    stem: the set's file stem; default ``set_name`` (Table 1's sets)."""
-    out = layout.attack_set(stem or set_name(config.method, config.eps, config.predictor))
+    stem: the set's file stem; default ``set_name`` with the settings that differ from the defaults."""
+    out = layout.attack_set(stem or set_name(config.method, config.eps, config.predictor, config, n))
     want = {
         "protocol": PROTOCOL,
         "dataset": layout.dataset,

@@ -120,9 +120,30 @@ def own_layout(folder: Path | None) -> Layout:
     return Layout("own", Path(folder) if folder is not None else results_root() / "own")
 
 
-def set_name(method: str, eps: float, predictor: str) -> str:
-    """``mim_eps5_mc``: the file stem of an attack set."""
-    return f"{method}_eps{eps:g}_{predictor}"
+DEFAULT_N = 200  # report's --n; with the other defaults below, a set's name carries no setting
+
+
+def settings_suffix(n: int, samples: int = 20, iterations: int = 10, step: float | None = None, seed: int = 0) -> str:
+    """What differs from the default settings, for a file name: ``""`` at n 200, T 20, 10 iterations, the
+    paper's step and seed 0 (the committed sets keep their names), else e.g. ``_n10_T5_seed3``. Two sets
+    that differ in any of these never share a file (issue 29)."""
+    parts = [f"n{n}" if n != DEFAULT_N else "", f"T{samples}" if samples != 20 else "",
+             f"it{iterations}" if iterations != 10 else "", f"step{step:g}" if step is not None else "",
+             f"seed{seed}" if seed != 0 else ""]  # fmt: skip
+    return "".join(f"_{p}" for p in parts if p)
+
+
+def config_suffix(config, n: int | None = None) -> str:
+    """``settings_suffix`` of an ``AttackConfig`` made for ``n`` images (None: no config, no suffix)."""
+    if config is None:
+        return ""
+    return settings_suffix(DEFAULT_N if n is None else n, config.samples, config.iterations, config.step, config.seed)
+
+
+def set_name(method: str, eps: float, predictor: str, config=None, n: int | None = None) -> str:
+    """``mim_eps5_mc``: the file stem of an attack set, with ``config_suffix`` of ``config`` (an
+    ``AttackConfig``) and ``n`` where they are given."""
+    return f"{method}_eps{eps:g}_{predictor}" + config_suffix(config, n)
 
 
 def ensure_classifiers(layout: Layout, predictors: tuple[str, ...]) -> tuple[dict[str, tuple[list, list[Path]]], dict]:

@@ -26,7 +26,7 @@ from uncertadv import artifacts, inputs, predictors
 from uncertadv.attacks import ADAPTIVE_METHODS, DIFFERENTIABLE_MEASURES, AttackConfig, attack
 from uncertadv.detector import Detector
 from uncertadv.experiments import attack_sets
-from uncertadv.experiments.layout import Layout, eval_seed, set_name
+from uncertadv.experiments.layout import Layout, config_suffix, eval_seed, set_name
 
 ATTACKS = ("pgd", *ADAPTIVE_METHODS)
 MEASURES = ("predictive_entropy", "mutual_information", "softmax_variance")
@@ -59,16 +59,18 @@ def detector_path(layout: Layout, predictor: str, measure: str) -> Path:
     return layout.folder / "detectors" / f"{predictor}_{measure}.json"
 
 
-def adaptive_name(method: str, eps: float, predictor: str, measure: str) -> str:
-    """``pgd-adaptive_eps76_mc_mutual_information``: the file stem of an adaptive set."""
-    return f"{set_name(method, eps, predictor)}_{measure}"
+def adaptive_name(method: str, eps: float, predictor: str, measure: str, base: AttackConfig | None = None,
+                  n: int | None = None) -> str:  # fmt: skip
+    """``pgd-adaptive_eps76_mc_mutual_information``: the file stem of an adaptive set, with the settings of
+    its PGD setting ``base`` and ``n`` that differ from the defaults (``layout.settings_suffix``)."""
+    return f"{set_name(method, eps, predictor)}_{measure}{config_suffix(base, n)}"
 
 
-def set_stem(method: str, base: AttackConfig, detector: Detector, protocol: bool) -> str:
+def set_stem(method: str, base: AttackConfig, detector: Detector, protocol: bool, n: int | None = None) -> str:
     """The stem of an adaptive set against ``detector``: ``adaptive_name`` for the protocol's detector,
     with ``_det`` and a hash of the detector's config and threshold for one given from outside, so
     that neither overwrites the other."""
-    stem = adaptive_name(method, base.eps, base.predictor, detector.measure)
+    stem = adaptive_name(method, base.eps, base.predictor, detector.measure, base, n)
     if protocol:
         return stem
     import hashlib
@@ -259,9 +261,9 @@ def build(
     check_detector(detector, base, protocol=False)
     from_logits = (data_options or {}).get("from_logits", False)
     attack_sets.build(models, model_files, x, y, base, n=n, layout=layout, model=model, data_options=data_options)
-    pgd_npz = layout.attack_set(set_name("pgd", base.eps, base.predictor))
+    pgd_npz = layout.attack_set(set_name("pgd", base.eps, base.predictor, base, n))
     protocol = protocol_fit(detector, layout, n, base, x, y)
-    out = layout.attack_set(set_stem(method, base, detector, protocol))
+    out = layout.attack_set(set_stem(method, base, detector, protocol, n))
     want = {
         "protocol": attack_sets.PROTOCOL,
         "dataset": layout.dataset,
@@ -313,7 +315,7 @@ def scores(layout: Layout, stem: str, models: list, x: np.ndarray, y: np.ndarray
     npz = layout.attack_set(stem)
     arrays, record = attack_sets.load(npz)
     base = AttackConfig(**record["config"]["attack"])
-    pgd_stem = set_name("pgd", base.eps, base.predictor)
+    pgd_stem = set_name("pgd", base.eps, base.predictor, base, len(arrays["adversarial_index"]))
     pgd_sha = artifacts.file_sha256(layout.attack_set(pgd_stem)) if layout.attack_set(pgd_stem).is_file() else None
     if pgd_sha != record["config"]["pgd_set"]:
         raise ValueError(f"the PGD set {pgd_stem} changed (or is missing) since {npz.name} was made; "

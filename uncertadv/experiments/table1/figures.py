@@ -11,7 +11,7 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 
 from uncertadv import artifacts
 from uncertadv.experiments import attack_sets, plots
-from uncertadv.experiments.layout import Layout, set_name
+from uncertadv.experiments.layout import Layout, set_name, settings_suffix
 
 CURVES = (
     ("deterministic", "predictive_entropy"),
@@ -32,6 +32,15 @@ def model_title(layout: Layout) -> str:
     if layout.catsdogs.is_file():
         return artifacts.read_json(layout.catsdogs).get("title", "cats-vs-dogs model")
     return "the paper's MNIST CNN"
+
+
+def report_stem(layout: Layout, method: str, eps: float, predictor: str) -> str:
+    """The stem of the set that ``uncertadv report`` made in ``layout`` (its n, T and seed, from table1.json)."""
+    record = layout.table1("json")
+    if not record.is_file():
+        return set_name(method, eps, predictor)
+    cfg = artifacts.read_json(record)["config"]
+    return set_name(method, eps, predictor) + settings_suffix(cfg["n"], cfg["samples"], seed=cfg["seed"])
 
 
 def _own_sources(cfg: dict, arrays: dict) -> np.ndarray:
@@ -115,7 +124,7 @@ def run_examples(layout: Layout, method: str, eps: float, count: int = 8) -> Pat
     started = time.perf_counter()
     sets = {}
     for predictor in ("deterministic", "mc"):
-        sets[predictor], record = attack_sets.load(layout.attack_set(set_name(method, eps, predictor)))
+        sets[predictor], record = attack_sets.load(layout.attack_set(report_stem(layout, method, eps, predictor)))
     cfg = record["config"]
     x = (_own_sources(cfg, sets["mc"]) if cfg["dataset"] == "own"
          else data.load(cfg["dataset"], "test", **cfg["data_options"])[0])  # fmt: skip
@@ -138,5 +147,5 @@ def run_examples(layout: Layout, method: str, eps: float, count: int = 8) -> Pat
     title = f"{method.upper()} eps = {eps:g}/255 (grey = no change)\n{model_title(layout)}"
     plots.save_figure(plots.adversarial_examples(rows, title), out)
     config = {"figure": "adversarial_examples", "method": method, "eps": float(eps), "count": count}
-    plots.figure_record(out, config, started, [layout.attack_set(set_name(method, eps, p)) for p in sets])
+    plots.figure_record(out, config, started, [layout.attack_set(report_stem(layout, method, eps, p)) for p in sets])
     return out

@@ -72,7 +72,7 @@ def run(cfg: TableConfig) -> tuple[list[dict], list[Path]]:
     for config in progress_bar(settings, desc=f"Table 1 ({len(settings)} settings)", total=len(settings)):
         member_models, files = models[config.predictor]
         x, y = loaded[config.predictor]
-        stem = set_name(config.method, config.eps, config.predictor)
+        stem = set_name(config.method, config.eps, config.predictor, config, cfg.n)
         records[stem] = attack_sets.build(
             member_models,
             files,
