@@ -437,9 +437,15 @@ def test_a_head_seed_trains_another_head_under_its_own_name_and_leaves_seed_0s_k
     base = ablation.AblationConfig(folder=tmp_path / "a", image_size=16, n=3, samples=4, data_dir=str(petimages))
     trunks = ablation.Trunks(base, tiny_trunk())
     variant = variants.named("+head")
-    _, zero = ablation.ensure_head(base, trunks, variant)
+    net_zero, zero = ablation.ensure_head(base, trunks, variant)
     one_cfg = dataclasses.replace(base, head_seed=1)
-    _, one = ablation.ensure_head(one_cfg, trunks, variant)
+    net_one, one = ablation.ensure_head(one_cfg, trunks, variant)
+    # each head is attacked afresh: the key holds its weights (the head switch's name once shadowed them)
+    x_src, y_src = np.random.default_rng(0).random((3, 16, 16, 3), dtype=np.float32), np.array([0, 1, 0])
+    sets = [ablation._attack_set(c, net, rec, variant, "mc", "fgm", 5.0, x_src, y_src, "data")
+            for c, net, rec in ((base, net_zero, zero), (one_cfg, net_one, one))]  # fmt: skip
+    assert sets[0]["record"]["config"]["head_sha256"] == zero["sha256"] != sets[1]["record"]["config"]["head_sha256"]
+    assert len(list((base.folder / "attacks").glob("fgm_eps5_mc-*.npz"))) == 2
     assert "head_seed" not in zero["config"] and one["config"]["head_seed"] == 1
     assert (base.folder / "models" / "head-imagenet-probs-inference-s1.keras").is_file()
     assert one["sha256"] != zero["sha256"]

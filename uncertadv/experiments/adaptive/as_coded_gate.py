@@ -104,7 +104,7 @@ def pgd_set(cfg: GateConfig, network, head_record, x_src, y_src, eps, data_sha25
     (the suite's calibration images)."""
     a = cfg.ablation
     variant = variants.named(VARIANT)
-    want = {"version": VERSION, "gate": "pgd", "head": head_record["sha256"],
+    want = {"version": VERSION, "gate": "pgd", "head_sha256": head_record["sha256"],  # attack_key holds "head"
             "trunk": head_record["config"]["trunk_weights"], "data_sha256": data_sha256, "n": a.n, "seed": a.seed,
             "samples": a.samples, "eps": float(eps),
             "steps": cfg.steps, "image_size": a.image_size, **variant.attack_key("mc")}  # fmt: skip

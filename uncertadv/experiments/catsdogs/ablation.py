@@ -234,8 +234,10 @@ def _attack_set(cfg, network, head_record, variant, predictor, method, eps, x_sr
     batch = variant.batch_size or cfg.batch_size
     trunk = {"trunk_weights": head_record["config"]["trunk_weights"], "backbone": cfg.backbone,
              "image_size": cfg.image_size}  # fmt: skip
-    want = {"version": VERSION, **trunk, "head": head_record["sha256"], "data_sha256": data_sha256, "n": cfg.n,
-            "seed": cfg.seed, "samples": cfg.samples, "batch": batch, "method": method, "eps": float(eps),
+    # the head's weights under a name of their own: attack_key's "head" (the head switch) overwrote "head" here,
+    # so a head trained again (another head seed, another CPU) reused the sets made against the first one
+    want = {"version": VERSION, **trunk, "head_sha256": head_record["sha256"], "data_sha256": data_sha256,
+            "n": cfg.n, "seed": cfg.seed, "samples": cfg.samples, "batch": batch, "method": method, "eps": float(eps),
             "predictor": predictor, **variant.attack_key(predictor)}  # fmt: skip
     path = cfg.folder / "attacks" / f"{method}_eps{eps:g}_{predictor}-{_digest(want)}.npz"
     found = _reuse(path, want, fresh)
