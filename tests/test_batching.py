@@ -167,6 +167,27 @@ def test_the_ledger_names_7c_rows_of_a_cut_run_as_cut_not_as_arms_that_never_ran
     assert rows["mixed: bim eps 5"]["verdict"] == rules.NOT_TESTABLE  # 10 successful images: fewer than 20
 
 
+COMMITTED = __import__("pathlib").Path(__file__).resolve().parents[1] / "results" / "catsdogs-ablation"
+
+
+@pytest.mark.skipif(not (COMMITTED / "batching" / "batching.csv").is_file(), reason="no committed batching run yet")
+def test_the_committed_one_kind_arm_is_the_committed_as_coded_rows():
+    """The control and the ablation come from one run: every score of the committed one-kind arm equals the
+    committed as-coded row of the same image (MC, BIM and MIM), as written (to the CSV's precision)."""
+    arm = artifacts.read_table(COMMITTED / "batching" / "one-kind" / "scores.csv")
+    coded = artifacts.read_table(COMMITTED / "as-coded" / "scores.csv")
+    for attack, eps in batching.SETTINGS:
+        for kind in ("clean", "noise", "adversarial"):  # the arm's pool order is clean, adversarial, noise
+            mine = (arm["attack"] == attack) & (arm["eps"] == eps) & (arm["kind"] == kind)
+            theirs = (coded["attack"] == attack) & (coded["eps"] == eps) & (coded["predictor"] == "mc") & (
+                coded["kind"] == kind)  # fmt: skip
+            assert mine.sum() == theirs.sum() > 0
+            for column in ("index", "pred", "success", "mutual_information", "predictive_entropy"):
+                np.testing.assert_array_equal(
+                    arm[column][mine], coded[column][theirs], err_msg=f"{attack} {eps} {kind}"
+                )
+
+
 def _synthetic(arm, n, mi_adv, mi_clean, success, base_mi_adv=None, base_success=None):
     """An arm's rows and one-kind's (pool order: clean, adversarial), batches of five."""
 
