@@ -113,3 +113,28 @@ def test_3_sets_of_other_settings_never_share_a_file_and_the_defaults_keep_their
     finally:
         os.chdir(cwd)
     assert again.exit_code == 0 and "0 made" in again.stderr, again.output
+
+
+# ------------------------------------------------------------------ 4. small data
+
+
+def test_4_the_five_commands_take_the_largest_n_that_fits_and_an_explicit_n_that_does_not_is_named(user, tmp_path):  # noqa: F811
+    root, model, x, y = user
+    small = tmp_path / "small.npz"
+    np.savez(small, x=x[:80], y=y[:80])
+    common = ["--model", root / "mine.keras", "--data", small, "--samples", "2"]
+    result = run("report", *common, "--methods", "fgm", "--eps", "8", "--bootstrap", "10", "--results", tmp_path / "r")
+    assert result.exit_code == 0, result.output
+    assert "--n 26: the largest n up to 200 for which 3 x n fits the 80 images of --data" in result.stderr
+    assert artifacts.read_json(tmp_path / "r" / "table1.json")["config"]["n"] == 26
+    too_many = run("report", *common, "--methods", "fgm", "--eps", "8", "--n", "30", "--results", tmp_path / "r")
+    assert_one_line_error(too_many, "--n 30 needs 90 images (3 x n), --data holds 80: the largest n that fits is 26")
+    ua.Detector(model, samples=2, seed=7).fit(x[100:] / 255.0).save(tmp_path / "det.json")
+    adaptive = ["attack", *common, "--method", "pgd-adaptive-known", "--eps", "8", "--detector", tmp_path / "det.json",
+                "--iterations", "2", "--results", tmp_path / "r"]  # fmt: skip
+    assert_one_line_error(run(*adaptive, "--n", "20"), "the largest n that fits is 10 (50 held out to calibrate")
+    without = run("attack", *common, "--method", "pgd-adaptive-known", "--eps", "8", "--n", "20", "--results",
+                  tmp_path / "r")  # no --detector: the protocol fits one on 1,000 held-out images  # fmt: skip
+    assert_one_line_error(without, "1000 to fit its detector")
+    made = run(*adaptive)
+    assert made.exit_code == 0 and "--n 10: the largest n" in made.stderr, made.output

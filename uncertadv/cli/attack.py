@@ -66,7 +66,16 @@ def attack(
         typer.Option(help="Predictor attacked: deterministic (dropout off), mc (MC-mean predictive), ensemble."),
     ] = PredictorName.mc,
     dataset: Annotated[str, typer.Option(help="Data set: mnist or catsdogs.")] = "mnist",
-    n: Annotated[int, typer.Option(min=1, help="Images per kind (clean, noise, adversarial).")] = 200,
+    n: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1,
+            help="Images per kind (clean, noise, adversarial), drawn apart (default: 200; with --data, "
+            "the largest n up to 200 that fits: 3n, plus 50 calibration images for an adaptive method, "
+            "and 1,000 more to fit its detector without --detector).",
+            show_default=False,
+        ),
+    ] = None,
     samples: Annotated[int, typer.Option(min=1, help=f"For attacking and evaluating. {SAMPLES_TABLE}")] = 20,
     iterations: Annotated[int, typer.Option(min=1, help="Iterations of bim/mim/pgd.")] = 10,
     step: Annotated[
@@ -129,7 +138,7 @@ def attack(
     from uncertadv import data as datasets
     from uncertadv.attacks import AttackConfig
     from uncertadv.experiments import attack_sets, own
-    from uncertadv.experiments.layout import Layout, ensure_classifiers, eval_seed, own_layout, set_name
+    from uncertadv.experiments.layout import DEFAULT_N, Layout, ensure_classifiers, eval_seed, own_layout, set_name
 
     options = own_data(model, data, pixel_max, image_size, from_logits, classes, color_mode)
     layout = own_layout(results) if options else Layout.of(dataset, results)
@@ -149,10 +158,12 @@ def attack(
         chosen, files = own.classifiers(model, (predictor.value,), from_logits, samples)[predictor.value]
         x, y = own.load(options, chosen, predictor.value, samples, eval_seed(seed))
         data_options = options
+        n = own.fit_n(n, len(x), *_held_out(method.value, detector))
     else:
         models, data_options = ensure_classifiers(layout, (predictor.value,))
         chosen, files = models[predictor.value]
         x, y = datasets.load(dataset, "test", **data_options)
+        n = DEFAULT_N if n is None else n
     if method.value in DETECTOR_AWARE:
         return _detector_aware(method.value, layout, chosen, files, x, y, config, measure, detector, n,
                                model or layout.classifier(predictor.value), data_options, force)  # fmt: skip
@@ -176,6 +187,19 @@ def attack(
         f"{record['success_rate']:.3f} (label changed {record['label_changed_rate']:.3f}); mean L-inf "
         f"{record['mean_linf_255']:.2f} and mean L2 {l2_255:.2f}, both in 0-255 pixel units"
     )
+
+
+def _held_out(method: str, detector: Optional[Path]) -> tuple[int, str]:
+    """Test images an attack holds out beyond its 3n, and why (for ``own.fit_n``'s messages)."""
+    if method not in DETECTOR_AWARE or method == "holes":
+        return 0, ""
+    from uncertadv.experiments.adaptive import protocol
+
+    if detector is not None:
+        return protocol.N_CALIBRATION, f" ({protocol.N_CALIBRATION} held out to calibrate the adaptive attack)"
+    held = protocol.N_FIT + protocol.N_CALIBRATION
+    return held, (f" ({protocol.N_CALIBRATION} held out to calibrate the adaptive attack and {protocol.N_FIT} to fit "
+                  "its detector; --detector with a detector fitted elsewhere needs the 50 only)")  # fmt: skip
 
 
 def _detector_aware(method, layout, models, files, x, y, config, measure, detector_file, n, model, options, force):

@@ -39,6 +39,27 @@ def classifiers(model: Path, wanted: tuple[str, ...], from_logits: bool = False,
     return {p: (models, every if p == "ensemble" else first) for p in wanted}
 
 
+def fit_n(n: int | None, available: int, held_out: int = 0, why: str = "") -> int:
+    """Images per kind for ``available`` images of your own data, each kind drawn apart: 3n + ``held_out``
+    must fit. None: the largest n up to DEFAULT_N that fits, said in one line; an explicit n that does not
+    fit is refused, naming the largest that does (``why``: what the held-out images are for)."""
+    from uncertadv.experiments.layout import DEFAULT_N
+
+    largest = (available - held_out) // 3
+    need = f"3 x n{f' + {held_out}' if held_out else ''}"
+    if largest < 1:
+        raise ValueError(f"--data holds {available} images; {need} must fit, so it needs at least "
+                         f"{3 + held_out}{why}")  # fmt: skip
+    if n is None:
+        n = min(DEFAULT_N, largest)
+        print(f"--n {n}: the largest n up to {DEFAULT_N} for which {need} fits the {available} images of --data"
+              f"{why}", file=sys.stderr)  # fmt: skip
+    elif n > largest:
+        raise ValueError(f"--n {n} needs {3 * n + held_out} images ({need}), --data holds {available}: the "
+                         f"largest n that fits is {largest}{why}")  # fmt: skip
+    return n
+
+
 def load(options: dict, models: list, predictor: str, samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` of ``--data`` (``options``: spec, pixel_max, image_size, from_logits, classes,
     color_mode), checked against the model's contract (``own_data.load_for_model``). Without labels,

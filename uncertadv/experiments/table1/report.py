@@ -34,7 +34,7 @@ class TableConfig:
     methods: tuple[str, ...] = ("fgm", "bim", "mim", "pgd")
     eps: tuple[float, ...] = (5.0, 10.0, 76.0)
     predictors: tuple[str, ...] = ("deterministic", "mc", "ensemble")
-    n: int = 200
+    n: int | None = 200  # None with --data: the largest that fits (own.fit_n)
     samples: int = 20
     seed: int = 0
     bootstrap: int = 1000
@@ -64,6 +64,7 @@ def run(cfg: TableConfig) -> tuple[list[dict], list[Path]]:
         data_options = cfg.data
         models = own.classifiers(cfg.model, cfg.predictors, data_options.get("from_logits", False), cfg.samples)
         loaded = {p: own.load(data_options, models[p][0], p, cfg.samples, eval_seed(cfg.seed)) for p in cfg.predictors}
+        cfg = dataclasses.replace(cfg, n=own.fit_n(cfg.n, len(next(iter(loaded.values()))[0])))
     else:
         models, data_options = ensure_classifiers(layout, cfg.predictors)
         loaded = dict.fromkeys(cfg.predictors, data.load(layout.dataset, "test", **data_options))
