@@ -138,3 +138,47 @@ def test_4_the_five_commands_take_the_largest_n_that_fits_and_an_explicit_n_that
     assert_one_line_error(without, "1000 to fit its detector")
     made = run(*adaptive)
     assert made.exit_code == 0 and "--n 10: the largest n" in made.stderr, made.output
+
+
+# ------------------------------------------------------------------ 5. detect run on real incoming data
+
+
+def test_5_detect_run_reads_a_flat_folder_names_each_file_and_overwrites_only_its_own_files(user, tmp_path):  # noqa: F811
+    from PIL import Image
+
+    root, _, x, _ = user
+    rgb = ua.load_model(root / "rgb.keras")
+    rng = np.random.default_rng(0)
+    incoming = tmp_path / "incoming"
+    (incoming / "later").mkdir(parents=True)
+    for name in ("b.png", "a.png", "later/c.png"):  # flat, and one subfolder: no labels are read
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(incoming / name)
+    ua.Detector(rgb, samples=2).fit(rng.random((40, 16, 16, 3), dtype=np.float32)).save(
+        tmp_path / "det.json", model_file=root / "rgb.keras"
+    )
+    flags = tmp_path / "flags.csv"
+    result = run("detect", "run", "--detector", tmp_path / "det.json", "--data", incoming, "--out", flags)
+    assert result.exit_code == 0, result.output
+    table = artifacts.read_csv(flags)
+    assert table["file"] == ["a.png", "b.png", "later/c.png"] and "index" not in table
+    record = artifacts.read_json(tmp_path / "flags.json")
+    assert record["writer"] == "detect run" and record["config"]["n"] == 3
+    assert record["config"]["detector_sha256"] == artifacts.file_sha256(tmp_path / "det.json")
+    assert len(record["config"]["data_sha256"]) == 64
+    assert run("detect", "run", "--detector", tmp_path / "det.json", "--data", incoming, "--out", flags).exit_code == 0
+    # an .npz: the index; never over a detector, a score table, or a CSV with no record
+    np.savez(tmp_path / "in.npz", x=rng.integers(0, 256, (5, 16, 16, 3), dtype=np.uint8))
+    detector = (tmp_path / "det.json").read_bytes()
+    for out, text in ((tmp_path / "det.csv", "det.json"), (tmp_path / "orphan.csv", "no record")):
+        if out.name == "orphan.csv":
+            out.write_text("mine\n")
+        refused = run("detect", "run", "--detector", tmp_path / "det.json", "--data", tmp_path / "in.npz", "--out", out)
+        assert_one_line_error(refused, text)
+    assert (tmp_path / "det.json").read_bytes() == detector and (tmp_path / "orphan.csv").read_text() == "mine\n"
+    ok = run("detect", "run", "--detector", tmp_path / "det.json", "--data", tmp_path / "in.npz", "--out",
+             tmp_path / "npz.csv")  # fmt: skip
+    assert ok.exit_code == 0 and artifacts.read_csv(tmp_path / "npz.csv")["index"] == ["0", "1", "2", "3", "4"]
+    score = run("score", "--model", root / "rgb.keras", "--data", tmp_path / "in.npz", "--samples", "2", "--out",
+                flags)  # a detect run table: not score's to replace  # fmt: skip
+    assert_one_line_error(score, "flags.json")
+    assert artifacts.read_json(tmp_path / "flags.json")["writer"] == "detect run"

@@ -92,6 +92,25 @@ def sidecar_path(path: Path | str) -> Path:
     return Path(path).with_suffix(".json")
 
 
+def check_overwrite(out: Path | str, writer: str, legacy=None) -> None:
+    """Refuse to overwrite ``out`` or its sidecar unless the command ``writer`` (e.g. ``"detect run"``) wrote
+    them, as its sidecar's ``writer`` says (``legacy(record)``: a record of that command from before the field).
+    A CSV with no sidecar, or a sidecar of another command (a detector, a manifest, a score table), is refused:
+    nothing already saved is lost (issue 29)."""
+    out, side = Path(out), sidecar_path(out)
+    if side.is_file():
+        try:
+            record = read_json(side)
+        except ValueError:
+            record = {}
+        if record.get("writer") != writer and not (legacy is not None and "writer" not in record and legacy(record)):
+            raise ValueError(f"--out {out.name} would overwrite {side}, which `uncertadv {writer}` did not write "
+                             "(a detector, a manifest or another table?); choose another --out")  # fmt: skip
+    elif out.is_file() and out != side:
+        raise ValueError(f"--out {out} exists and no record of `uncertadv {writer}` is beside it; choose another "
+                         "--out, or remove the file")  # fmt: skip
+
+
 def versions() -> dict[str, str]:
     """Versions of Python, the platform and the packages that shape the numbers."""
     from importlib.metadata import PackageNotFoundError, version

@@ -61,7 +61,7 @@ def load_npz(path: Path | str, pixel_max: float = 1.0, info: dict | None = None)
 
 
 def load_data(spec: str, pixel_max: float = 1.0, image_size: int | None = None, *, classes: list[str] | None = None,
-              color_mode: str | None = None):  # fmt: skip
+              color_mode: str | None = None, unlabelled: bool = False):  # fmt: skip
     """``(x [N, ...] float32 in [0, pixel_max], y [N] int64 or None, info)`` from ``--data``:
 
     - an ``.npz`` with ``x`` and optionally ``y`` (see ``load_npz``), or an attack set's ``x_adv``;
@@ -70,7 +70,9 @@ def load_data(spec: str, pixel_max: float = 1.0, image_size: int | None = None, 
       ``{folder: label}``;
     - ``tfds:NAME[:SPLIT]`` for a tfds image-classification set (split defaults to ``test``; only
       the first two colons split, so ``tfds:mnist:test[:10%]`` works).
-    Images from folders and tfds are 0-255 and scaled into [0, pixel_max]."""
+    Images from folders and tfds are 0-255 and scaled into [0, pixel_max]. ``unlabelled`` (``detect run``):
+    a folder may also be flat, every image below it is read (no labels), and ``info["files"]`` lists their
+    paths relative to it, in the order of ``x``."""
     if not pixel_max > 0:
         raise ValueError(f"--pixel-max must be > 0, got {pixel_max}")
     if color_mode not in (None, "rgb", "grayscale"):
@@ -102,6 +104,9 @@ def load_data(spec: str, pixel_max: float = 1.0, image_size: int | None = None, 
         y = np.concatenate([b[1] for b in batches]).astype(np.int64)
         return _scaled(x, pixel_max), y, info
     path = Path(spec)
+    if path.is_dir() and unlabelled:
+        x, info["files"] = _load_files(path, pixel_max, image_size or 256, color_mode or "rgb")
+        return x, None, info
     if path.is_dir():
         x, y, info["classes"] = _load_folder(path, pixel_max, image_size or 256, classes, color_mode or "rgb")
         return x, y, info
@@ -179,6 +184,27 @@ def _load_folder(folder: Path, pixel_max: float, image_size: int, classes: list[
     return _scaled(np.concatenate(xs), pixel_max), to_label[np.concatenate(ys)], mapping
 
 
+def _load_files(folder: Path, pixel_max: float, image_size: int, color_mode: str) -> tuple[np.ndarray, list[str]]:
+    """Every image below ``folder`` (flat, or in subfolders; no labels), resized as ``_load_folder`` resizes,
+    and their paths relative to ``folder``."""
+    import keras
+    import tensorflow as tf
+
+    try:
+        ds = keras.utils.image_dataset_from_directory(folder, labels=None, image_size=(image_size, image_size),
+                                                      shuffle=False, batch_size=256, color_mode=color_mode,
+                                                      verbose=False)  # fmt: skip
+        xs = [xb.numpy() for xb in ds] if len(ds) else []
+    except ValueError as err:
+        raise ValueError(f"{folder}: {str(err).splitlines()[0]}") from None
+    except tf.errors.OpError:
+        raise ValueError(f"cannot decode an image below {folder}; remove or replace it") from None
+    if not xs:
+        raise ValueError(f"{folder} holds no images")
+    files = [Path(f).relative_to(folder).as_posix() for f in ds.file_paths]
+    return _scaled(np.concatenate(xs), pixel_max), files
+
+
 def _undecodable(folder: Path, names: list[str]) -> str:
     """The message naming the first image of ``folder`` that TensorFlow cannot decode."""
     import tensorflow as tf
@@ -211,7 +237,7 @@ def load_for_model(options: dict, model) -> tuple[np.ndarray, np.ndarray | None,
     if images and image_size is None and len(shape) == 4 and shape[1] is not None and shape[1] == shape[2]:
         image_size = int(shape[1])  # folders and tfds are resized to what the model takes
     x, y, info = load_data(spec, options["pixel_max"], image_size, classes=options.get("classes"),
-                           color_mode=color_mode)  # fmt: skip
+                           color_mode=color_mode, unlabelled=options.get("unlabelled", False))  # fmt: skip
     hint = "; resize with --image-size, and choose channels with --color-mode" if images else ""
     inputs.check_shape(model, x, hint)
     warning = inputs.scale_hint(model, options["pixel_max"])

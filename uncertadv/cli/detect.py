@@ -32,9 +32,13 @@ DataSpec = Annotated[
     str,
     typer.Option(
         help="An .npz with 'x' [N, ...] (uint8 0-255, or float in the model's scale), an attack set .npz (its "
-        "x_adv), a folder of class subfolders of images, or tfds:NAME[:SPLIT]."
+        "x_adv), a folder of class subfolders of images (detect run: any folder of images, flat too), or "
+        "tfds:NAME[:SPLIT]."
     ),
 ]
+
+
+RUN_WRITER = "detect run"  # the command whose flag tables (and their sidecars) detect run may overwrite
 
 
 class Rule(str, Enum):
@@ -133,7 +137,11 @@ def fit(
 def run(
     detector: Annotated[Path, typer.Option(help="A detector file from `uncertadv detect fit` or Detector.save.")],
     data: DataSpec,
-    out: Annotated[Path, typer.Option(help="CSV to write: index, prediction, score, flagged.")],
+    out: Annotated[
+        Path,
+        typer.Option(help="CSV to write: file (a folder's images, relative to --data) or index (an .npz or tfds), "
+                     "prediction, score, flagged; OUT.json beside it records the detector and the data."),
+    ],
     model: Annotated[
         Optional[Path],
         typer.Option(
@@ -152,9 +160,12 @@ def run(
     classes: ClassesOption = None,
     color_mode: ColorModeOption = None,
 ) -> None:
-    """Flag the inputs of --data with a saved detector, on the inputs its contract says it takes."""
+    """Flag the inputs of --data with a saved detector, on the inputs its contract says it takes. A folder of
+    images may be flat or hold subfolders: no labels are read."""
     if out.suffix != ".csv":
         raise ValueError(f"--out must end in .csv, got {out.name}")
+    if classes:
+        raise ValueError("detect run reads no labels; --classes orders class subfolders, which it does not need")
     quiet_tensorflow()
     from uncertadv import artifacts, measures, predictors
     from uncertadv import detector as detectors
@@ -177,9 +188,12 @@ def run(
         )
         if not model.is_file():
             raise ValueError(f"the model file {model} of {detector} is missing; give it with --model")
-    options = data_options(data, stored, image_size, record.get("from_logits", False), classes, color_mode)
+    artifacts.check_overwrite(out, RUN_WRITER)  # before any work: never a detector at OUT.json, never another CSV
+    started = time.perf_counter()
+    options = {**data_options(data, stored, image_size, record.get("from_logits", False), None, color_mode),
+               "unlabelled": True}  # fmt: skip
     try:
-        models, x, _ = _load(model, data, options)
+        models, x, info = _load(model, data, options)
     except ValueError as err:  # the scale is the detector's: say so rather than suggest --pixel-max
         text = str(err)
         if "--pixel-max" in text:
@@ -190,9 +204,14 @@ def run(
                                from_logits=det.from_logits, pixel_max=det.pixel_max)  # fmt: skip
     scores = getattr(measures, det.measure)(probs)
     flagged = det.flags(scores)
-    artifacts.write_csv(out, {"index": range(len(x)), "prediction": probs.mean(axis=0).argmax(axis=-1),
-                              "score": scores, "flagged": flagged.astype(int)})  # fmt: skip
-    echo(f"wrote {out}")
+    where = {"file": info["files"]} if "files" in info else {"index": range(len(x))}
+    artifacts.write_csv(out, {**where, "prediction": probs.mean(axis=0).argmax(axis=-1), "score": scores,
+                              "flagged": flagged.astype(int)})  # fmt: skip
+    config = {"detector": str(detector), "detector_sha256": artifacts.file_sha256(detector), "data": data,
+              "data_sha256": info["data_sha256"], "n": len(x), "measure": det.measure}  # fmt: skip
+    artifacts.write_json(artifacts.sidecar_path(out), artifacts.record(
+        config, started, writer=RUN_WRITER, flagged_share=float(flagged.mean())))  # fmt: skip
+    echo(f"wrote {out} and {artifacts.sidecar_path(out).name}")
     typer.echo(f"flagged {flagged.mean():.3f} of {len(x)} inputs ({det.measure} {_range(det)})")
 
 

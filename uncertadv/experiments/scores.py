@@ -65,6 +65,7 @@ def _predict(models, x, predictor, samples, seed, batch_size, from_logits, pixel
     )
 
 
+WRITER = "score"  # the command whose files score_test_set may overwrite
 ONE_NETWORK_WARNING = (
     "warning: {reason}, so only predictive entropy is defined; expected entropy, mutual information, "
     "softmax variance and variation ratio are written as empty cells (n/a), not 0"
@@ -98,14 +99,8 @@ def score_test_set(config: ScoreConfig, out: Path, *, batch_size: int | None = N
         print(ONE_NETWORK_WARNING.format(reason=predictors.one_network_reason(model, kind, config.samples)),
               file=sys.stderr)  # fmt: skip
     record_path = artifacts.sidecar_path(out)
-    if record_path.is_file():  # nothing already saved is lost: NAME.json may be a manifest or a detector
-        try:
-            found = artifacts.read_json(record_path)
-        except ValueError:
-            found = {}
-        if "model_sha256" not in found.get("config", {}):
-            raise ValueError(f"--out {out.name} would overwrite {record_path}, which is not a score table's record "
-                             "(a manifest or a detector?); choose another --out")  # fmt: skip
+    # nothing already saved is lost: NAME.json may be a manifest or a detector, NAME.csv another command's table
+    artifacts.check_overwrite(out, WRITER, legacy=lambda record: "model_sha256" in record.get("config", {}))
     want = {**dataclasses.asdict(config), "model_sha256": artifacts.file_sha256(model_path),
             "data_sha256": inputs.data_sha256(x, y)}  # fmt: skip
     if "classes" in info:
@@ -128,7 +123,7 @@ def score_test_set(config: ScoreConfig, out: Path, *, batch_size: int | None = N
     }
     columns = {name: columns[name] for name in COLUMNS}
     artifacts.write_csv(out, columns)
-    artifacts.write_json(record_path, artifacts.record(want, start))
+    artifacts.write_json(record_path, artifacts.record(want, start, writer=WRITER))
     return columns, False
 
 
