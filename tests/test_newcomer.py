@@ -10,6 +10,7 @@ from test_user_mistakes import _model, run, user  # noqa: F401 (a fixture)
 
 import uncertadv as ua
 from uncertadv import artifacts
+from uncertadv.cli import app
 from uncertadv.detector import SAMPLE_MEASURES
 
 # ------------------------------------------------------------------ 1. one distinct network
@@ -182,3 +183,38 @@ def test_5_detect_run_reads_a_flat_folder_names_each_file_and_overwrites_only_it
                 flags)  # a detect run table: not score's to replace  # fmt: skip
     assert_one_line_error(score, "flags.json")
     assert artifacts.read_json(tmp_path / "flags.json")["writer"] == "detect run"
+
+
+# ------------------------------------------------------------------ 6. smaller things
+
+
+def test_6_scale_hints_once_and_in_detect_run_and_help_without_bool_types(user, tmp_path):  # noqa: F811
+    import keras
+
+    root, model, x, y = user
+    np.savez(tmp_path / "f255.npz", x=x[:20].astype(np.float32))  # 0-255 floats for a [0, 1] model
+    ua.Detector(model, samples=2).fit(x[100:140] / 255.0).save(tmp_path / "det.json", model_file=root / "mine.keras")
+    refused = run("detect", "run", "--detector", tmp_path / "det.json", "--data", tmp_path / "f255.npz", "--out",
+                  tmp_path / "f.csv")  # fmt: skip
+    assert_one_line_error(refused, "divide the images by 255, or fit a detector with --pixel-max 255")
+    keras.utils.set_random_seed(0)
+    plain = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Flatten(), keras.layers.Dropout(0.5),
+                              keras.layers.Dense(10, activation="softmax")])  # fmt: skip
+    plain.save(tmp_path / "plain.keras")
+    result = run("score", "--model", tmp_path / "plain.keras", "--data", root / "t.npz", "--pixel-max", "255",
+                 "--samples", "2", "--out", tmp_path / "s.csv")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    hint = "has no rescaling layer at its input: with --pixel-max 255 it must have been trained on 0-255 inputs"
+    assert result.stderr.count(hint) == 1
+    np.savez(tmp_path / "f01.npz", x=x[:60] / np.float32(255), y=y[:60])  # [0, 1] floats for a 0-255 model
+    report = run("report", "--model", root / "mine255.keras", "--data", tmp_path / "f01.npz", "--pixel-max", "255",
+                 "--methods", "fgm", "--eps", "8", "--n", "5", "--samples", "2", "--bootstrap", "10", "--results",
+                 tmp_path / "r")  # fmt: skip
+    assert report.exit_code == 0, report.output
+    assert report.stderr.count("but the model takes [0, 255]") == 1, report.stderr
+    assert "has no rescaling layer" not in report.stderr  # mine255 rescales by 1/255 at its input
+    assert "<bool>" not in run("--help").output and "<bool>" not in run("report", "--help").output
+    from test_user_mistakes import runner
+
+    wide = runner.invoke(app, ["detect", "fit", "--help"], env={"COLUMNS": "250", "TERMINAL_WIDTH": "250"}).output
+    assert "|softmax_variance|variation_ratio>" in wide and "score and plot use 50" in wide

@@ -94,22 +94,28 @@ def check_shape(model, x: np.ndarray, hint: str = "") -> None:
 
 
 def scale_hint(model, pixel_max: float | None) -> str | None:
-    """A warning if the model's first layer rescales by 1/255 (so it takes 0-255 images) while
-    ``pixel_max`` says [0, 1]: the commonest way to feed a model the wrong scale."""
+    """A warning where the model's input layers and ``pixel_max`` disagree, the commonest ways to feed a
+    model the wrong scale: it rescales by 1/255 (so it takes 0-255 images) while ``pixel_max`` says [0, 1];
+    or ``pixel_max`` says 0-255 and it has no rescaling layer at its input."""
     import keras
 
     from uncertadv import _keras_compat as compat
 
-    if pixel_max is None or pixel_max > 1:
+    if pixel_max is None:
         return None
     layers = compat.all_layers(model, include_self=False)
-    first = [layer for layer in layers if not isinstance(layer, keras.layers.InputLayer)]
-    for layer in first[:3]:
-        if isinstance(layer, keras.layers.Rescaling):
-            scale, offset = np.ravel(layer.scale), np.ravel(layer.offset)
-            if np.allclose(scale, 1 / 255, rtol=0.01) and np.allclose(offset, 0):
-                return (f"model {model.name!r} starts by rescaling its inputs by 1/255, so it likely takes 0-255 "
-                        "images, but they are given in [0, 1]; pass pixel_max=255 (--pixel-max 255) if so")  # fmt: skip
+    first = [layer for layer in layers if not isinstance(layer, keras.layers.InputLayer)][:3]
+    rescales = [layer for layer in first if isinstance(layer, keras.layers.Rescaling)]
+    if pixel_max > 1:
+        if rescales:
+            return None
+        return (f"model {model.name!r} has no rescaling layer at its input: with pixel_max={pixel_max:g} "
+                f"(--pixel-max {pixel_max:g}) it must have been trained on 0-{pixel_max:g} inputs")  # fmt: skip
+    for layer in rescales:
+        scale, offset = np.ravel(layer.scale), np.ravel(layer.offset)
+        if np.allclose(scale, 1 / 255, rtol=0.01) and np.allclose(offset, 0):
+            return (f"model {model.name!r} starts by rescaling its inputs by 1/255, so it likely takes 0-255 "
+                    "images, but they are given in [0, 1]; pass pixel_max=255 (--pixel-max 255) if so")  # fmt: skip
     return None
 
 

@@ -22,6 +22,23 @@ SAMPLES_FIGURES = f"MC samples T per network (50, as for the figures; report, at
 DEBUG_ENV = "UNCERTADV_DEBUG"
 
 
+def _flags_show_no_type() -> None:
+    """Typer 0.29 prints a flag's type in --help (``--version <bool>``); a flag takes no value, so show none."""
+    option = typer.core.TyperOption
+    if getattr(option.display_type_rich, "flags_hidden", False):
+        return
+    shown = option.display_type_rich
+
+    def display_type_rich(self, ctx):
+        return None if getattr(self, "is_flag", False) else shown(self, ctx)
+
+    display_type_rich.flags_hidden = True
+    option.display_type_rich = display_type_rich
+
+
+_flags_show_no_type()
+
+
 class OneLineErrors(typer.core.TyperGroup):
     """Turns usage errors and expected failures into one line on stderr."""
 
@@ -44,10 +61,21 @@ class OneLineErrors(typer.core.TyperGroup):
         return code
 
 
+_WARNED: set[str] = set()  # one command says each warning once, however many calls raise it
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Python warnings as one line on stderr, like the errors (UNCERTADV_DEBUG=1: with their source)."""
+    """Python warnings as one line on stderr, like the errors, each once (UNCERTADV_DEBUG=1: with their source)."""
+    import re
+
+    text = str(message).strip().splitlines()[0]
+    text = re.sub(r"pixel_max=(\S+) \((--pixel-max \1)\)", r"\2", text)  # on the command line, the flag's name
+    key = text.split(" lies in ", 1)[-1]  # one range warning, whichever name (file, array) each call gives x
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
     where = f" ({filename}:{lineno})" if os.environ.get(DEBUG_ENV) else ""
-    print(f"warning: {str(message).strip().splitlines()[0]}{where}", file=sys.stderr)
+    print(f"warning: {text}{where}", file=sys.stderr)
 
 
 def _one_line(err: BaseException) -> str:
@@ -136,6 +164,16 @@ ClassesOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+class MeasureChoice(str, Enum):
+    """The five measures (``uncertadv.measures.MEASURES``), so that --help lists them."""
+
+    predictive_entropy = "predictive_entropy"
+    expected_entropy = "expected_entropy"
+    mutual_information = "mutual_information"
+    softmax_variance = "softmax_variance"
+    variation_ratio = "variation_ratio"
 
 
 class ColorMode(str, Enum):

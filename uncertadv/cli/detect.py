@@ -14,6 +14,7 @@ from uncertadv.cli._common import (
     ClassesOption,
     ColorModeOption,
     ImageSizeOption,
+    MeasureChoice,
     OneLineErrors,
     PredictorName,
     data_options,
@@ -69,7 +70,9 @@ def fit(
     model: ModelFile,
     data: DataSpec,
     out: Annotated[Path, typer.Option(help="Detector file to write (.json).")],
-    measure: Annotated[str, typer.Option(help="Uncertainty measure; higher = more uncertain.")] = "mutual_information",
+    measure: Annotated[
+        MeasureChoice, typer.Option(help="Uncertainty measure; higher = more uncertain.")
+    ] = MeasureChoice.mutual_information,
     fpr: Annotated[float, typer.Option(help="Target false-positive rate on the clean data, in (0, 1).")] = 0.05,
     rule: Annotated[
         Rule,
@@ -120,7 +123,7 @@ def fit(
 
     options = data_options(data, pixel_max, image_size, from_logits, classes, color_mode)
     models, x, info = _load(model, data, options)
-    detector = Detector(models, measure, predictor=predictor.value, samples=samples, seed=seed, from_logits=from_logits,
+    detector = Detector(models, measure.value, predictor=predictor.value, samples=samples, seed=seed, from_logits=from_logits,
                         pixel_max=pixel_max, tail=tail.value)  # fmt: skip
     detector.fit(x, fpr, rule=rule.value)
     fit_data = {"data": data, "n": len(x), "data_sha256": info["data_sha256"],
@@ -128,7 +131,7 @@ def fit(
     detector.save(out, model_file=model, fit_data=fit_data, started=started)
     echo(f"wrote {out}")
     typer.echo(
-        f"flags {measure} {_range(detector)} ({rule.value} rule): "
+        f"flags {measure.value} {_range(detector)} ({rule.value} rule): "
         f"{detector.fit_record['fit_fpr']:.3f} of the {len(x)} clean inputs (target {fpr:g})"
     )
 
@@ -139,8 +142,10 @@ def run(
     data: DataSpec,
     out: Annotated[
         Path,
-        typer.Option(help="CSV to write: file (a folder's images, relative to --data) or index (an .npz or tfds), "
-                     "prediction, score, flagged; OUT.json beside it records the detector and the data."),
+        typer.Option(
+            help="CSV to write: file (a folder's images, relative to --data) or index (an .npz or tfds), "
+            "prediction, score, flagged; OUT.json beside it records the detector and the data."
+        ),
     ],
     model: Annotated[
         Optional[Path],
@@ -196,8 +201,9 @@ def run(
         models, x, info = _load(model, data, options)
     except ValueError as err:  # the scale is the detector's: say so rather than suggest --pixel-max
         text = str(err)
-        if "--pixel-max" in text:
-            text = text.rsplit(": ", 1)[0] + f": the detector was fitted on inputs in [0, {stored:g}]"
+        if "--pixel-max" in text:  # keep both remedies, in terms of the detector
+            text = (text.rsplit(": ", 1)[0] + f": the detector was fitted on inputs in [0, {stored:g}]; divide the "
+                    "images by 255, or fit a detector with --pixel-max 255 if the model takes 0-255")  # fmt: skip
         raise ValueError(text) from None
     det = Detector.load(detector, models)
     probs = predictors.predict(models, x, predictor=det.predictor, samples=det.samples, seed=det.seed,
