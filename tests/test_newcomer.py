@@ -45,18 +45,23 @@ def test_1_fewer_than_two_networks_refuse_the_sample_measures_and_write_na(user,
 # ------------------------------------------------------------------ 2. your model's labels
 
 
+def _report_from(folder, out):
+    """``report --model mine.keras --data t.npz`` at n = 10, T = 2, run from ``folder`` (relative paths)."""
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        return run("report", "--model", "mine.keras", "--data", "t.npz", "--methods", "fgm,pgd", "--eps", "8",
+                   "--n", "10", "--samples", "2", "--bootstrap", "10", "--results", out)  # fmt: skip
+    finally:
+        os.chdir(cwd)
+
+
 @pytest.fixture(scope="module")
 def own_report(user, tmp_path_factory):  # noqa: F811
     """``report --model --data`` at n = 10, run from the data's folder as a user would (relative paths)."""
     root = user[0]
     out = tmp_path_factory.mktemp("own") / "out"
-    cwd = os.getcwd()
-    os.chdir(root)
-    try:
-        result = run("report", "--model", "mine.keras", "--data", "t.npz", "--methods", "fgm,pgd", "--eps", "8",
-                     "--n", "10", "--samples", "2", "--bootstrap", "10", "--results", out)  # fmt: skip
-    finally:
-        os.chdir(cwd)
+    result = _report_from(root, out)
     assert result.exit_code == 0, result.output
     return root, out
 
@@ -106,13 +111,7 @@ def test_3_sets_of_other_settings_never_share_a_file_and_the_defaults_keep_their
         assert result.exit_code == 0, result.output
         assert f"pgd_eps8_mc_n{n}_T{samples}.npz" in result.stderr
     assert made.read_bytes() == before
-    cwd = os.getcwd()
-    os.chdir(root)
-    try:
-        again = run("report", "--model", "mine.keras", "--data", "t.npz", "--methods", "fgm,pgd", "--eps", "8",
-                    "--n", "10", "--samples", "2", "--bootstrap", "10", "--results", out)  # fmt: skip
-    finally:
-        os.chdir(cwd)
+    again = _report_from(root, out)  # the same settings as the fixture's: every set is reused
     assert again.exit_code == 0 and "0 made" in again.stderr, again.output
 
 
