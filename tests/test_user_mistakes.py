@@ -452,7 +452,7 @@ def test_score_never_overwrites_a_json_that_is_not_its_record(user, tmp_path):
     ua.Detector(model, samples=2).fit(x[:100] / 255.0).save(tmp_path / "det.json")
     before = (tmp_path / "det.json").read_bytes()
     result = run("score", "--model", root / "mine.keras", "--data", root / "t.npz", "--out", tmp_path / "det.csv")
-    assert_one_line_error(result, "not a score table's record")
+    assert_one_line_error(result, "which `uncertadv score` did not write")
     fit = run("detect", "fit", "--model", root / "mine.keras", "--data", root / "t.npz", "--out", tmp_path / "new.json")
     assert (tmp_path / "det.json").read_bytes() == before and fit.exit_code == 0, fit.output  # a new name is fine
     (tmp_path / "notes.json").write_text('{"mine": 1}')

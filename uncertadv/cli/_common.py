@@ -46,6 +46,7 @@ class OneLineErrors(typer.core.TyperGroup):
         import warnings
 
         warnings.showwarning = _show_warning
+        _WARNED.clear()  # each command says each warning once (a process may run several, as tests do)
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
         except typer._click.exceptions.ClickException as err:
