@@ -20,20 +20,12 @@ from pathlib import Path
 
 from uncertadv import artifacts, io
 
+# The seeds live in their own module, which the training recipes import (layout runs those recipes).
+from uncertadv.experiments.seeds import ACCURACY_SEED, EVAL_SEED_OFFSET, eval_seed  # noqa: F401
+
 RESULTS_ENV = "UNCERTADV_RESULTS"
 DATASETS = ("mnist", "catsdogs")
 DEFAULT_EPS = {"mnist": (5.0, 10.0, 76.0), "catsdogs": (5.0, 10.0)}
-
-# Seeds. The evaluator's dropout networks never equal the attacker's: an attack set made
-# with seed s is scored with seed s + EVAL_SEED_OFFSET. Recorded test accuracies use
-# ACCURACY_SEED, which differs from every training seed on purpose.
-EVAL_SEED_OFFSET = 1_000_000
-ACCURACY_SEED = 1_000_003
-
-
-def eval_seed(seed: int) -> int:
-    """The evaluator's seed for an attack set made with ``seed``."""
-    return seed + EVAL_SEED_OFFSET
 
 
 def results_root() -> Path:

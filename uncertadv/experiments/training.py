@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from uncertadv import artifacts, data, io, mc
-from uncertadv.experiments.layout import ACCURACY_SEED
+from uncertadv.experiments.seeds import ACCURACY_SEED
 from uncertadv.models.cnn import build_cnn
 
 

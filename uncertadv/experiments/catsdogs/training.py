@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from uncertadv import artifacts, data, io, mc
-from uncertadv.experiments.layout import ACCURACY_SEED
+from uncertadv.experiments.seeds import ACCURACY_SEED
 from uncertadv.experiments.training import accuracy
 from uncertadv.models import catsdogs as cd
 
