@@ -30,15 +30,16 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({artifacts.cpu_model()}), {platform.system()}"
 
 
-def write_section(name: str, body: str, *, weights: str) -> None:
+def write_section(name: str, body: str, *, weights: str, **extra) -> None:
     """Record the section ``name`` (results/benchmarks/NAME.json: the command, versions, CPU, threads,
-    commit, wall time, what the weights were, and the section's markdown) and render benchmarks.md
-    from every such record."""
+    commit, wall time, what the weights were, the section's markdown and any ``extra`` fields, such as
+    the measured numbers) and render benchmarks.md from every such record."""
     from uncertadv.experiments.claims import documents
 
     if name not in documents.BENCHMARK_SECTIONS:
         raise ValueError(f"add {name!r} to documents.BENCHMARK_SECTIONS, which orders benchmarks.md")
-    record = artifacts.record({"section": name, "argv": sys.argv[1:], "weights": weights}, STARTED, markdown=body)
+    config = {"section": name, "argv": sys.argv[1:], "weights": weights}
+    record = artifacts.record(config, STARTED, markdown=body, **extra)
     record["command"] = " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
     artifacts.write_json(RESULTS / "benchmarks" / f"{name}.json", record)
     artifacts.write_text(RESULTS / "benchmarks.md", documents.benchmarks_markdown(RESULTS))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from uncertadv import artifacts
 
-BENCHMARK_SECTIONS = ("mc_speed", "latent_map", "attack_speed", "catsdogs_mc", "table1_speed",
+BENCHMARK_SECTIONS = ("demo_time", "mc_speed", "latent_map", "attack_speed", "catsdogs_mc", "table1_speed",
                       "catsdogs_attack_speed", "adaptive_attack_speed", "ablation_step_speed",
                       "as_coded_suite_speed")  # fmt: skip
 BENCHMARKS_HEADER = (
