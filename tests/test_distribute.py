@@ -1,6 +1,7 @@
-"""tf.distribute: mc_predict, deterministic_predict, Detector.score and ua.attack on this CPU split into two
-logical devices give the single-device results. Logical devices must be set before TensorFlow
-starts, so the check runs in a fresh process.
+"""tf.distribute: mc_predict, deterministic_predict, Detector.score and ua.attack give the single-device
+results on this CPU split into two logical devices (MirroredStrategy), and on two worker processes
+(MultiWorkerMirroredStrategy, as two hosts would run them). A strategy must be set up before
+TensorFlow runs any op, so each check runs in fresh processes.
 
 The attacks' bound, derived. A split changes the order of floating-point sums, so a gradient
 component near zero can take the other sign. A sign attack then moves that pixel the other way,
@@ -13,20 +14,35 @@ by more than 2 eps, and fewer than 1e-3 of the pixels at all. The first bound ho
 that keeps to its ball (a check that the split run does too); the share of pixels moved is the check
 that catches a split bug."""
 
+import json
+import os
+import socket
 import subprocess
 import sys
 
-SCRIPT = """
+LOGICAL = """
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+"""
+
+# Each worker: one thread, and a collective timeout, so that a dead peer fails the run instead of hanging it.
+MULTI_WORKER = """
+import tensorflow as tf
+tf.config.threading.set_intra_op_parallelism_threads(1)
+tf.config.threading.set_inter_op_parallelism_threads(1)
+options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=120)
+strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+"""
+
+CHECKS = """
 import keras, numpy as np
 import uncertadv as ua
 from uncertadv.models.cnn import build_cnn
 keras.utils.set_random_seed(0)
 models = [build_cnn(filters=(4, 8), dense_units=16) for _ in range(2)]
 x = np.random.default_rng(0).random((37, 28, 28, 1), dtype=np.float32)  # 37: uneven across replicas
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 assert strategy.num_replicas_in_sync == 2
 for m in (models[0], models):  # one model, and an ensemble of two
     one = ua.mc_predict(m, x, samples=5, seed=3, batch_size=16)
@@ -51,6 +67,34 @@ print("equal on", strategy.num_replicas_in_sync, "replicas")
 
 
 def test_two_logical_cpu_devices_give_the_single_device_results():
-    run = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=600)
+    run = subprocess.run([sys.executable, "-c", LOGICAL + CHECKS], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "equal on 2 replicas" in run.stdout
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_worker_processes_give_the_single_device_results():
+    """Every worker gets the whole result (strategy.gather), equal to its own single-process run."""
+    cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
+    workers = []
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        workers.append(subprocess.Popen([sys.executable, "-c", MULTI_WORKER + CHECKS], env=env, text=True,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE))  # fmt: skip
+    try:
+        outputs = [worker.communicate(timeout=600) for worker in workers]
+    finally:
+        for worker in workers:  # a worker left waiting on a dead peer must not outlive the test
+            worker.kill()
+    for worker, (out, err) in zip(workers, outputs):
+        assert worker.returncode == 0, err[-3000:]
+        assert "equal on 2 replicas" in out

@@ -497,8 +497,7 @@ def attack(
         shards = [np.array_split(a.numpy(), strategy.num_replicas_in_sync) for a in (xb, yb, noise)]
         dx, dy, dn = (strategy.experimental_distribute_values_from_function(
             lambda ctx, parts=parts: tf.constant(parts[ctx.replica_id_in_sync_group])) for parts in shards)  # fmt: skip
-        replicas = strategy.experimental_local_results(run(dx, dy, eps, step, dn))
-        out.append(np.concatenate([r.numpy() for r in replicas]))
+        out.append(strategy.gather(run(dx, dy, eps, step, dn), axis=0).numpy())  # every worker's rows
     # Clip again: float rounding can put x + eta a hair outside the ball or the range.
     adv = np.concatenate(out)
     eps = config.scale(config.eps)

@@ -502,9 +502,11 @@ def mc_predict(
     batch_size: inputs per compiled call (default keeps T * batch near 16384 rows);
         it changes speed and memory, and the values only by float32 rounding (within 1e-5).
     desc: show a progress bar with this label.
-    strategy: a ``tf.distribute`` strategy (e.g. MirroredStrategy over local GPUs): each call's
-        inputs are split across its replicas, which draw the same networks (the masks depend on
-        the seed only), so the result equals the single-device one up to float32 rounding.
+    strategy: a ``tf.distribute`` strategy (MirroredStrategy over local devices, or
+        MultiWorkerMirroredStrategy across processes and hosts, each calling with the same ``x``): each
+        call's inputs are split across its replicas, which draw the same networks (the masks depend on
+        the seed only), and every worker gets the whole result, equal to the single-device one up to
+        float32 rounding.
     pixel_max: the model's input range [0, pixel_max]; ``x`` outside it is refused and uint8 is
         scaled into it (``uncertadv.inputs``); None for inputs in another scale (features)."""
     _check_samples(samples)
@@ -531,7 +533,8 @@ def _replicated(strategy: tf.distribute.Strategy, fn: Callable, xb: np.ndarray, 
         lambda context: tf.constant(parts[context.replica_id_in_sync_group])
     )
     out = _distributed(strategy, fn)(values, *extra)
-    return tf.concat(strategy.experimental_local_results(out), axis=1)
+    # gather, not the local results: across workers (MultiWorkerMirroredStrategy) a worker holds only its own
+    return strategy.gather(out, axis=1)
 
 
 _DISTRIBUTED: dict = {}
