@@ -20,6 +20,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 LOGICAL = """
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
@@ -98,3 +100,67 @@ def test_two_worker_processes_give_the_single_device_results():
     for worker, (out, err) in zip(workers, outputs):
         assert worker.returncode == 0, err[-3000:]
         assert "equal on 2 replicas" in out
+
+
+class _FakeStrategy:
+    """Stands in for a worker's strategy: counts the barriers (run + reduce) it is asked for."""
+
+    def __init__(self, chief: bool):
+        self.uncertadv_chief, self.barriers = chief, 0
+
+    def run(self, fn):
+        return fn()
+
+    def reduce(self, op, value, axis):
+        self.barriers += 1
+        return value
+
+
+def test_only_the_chief_writes_and_every_worker_waits_for_the_file(tmp_path):
+    from uncertadv import artifacts, distribute
+
+    for chief in (True, False):
+        strategy, path = _FakeStrategy(chief), tmp_path / f"chief-{chief}" / "out.json"
+        with distribute.active(strategy):
+            artifacts.write_json(path, {"a": 1})
+        assert path.is_file() == chief and path.parent.is_dir() == chief
+        assert strategy.barriers == 1
+    assert distribute.current() is None and distribute.writes()  # the block's end restores one worker
+
+
+@pytest.mark.parametrize(
+    "tf_config, message",
+    [
+        (None, "TF_CONFIG, which is not set"),
+        ("{not json", "is not a cluster and a task"),
+        ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}', "is not in its cluster"),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}', "needs two or more"),
+    ],
+)
+def test_multi_worker_refuses_a_missing_or_wrong_tf_config_in_one_line(tmp_path, monkeypatch, tf_config, message):
+    from typer.testing import CliRunner
+
+    from uncertadv.cli import app
+
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    for command in (["score", "--model", str(tmp_path / "m.keras"), "--out", str(tmp_path / "s.csv")],
+                    ["attack", "--method", "fgm", "--eps", "5", "--results", str(tmp_path)],
+                    ["report", "--results", str(tmp_path)]):  # fmt: skip
+        result = CliRunner().invoke(app, [*command, "--distribute", "multi-worker"])
+        assert result.exit_code == 2, result.output
+        assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_chief_is_the_chief_task_else_worker_0():
+    from uncertadv import distribute
+
+    workers = {"worker": ["a:1", "b:2"]}
+    assert distribute.is_chief({"cluster": workers, "task": {"type": "worker", "index": 0}})
+    assert not distribute.is_chief({"cluster": workers, "task": {"type": "worker", "index": 1}})
+    with_chief = {**workers, "chief": ["c:3"]}
+    assert not distribute.is_chief({"cluster": with_chief, "task": {"type": "worker", "index": 0}})
+    assert distribute.is_chief({"cluster": with_chief, "task": {"type": "chief", "index": 0}})

@@ -21,12 +21,24 @@ from pathlib import Path
 
 import numpy as np
 
+from uncertadv import distribute
+
 
 @contextlib.contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path next to ``path`` (same suffix); rename it onto ``path``
-    only if the block finishes. The temporary file is removed on error."""
+    only if the block finishes. The temporary file is removed on error. On several workers
+    (``uncertadv.distribute``) only the chief writes, and all wait until the file is in place."""
     path = Path(path)
+    if not distribute.writes():  # a non-chief worker: a private file, discarded; the chief writes ``path``
+        fd, tmp = tempfile.mkstemp(suffix=f".tmp{path.suffix}")
+        os.close(fd)
+        try:
+            yield Path(tmp)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        distribute.barrier()
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
@@ -39,6 +51,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    distribute.barrier()  # on several workers: none reads the file before it is in place
 
 
 def write_text(path: Path | str, text: str) -> None:

@@ -34,7 +34,7 @@ import tensorflow as tf
 from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
 from cleverhans.tf2.utils import clip_eta, compute_gradient, optimize_linear
 
-from uncertadv import inputs, mc, measures, objectives
+from uncertadv import distribute, inputs, mc, measures, objectives
 from uncertadv.predictors import PREDICTORS, check_predictor, members
 
 ADAPTIVE_METHODS = ("pgd-adaptive", "pgd-adaptive-known")
@@ -471,6 +471,8 @@ def attack(
         return x.copy()
     if config.adaptive and strategy is not None:
         raise ValueError("the detector-aware methods run on one device; call them without a strategy")
+    if not config.adaptive:  # the running command's workers (uncertadv.distribute), if any
+        strategy = distribute.current(strategy)
     target, run = _step(chosen, config, from_logits, targeted, strategy)
     target.calls.assign(0)
     if config.detector_seed is not None:

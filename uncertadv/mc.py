@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from uncertadv import _keras_compat as compat
-from uncertadv import inputs
+from uncertadv import distribute, inputs
 from uncertadv.progress import progress_bar
 
 compat.check_version()
@@ -506,7 +506,7 @@ def mc_predict(
         MultiWorkerMirroredStrategy across processes and hosts, each calling with the same ``x``): each
         call's inputs are split across its replicas, which draw the same networks (the masks depend on
         the seed only), and every worker gets the whole result, equal to the single-device one up to
-        float32 rounding.
+        float32 rounding. Default: the running command's (``uncertadv.distribute``), if any.
     pixel_max: the model's input range [0, pixel_max]; ``x`` outside it is refused and uint8 is
         scaled into it (``uncertadv.inputs``); None for inputs in another scale (features)."""
     _check_samples(samples)
@@ -517,6 +517,7 @@ def mc_predict(
                       stacklevel=2)  # fmt: skip
     if batch_size is None:
         batch_size = max(1, _ROWS_PER_CALL // samples)
+    strategy = distribute.current(strategy)
     if len(models) == 1:
         fn, key = _compiled(models[0], samples, from_logits), _key(seed, 0)
     else:
@@ -562,6 +563,7 @@ def deterministic_predict(
     """Dropout off: ``x [N, ...] -> [K, N, C]`` (``[1, N, C]`` for one model); ``strategy`` and
     ``pixel_max`` as in mc_predict."""
     models, x = _prepare(models, x, from_logits, pixel_max)
+    strategy = distribute.current(strategy)
     out = []
     for m in models:
         fn = _compiled(m, None, from_logits)

@@ -120,7 +120,12 @@ def quiet_tensorflow() -> None:
 
 
 def echo(message: str) -> None:
-    typer.echo(message, err=True)
+    """A status line on stderr; on a worker other than the chief, marked as such (its "wrote" names the chief's file)."""
+    from uncertadv import distribute
+
+    typer.echo(
+        message if distribute.writes() else f"[{distribute.worker_name()}; the chief writes] {message}", err=True
+    )
 
 
 class PredictorName(str, Enum):
@@ -137,6 +142,31 @@ Results = Annotated[
         help="Results folder (default: results/DATASET; $UNCERTADV_RESULTS replaces 'results').", show_default=False
     ),
 ]
+
+
+class DistributeName(str, Enum):
+    multi_worker = "multi-worker"
+
+
+DistributeOption = Annotated[
+    Optional[DistributeName],
+    typer.Option(
+        help="multi-worker: run on the workers that TF_CONFIG names (MultiWorkerMirroredStrategy). Start the same "
+        "command on each, in one shared results folder: each batch's images are split across them, the T networks "
+        "are the same on all, and only the chief writes.",
+        show_default=False,
+    ),
+]
+
+
+def distributed(ctx: typer.Context, choice: DistributeName | None) -> None:
+    """Run the rest of the command on the workers ``choice`` names (nothing for None). Call it first: the
+    strategy must exist before TensorFlow runs any op."""
+    if choice is None:
+        return
+    from uncertadv import distribute
+
+    ctx.with_resource(distribute.active(distribute.multi_worker()))
 
 
 ModelOption = Annotated[

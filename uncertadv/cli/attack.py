@@ -14,12 +14,14 @@ from uncertadv.cli._common import (
     ClassesOption,
     ColorModeOption,
     DataOption,
+    DistributeOption,
     FromLogitsOption,
     ImageSizeOption,
     ModelOption,
     PixelMaxOption,
     PredictorName,
     Results,
+    distributed,
     echo,
     eps_warning,
     own_data,
@@ -48,6 +50,7 @@ class MeasureName(str, Enum):
 
 
 def attack(
+    ctx: typer.Context,
     method: Annotated[
         Method,
         typer.Option(
@@ -112,6 +115,7 @@ def attack(
             show_default=False,
         ),
     ] = None,
+    distribute: DistributeOption = None,
     force: Annotated[bool, typer.Option(help="Recompute even if the attack set exists with the same config.")] = False,
 ) -> None:
     """Craft adversarial examples (and the matching clean and noise sets) into RESULTS/attacks/.
@@ -135,6 +139,7 @@ def attack(
     if method.value in DETECTOR_AWARE and predictor is PredictorName.deterministic:
         raise ValueError(f"{method.value} needs sampled networks: use --predictor mc or ensemble")
     quiet_tensorflow()
+    distributed(ctx, distribute)
     from uncertadv import data as datasets
     from uncertadv.attacks import AttackConfig
     from uncertadv.experiments import attack_sets, own

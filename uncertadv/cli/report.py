@@ -11,12 +11,14 @@ from uncertadv.cli._common import (
     ClassesOption,
     ColorModeOption,
     DataOption,
+    DistributeOption,
     FromLogitsOption,
     ImageSizeOption,
     ModelOption,
     PixelMaxOption,
     Results,
     comma_list,
+    distributed,
     echo,
     eps_warning,
     own_data,
@@ -157,6 +159,7 @@ def report(
             "MIM sets claim 7b reads, into RESULTS/seeds/VARIANT-sN/ (issue 28).",
         ),
     ] = 0,
+    distribute: DistributeOption = None,
     force: Annotated[bool, typer.Option(help="Recompute every attack set and score.")] = False,
 ) -> None:
     """Table 1: train what is missing, attack, score, and write RESULTS/table1.{csv,md,json} and scores.csv.
@@ -167,6 +170,7 @@ def report(
     and the per-image worst case of a detector-aware attacker (RESULTS/adaptive.{csv,md,json}; on MNIST
     also the holes on the VAE's latent grid, RESULTS/hole_grid.csv)."""
     quiet_tensorflow()
+    distributed(ctx, distribute)
     from uncertadv import artifacts
     from uncertadv.attacks import METHODS
     from uncertadv.experiments import own

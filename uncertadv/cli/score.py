@@ -12,10 +12,12 @@ from uncertadv.cli._common import (
     ClassesOption,
     ColorModeOption,
     DataOption,
+    DistributeOption,
     FromLogitsOption,
     ImageSizeOption,
     PixelMaxOption,
     data_options,
+    distributed,
     echo,
     quiet_tensorflow,
 )
@@ -23,6 +25,7 @@ from uncertadv.data import Source
 
 
 def score(
+    ctx: typer.Context,
     model: Annotated[
         Optional[Path], typer.Option(help="A trained .keras classifier or ensemble manifest (test-set scoring).")
     ] = None,
@@ -49,6 +52,7 @@ def score(
     from_logits: FromLogitsOption = False,
     classes: ClassesOption = None,
     color_mode: ColorModeOption = None,
+    distribute: DistributeOption = None,
     force: Annotated[
         bool, typer.Option(help="Recompute even if OUT exists with the same config, model and data contents.")
     ] = False,
@@ -56,6 +60,7 @@ def score(
     """Score a test set (--model, --out), your own data (--model, --data, --out) or a saved attack set
     (--attack): predictions and the five measures, one row per input."""
     quiet_tensorflow()
+    distributed(ctx, distribute)
     if attack is not None:
         _score_attack_set(attack)
         return
