@@ -98,6 +98,7 @@ catsdogs-adaptive: install
 
 bench: install
 	$(BIN)/python benchmarks/mc_speed.py
+	$(BIN)/python benchmarks/multi_worker.py
 	$(BIN)/python benchmarks/latent_map_speed.py
 	$(BIN)/python benchmarks/attack_speed.py
 	$(BIN)/python benchmarks/table1_speed.py
