@@ -1,8 +1,8 @@
 """Wall time of `make demo` on a fresh clone, step by step, the install apart.
 
-    python benchmarks/demo_time.py --label before|after [--repo .] [--keep]
+    python benchmarks/demo_time.py --label before|after [--repo .] [--commit REV] [--keep]
 
-Clones the repository's HEAD (commit it first) into a temporary folder, runs `make install` there
+Clones the repository's HEAD (commit it first), or ``--commit``, into a temporary folder, runs `make install` there
 (timed, noting whether pip's cache was warm), then each command of `make demo` in turn, as
 `make -n demo` lists them. Records results/benchmarks/demo_time.json, keeping the other label's run,
 so that one record shows the time before and after a change. The machine's load average at the
@@ -61,10 +61,12 @@ def _step_name(command: str) -> str:
     return " ".join([Path(words[0]).name, *words[1:]])
 
 
-def time_demo(repo: Path, log_path: Path, keep: bool) -> dict:
+def time_demo(repo: Path, log_path: Path, keep: bool, commit: str | None = None) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="demo-time-"))
     clone = folder / "uncertadv"
     subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
+    if commit:
+        subprocess.run(["git", "checkout", "-q", commit], cwd=clone, check=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True, text=True)
     python = sys.executable
     cache_before = _pip_cache_bytes(python)
@@ -119,13 +121,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--label", choices=LABELS, required=True, help="which run this is: before or after a change")
     parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parent.parent)
+    parser.add_argument("--commit", help="time this commit of the repository instead of its HEAD")
     parser.add_argument("--keep", action="store_true", help="keep the clone (its results/ hold the demo's files)")
     parser.add_argument("--log", type=Path, default=Path(tempfile.gettempdir()) / "demo_time.log")
     args = parser.parse_args()
 
     path = RESULTS / "benchmarks" / "demo_time.json"
     runs = artifacts.read_json(path).get("runs", {}) if path.is_file() else {}
-    runs[args.label] = time_demo(args.repo.resolve(), args.log, args.keep)
+    runs[args.label] = time_demo(args.repo.resolve(), args.log, args.keep, args.commit)
     weights = "trained by the demo itself"
     body = markdown(runs) + provenance(" ".join(["python", "benchmarks/demo_time.py"] + sys.argv[1:]), weights)
     write_section("demo_time", body, weights=weights, runs=runs)

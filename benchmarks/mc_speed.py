@@ -2,7 +2,9 @@
 ``mc_predict``, and two plain implementations of the same maths, timed in one process with
 interleaved repeats. Also the ensemble's and EfficientNet-Lite0's MC / deterministic ratios.
 
-    python benchmarks/mc_speed.py [--samples 50] [--n 1000] [--repeats 9] [--naive]
+    python benchmarks/mc_speed.py --label baseline|after [--samples 50] [--n 1000] [--repeats 9] [--naive]
+
+``--label baseline`` records the run that later ones are judged against; the record keeps both.
 
 The floor is the faster of two hand-written TensorFlow functions that share ``mc_predict``'s
 structure but none of its bookkeeping. Both get the masks drawn beforehand, shared across the batch
@@ -18,6 +20,7 @@ T calls of ``model(x, training=True)`` (slow). Writes the ``mc_speed`` section o
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -28,12 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from _record import provenance, write_section  # noqa: E402
+from _record import RESULTS, provenance, write_section  # noqa: E402
 
-from uncertadv import data, mc  # noqa: E402
+from uncertadv import artifacts, data, mc  # noqa: E402
 from uncertadv.models import catsdogs as cd  # noqa: E402
 from uncertadv.models.cnn import build_cnn  # noqa: E402
 
+LOAD = os.getloadavg()  # at the start: the machine's load, recorded with the run
 WEIGHTS = "random: untrained paper CNNs and an EfficientNet-Lite0 with random weights (weights do not change the cost)"
 
 
@@ -110,6 +114,8 @@ def chunked(fn, x: np.ndarray, batch_size: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--label", choices=("baseline", "after"), required=True,
+                        help="baseline: the run before a change (kept); after: the latest run")  # fmt: skip
     parser.add_argument("--samples", type=int, default=50)
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=9, help="interleaved rounds (at least 7)")
@@ -167,27 +173,43 @@ def main() -> None:
     }
     if args.naive:
         ratios["naive / mc_predict"] = ratio(times, "naive", "mc_predict")
+    path = RESULTS / "benchmarks" / "mc_speed.json"
+    runs = artifacts.read_json(path).get("runs", {}) if path.is_file() else {}
+    runs[args.label] = {
+        "commit": artifacts.versions()["git_commit"],
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "load_average_at_start": [round(v, 2) for v in LOAD],
+        "seconds": {k: [round(t, 4) for t in v] for k, v in times.items()},
+        "lite0_seconds": {k: [round(t, 4) for t in v] for k, v in lite0_times.items()},
+        "ratios": {k: round(v, 3) for k, v in ratios.items()},
+        "floor": floor_name,
+    }
     rows = "\n".join(f"| `{name}` | {median[name]:.3f} |" for name in fns)
     lite0_rows = "\n".join(f"| Lite0 `{name}` | {statistics.median(v):.3f} |" for name, v in lite0_times.items())
-    ratio_rows = "\n".join(f"| {name} | {value:.2f}x |" for name, value in ratios.items())
+    labels = [label for label in ("baseline", "after") if label in runs]
+    ratio_rows = "\n".join(
+        f"| {name} | " + " | ".join(f"{runs[label]['ratios'].get(name, float('nan')):.2f}x" for label in labels) + " |"
+        for name in ratios
+    )
+    when = "\n".join(
+        f"- {label}: commit {runs[label]['commit']}, {runs[label]['date']}, load average at start "
+        f"{', '.join(map(str, runs[label]['load_average_at_start']))}"
+        for label in labels
+    )
     body = (
         f"## MC dropout against its floor (paper's MNIST CNN, T = {T}, N = {args.n}, batch {batch})\n\n"
         f"Interleaved rounds: {args.repeats}; seconds are medians, ratios the median of each round's ratio.\n\n"
-        f"| what | seconds |\n|---|---|\n{rows}\n{lite0_rows}\n\n"
+        f"| what ({args.label} run) | seconds |\n|---|---|\n{rows}\n{lite0_rows}\n\n"
         f"The floor is `{floor_name}`. Lite0: EfficientNet-Lite0 at 224 px with the Dropout -> Dense(2) head, "
         f"{args.lite0_n} images, T = {args.lite0_samples}. The ensemble: 5 CNNs, T = {T} each.\n\n"
-        f"| ratio | value |\n|---|---|\n{ratio_rows}\n\n"
+        f"| ratio | "
+        + " | ".join(labels)
+        + " |\n|---|"
+        + "---|" * len(labels)
+        + f"\n{ratio_rows}\n\n{when}\n\n"
         + provenance(" ".join(["python", "benchmarks/mc_speed.py"] + sys.argv[1:]), WEIGHTS)
     )
-    write_section(
-        "mc_speed",
-        body,
-        weights=WEIGHTS,
-        seconds={k: [round(t, 4) for t in v] for k, v in times.items()},
-        lite0_seconds={k: [round(t, 4) for t in v] for k, v in lite0_times.items()},
-        ratios={k: round(v, 3) for k, v in ratios.items()},
-        floor=floor_name,
-    )
+    write_section("mc_speed", body, weights=WEIGHTS, runs=runs)
     print(body)
 
 
