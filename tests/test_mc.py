@@ -277,10 +277,23 @@ def test_heads_on_one_trunk_run_the_trunk_once_for_the_whole_ensemble():
     x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
     CountingTrunk.calls = 0
     joint = mc.mc_predict(members, x, samples=3, seed=7, pixel_max=None)
-    assert CountingTrunk.calls == 1 and joint.shape == (9, 5, 2)
+    # one trace in the graph that draws the masks (on an empty batch), one in the graph that scores
+    assert CountingTrunk.calls == 2 and joint.shape == (9, 5, 2)
     for k, member in enumerate(members):  # the same networks as each member alone, with its member key
         alone = mc.sample_probs(member, tf.constant(x), samples=3, key=mc._key(7, k)).numpy()
         np.testing.assert_allclose(joint[3 * k : 3 * k + 3], alone, rtol=1e-6)
     CountingTrunk.calls = 0
     mc.mc_log_predictive(members, tf.constant(x), samples=3, seed=1)
     assert CountingTrunk.calls == 1
+
+
+def test_masks_drawn_once_per_call_give_the_bytes_of_masks_drawn_in_every_batch(tiny_cnn, images):
+    """mc_predict draws the masks once (mask_state) and reuses them for every batch: the same values,
+    bit for bit, as drawing them inside each batch's graph (states=None), for a model and an ensemble."""
+    ensemble = [tiny_cnn, build_cnn((12, 12, 1), 4, filters=(4, 8), dense_units=16)]
+    for models in ([tiny_cnn], ensemble):
+        hoisted = mc.mc_predict(models if len(models) > 1 else models[0], images, samples=7, seed=5, batch_size=9)
+        _, run = mc._compiled_sampled(models, 7, False)
+        seed = tf.constant(5, tf.int64)
+        drawn = np.concatenate([run(images[i : i + 9], seed, None).numpy() for i in range(0, len(images), 9)], axis=1)
+        np.testing.assert_array_equal(hoisted, drawn)

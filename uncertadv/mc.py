@@ -203,14 +203,17 @@ class _Masked:
     per sample it then multiplies only the dropped features (rate * D of them)
     instead of all D, which makes MC sampling cost little more than one pass."""
 
-    def __init__(self, x, keep, rate: float):
-        self.x, self.keep, self.rate = x, keep, rate
+    def __init__(self, x, keep, rate: float, name: str = ""):
+        self.x, self.keep, self.rate, self.name = x, keep, rate, name  # name: its dropout's, for the masks' state
 
     def flatten(self) -> _Masked:
         feature = [d if d is not None else tf.shape(self.x)[i] for i, d in enumerate(self.x.shape) if i > 0]
         keep = tf.broadcast_to(self.keep, [tf.shape(self.keep)[0]] + feature)
         return _Masked(
-            tf.reshape(self.x, [tf.shape(self.x)[0], -1]), tf.reshape(keep, [tf.shape(keep)[0], -1]), self.rate
+            tf.reshape(self.x, [tf.shape(self.x)[0], -1]),
+            tf.reshape(keep, [tf.shape(keep)[0], -1]),
+            self.rate,
+            self.name,
         )
 
     def materialise(self):
@@ -218,16 +221,21 @@ class _Masked:
         mult = tf.cast(self.keep, self.x.dtype)[:, None] / (1.0 - self.rate)  # [T, 1, *noise]
         return _merge(self.x[None] * mult)
 
-    def dense(self, layer):
-        """``layer(x * keep_t / (1 - rate))`` for every t: ``[T*N, K]``."""
-        x, kernel = self.x, layer.kernel  # [N, D], [D, K]
+    def dropped(self, kernel):
+        """The dropped features of each sample, padded to a common width W: indices ``[T, W]`` and their
+        kernel rows ``[T, W, K]`` (zero in the padding). They depend on the masks and weights only."""
         drop = tf.cast(tf.logical_not(tf.broadcast_to(self.keep, [tf.shape(self.keep)[0], kernel.shape[0]])), tf.int32)
         count = tf.reduce_sum(drop, axis=1)  # [T]
         width = tf.reduce_max(count)
-        # Indices of the dropped features of each sample, padded to a common width.
         idx = tf.argsort(-drop, axis=1, stable=True)[:, :width]  # [T, W]
         valid = tf.cast(tf.range(width)[None] < count[:, None], kernel.dtype)  # [T, W]
-        w_dropped = tf.gather(kernel, idx) * valid[..., None]  # [T, W, K]
+        return idx, tf.gather(kernel, idx) * valid[..., None]
+
+    def dense(self, layer, dropped=None):
+        """``layer(x * keep_t / (1 - rate))`` for every t: ``[T*N, K]``; ``dropped``: ``self.dropped``'s
+        result where the caller has it already."""
+        x, kernel = self.x, layer.kernel  # [N, D], [D, K]
+        idx, w_dropped = self.dropped(kernel) if dropped is None else dropped  # [T, W], [T, W, K]
         x_dropped = tf.gather(tf.transpose(x), idx)  # [T, W, N]
         z = (tf.matmul(x, kernel)[None] - tf.matmul(x_dropped, w_dropped, transpose_a=True)) / (1.0 - self.rate)
         if layer.use_bias:
@@ -264,10 +272,14 @@ class _SampledRun:
     """One forward pass of T networks. Tracks which tensors carry the folded
     sample axis (``[T*N, ...]``) so unsampled ones are tiled only when they meet."""
 
-    def __init__(self, samples: int, key, layer_ids: dict[int, int], fuse: bool = True, memo: dict | None = None):
+    def __init__(self, samples: int, key, layer_ids: dict[int, int], fuse: bool = True, memo: dict | None = None,
+                 state: dict | None = None):  # fmt: skip
         self.samples = samples
         self.fuse = fuse
         self.key = key
+        # The masks and the fused Dense's dropped rows, by name: given (``state``), or recorded as drawn, so
+        # that a run over many batches draws them once (``mask_state``), not once per batch.
+        self.state, self.given = ({}, False) if state is None else (dict(state), True)
         # Unsampled outputs by (layer, inputs), shared by the members of one ensemble call: heads
         # on one frozen trunk then run the trunk once, not once per member.
         self.memo = {} if memo is None else memo
@@ -293,7 +305,10 @@ class _SampledRun:
             if isinstance(op, keras.layers.Flatten):
                 return masked[0].flatten()
             if _fusable_dense(op, masked[0]):
-                return self.mark(masked[0].dense(op))
+                name = f"dense/{masked[0].name}/{id(op)}"
+                if name not in self.state:
+                    self.state[name] = masked[0].dropped(op.kernel)
+                return self.mark(masked[0].dense(op, self.state[name]))
         if masked:  # any other consumer gets the samples multiplied out
             args, kwargs = tf.nest.map_structure(
                 lambda t: self.mark(t.materialise()) if isinstance(t, _Masked) else t, (args, kwargs)
@@ -329,11 +344,19 @@ class _SampledRun:
         if float(layer.rate) == 0.0:
             return x
         feature_shape = [d if d is not None else tf.shape(x)[i] for i, d in enumerate(x.shape) if i > 0]
-        key = tf.random.experimental.stateless_fold_in(self.key, self.layer_ids[id(layer)])
+        index = self.layer_ids[id(layer)]
+        key = tf.random.experimental.stateless_fold_in(self.key, index)
         bernoulli = isinstance(layer, keras.layers.Dropout) and float(layer.rate) <= 0.5
         if self.fuse and bernoulli and not self.is_sampled(x):
-            return _Masked(x, _keep_mask(layer, key, self.samples, feature_shape), float(layer.rate))
-        mult, add = _affine_noise(layer, key, self.samples, feature_shape, x.dtype)
+            name = f"keep/{index}"
+            if name not in self.state:
+                self.state[name] = _keep_mask(layer, key, self.samples, feature_shape)
+            return _Masked(x, self.state[name], float(layer.rate), name)
+        name = f"noise/{index}"
+        if name not in self.state:
+            mult, add = _affine_noise(layer, key, self.samples, feature_shape, x.dtype)
+            self.state[name] = (mult,) if add is None else (mult, add)
+        mult, add = (*self.state[name], None)[:2]
         # Unsampled x: [1, N, ...] broadcasts against the [T, 1, ...] noise.
         xs = _split(x, self.samples) if self.is_sampled(x) else x[None]
         out = xs * mult if add is None else xs * mult + add
@@ -356,32 +379,63 @@ def _layer_ids(model) -> dict[int, int]:
 
 
 def sample_probs(
-    model: keras.Model, x, *, samples: int, key, from_logits: bool = False, fuse: bool = True, memo: dict | None = None
+    model: keras.Model,
+    x,
+    *,
+    samples: int,
+    key,
+    from_logits: bool = False,
+    fuse: bool = True,
+    memo: dict | None = None,
+    state: dict | None = None,
 ):
     """Differentiable core: probabilities of T networks, ``[N, ...] -> [T, N, C]`` (tf).
 
     key: int64 ``[2]`` tensor, the RNG key of this call (seed, member).
     fuse: use the Dropout->Dense shortcut (same values up to rounding; off for tests).
     memo: shared by the members of one ensemble call, so that a layer they share (a frozen
-        trunk) runs once on the same input."""
-    run = _SampledRun(samples, key, _layer_ids(model), fuse, memo)
+        trunk) runs once on the same input.
+    state: ``mask_state(model, key)``'s masks, used instead of drawing them (the same values)."""
+    return _sampled_run(model, x, samples, key, from_logits, fuse, memo, state)[0]
+
+
+def _sampled_run(model, x, samples, key, from_logits=False, fuse=True, memo=None, state=None):
+    """``(probs [T, N, C], state)``: sample_probs, and the masks it drew or was given."""
+    run = _SampledRun(samples, key, _layer_ids(model), fuse, memo, state)
     x = tf.convert_to_tensor(x)
     out = run.model(model, x)
     out = _split(run.tile(out), samples)  # a model with no dropout still gives T rows
-    return tf.nn.softmax(out, axis=-1) if from_logits else out
+    return (tf.nn.softmax(out, axis=-1) if from_logits else out), run.state
+
+
+def _static_input(model: keras.Model) -> bool:
+    """Whether the model's input has static feature dims: its masks' shapes then do not depend on x."""
+    return all(d is not None for d in model.inputs[0].shape[1:])
+
+
+def mask_state(model: keras.Model, *, samples: int, key, memo: dict | None = None, empty=None) -> dict:
+    """The T networks' masks for ``key`` (and the fused Dense's dropped rows), drawn by running the
+    model on an empty batch: ``sample_probs(..., state=)`` then reuses them for every batch. Needs an
+    input with static feature dims (``_static_input``). ``memo`` as in sample_probs, with ``empty``
+    (``[0, ...]``) the one batch that the members sharing it run on."""
+    if empty is None:
+        empty = tf.zeros([0, *model.inputs[0].shape[1:]], model.inputs[0].dtype)
+    return _sampled_run(model, empty, samples, key, memo=memo)[1]
 
 
 def _key(seed, member: int = 0):
     return tf.stack([tf.cast(seed, tf.int64), tf.constant(member, tf.int64)])
 
 
-def _ensemble_probs(models: list, x, *, samples: int, seed, from_logits: bool):
-    """``[K*T, N, C]``: T networks of each of K members, member-major, in one graph."""
+def _ensemble_probs(models: list, x, *, samples: int, seed, from_logits: bool, states: list | None = None):
+    """``[K*T, N, C]``: T networks of each of K members, member-major, in one graph; ``states``: each
+    member's ``mask_state``, where the caller drew them once."""
     x, memo = tf.convert_to_tensor(x), {}
+    states = states or [None] * len(models)
     return tf.concat(
         [
-            sample_probs(m, x, samples=samples, key=_key(seed, k), from_logits=from_logits, memo=memo)
-            for k, m in enumerate(models)
+            sample_probs(m, x, samples=samples, key=_key(seed, k), from_logits=from_logits, memo=memo, state=st)
+            for k, (m, st) in enumerate(zip(models, states))
         ],
         axis=0,
     )
@@ -421,48 +475,51 @@ def _check_samples(samples) -> None:
 _COMPILED: weakref.WeakKeyDictionary[keras.Model, dict] = weakref.WeakKeyDictionary()
 
 
-def _compiled(model: keras.Model, samples: int | None, from_logits: bool) -> Callable:
-    """A tf.function per (model, T, from_logits); T=None is the deterministic pass.
+def _compiled(model: keras.Model, from_logits: bool) -> Callable:
+    """The deterministic pass of ``model`` as a tf.function, ``x -> [1, N, C]``.
 
     The functions reach the model through a weak reference: a strong one, held by the cache's
     value, would keep its own key alive and the model would never be freed."""
     cache = _COMPILED.setdefault(model, {})
-    if (samples, from_logits) not in cache:
+    if (None, from_logits) not in cache:
         spec = tf.TensorSpec([None] + list(model.inputs[0].shape[1:]), model.inputs[0].dtype)
         ref = weakref.ref(model)
-        if samples is None:
 
-            @tf.function(input_signature=[spec])
-            def fn(x):
-                out = ref()(x, training=False)
-                return (tf.nn.softmax(out, -1) if from_logits else out)[None]
+        @tf.function(input_signature=[spec])
+        def fn(x):
+            out = ref()(x, training=False)
+            return (tf.nn.softmax(out, -1) if from_logits else out)[None]
 
-        else:
-
-            @tf.function(input_signature=[spec, tf.TensorSpec([2], tf.int64)])
-            def fn(x, key):
-                return sample_probs(ref(), x, samples=samples, key=key, from_logits=from_logits)
-
-        cache[(samples, from_logits)] = fn
-    return cache[(samples, from_logits)]
+        cache[(None, from_logits)] = fn
+    return cache[(None, from_logits)]
 
 
-def _compiled_ensemble(models: list, samples: int, from_logits: bool) -> Callable:
-    """One tf.function for K members ``(x, seed) -> [K*T, N, C]``: layers the members share
-    (one frozen trunk under K heads) run once per input."""
+def _compiled_sampled(models: list, samples: int, from_logits: bool) -> tuple[Callable, Callable]:
+    """``(prepare, run)`` for K members: ``prepare(seed)`` draws each member's masks (``mask_state``) once;
+    ``run(x, seed, states) -> [K*T, N, C]`` reuses them for every batch (``states=None`` draws them in the
+    call, for inputs whose feature dims are not static). Layers the members share (one frozen trunk under
+    K heads) run once per input."""
     cache = _COMPILED.setdefault(models[0], {})
-    key = ("ensemble", tuple(id(m) for m in models), samples, from_logits)
+    key = ("sampled", tuple(id(m) for m in models), samples, from_logits)
     # ids can be reused once a member is freed: a hit counts only if it holds these very models
     if key not in cache or any(ref() is not m for ref, m in zip(cache[key][0], models)):
-        spec = tf.TensorSpec([None] + list(models[0].inputs[0].shape[1:]), models[0].inputs[0].dtype)
         refs = [weakref.ref(m) for m in models]
 
-        @tf.function(input_signature=[spec, tf.TensorSpec([], tf.int64)])
-        def fn(x, seed):
-            return _ensemble_probs([r() for r in refs], x, samples=samples, seed=seed, from_logits=from_logits)
+        @tf.function(input_signature=[tf.TensorSpec([], tf.int64)])
+        def prepare(seed):
+            memo, first = {}, refs[0]().inputs[0]
+            empty = tf.zeros([0, *first.shape[1:]], first.dtype)
+            return [mask_state(r(), samples=samples, key=_key(seed, k), memo=memo, empty=empty)
+                    for k, r in enumerate(refs)]  # fmt: skip
 
-        cache[key] = (refs, fn)
-    return cache[key][1]
+        # retracing relaxes only what varies between calls: the batch size and the dropped widths
+        @tf.function(reduce_retracing=True)
+        def run(x, seed, states):
+            return _ensemble_probs([r() for r in refs], x, samples=samples, seed=seed, from_logits=from_logits,
+                                   states=states)  # fmt: skip
+
+        cache[key] = (refs, prepare, run)
+    return cache[key][1:]
 
 
 def _run_chunks(fn: Callable, x: np.ndarray, batch_size: int, desc: str | None) -> np.ndarray:
@@ -518,13 +575,13 @@ def mc_predict(
     if batch_size is None:
         batch_size = max(1, _ROWS_PER_CALL // samples)
     strategy = distribute.current(strategy)
-    if len(models) == 1:
-        fn, key = _compiled(models[0], samples, from_logits), _key(seed, 0)
-    else:
-        fn, key = _compiled_ensemble(models, samples, from_logits), tf.constant(seed, tf.int64)
+    prepare, fn = _compiled_sampled(models, samples, from_logits)
+    seed = tf.constant(seed, tf.int64)
+    # The masks are drawn once for all batches (the same values as drawing them in each call)
+    states = prepare(seed) if all(_static_input(m) for m in models) else None
     if strategy is not None:
-        return _run_chunks(lambda xb: _replicated(strategy, fn, xb, key), x, batch_size, desc)
-    return _run_chunks(lambda xb: fn(xb, key), x, batch_size, desc)
+        return _run_chunks(lambda xb: _replicated(strategy, fn, xb, seed, states), x, batch_size, desc)
+    return _run_chunks(lambda xb: fn(xb, seed, states), x, batch_size, desc)
 
 
 def _replicated(strategy: tf.distribute.Strategy, fn: Callable, xb: np.ndarray, *extra) -> tf.Tensor:
@@ -566,7 +623,7 @@ def deterministic_predict(
     strategy = distribute.current(strategy)
     out = []
     for m in models:
-        fn = _compiled(m, None, from_logits)
+        fn = _compiled(m, from_logits)
         run = fn if strategy is None else (lambda xb, fn=fn: _replicated(strategy, fn, xb))
         out.append(_run_chunks(run, x, batch_size, desc))
     return np.concatenate(out)
