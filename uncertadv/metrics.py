@@ -178,8 +178,11 @@ def _cluster_draws(groups: np.ndarray, rounds: int, rng: np.random.Generator) ->
     """``([rounds, K], [N])``: how often each of the K clusters is drawn per round when whole clusters are
     resampled, and each row's cluster (``groups [N]``, any ids)."""
     ids, inverse = np.unique(np.asarray(groups), return_inverse=True)
-    drawn = rng.integers(0, len(ids), (rounds, len(ids)))
-    return np.stack([np.bincount(d, minlength=len(ids)) for d in drawn]).astype(float), inverse
+    k = len(ids)
+    drawn = rng.integers(0, k, (rounds, k))
+    # one bincount over all rounds (round r's clusters shifted to r * k ..): each round's counts
+    counts = np.bincount((drawn + k * np.arange(rounds)[:, None]).ravel(), minlength=rounds * k)
+    return counts.reshape(rounds, k).astype(float), inverse
 
 
 def _cluster_counts(groups: np.ndarray, rounds: int, rng: np.random.Generator) -> np.ndarray:
@@ -189,8 +192,11 @@ def _cluster_counts(groups: np.ndarray, rounds: int, rng: np.random.Generator) -
 
 
 def _weighted_auc(comparisons: np.ndarray, w_pos: np.ndarray, w_neg: np.ndarray) -> np.ndarray:
-    """AUC per round ``[rounds]`` with row weights ``w_pos [rounds, P]``, ``w_neg [rounds, M]``."""
-    return np.einsum("rp,pm,rm->r", w_pos, comparisons, w_neg) / (w_pos.sum(1) * w_neg.sum(1))
+    """AUC per round ``[rounds]`` with row weights ``w_pos [rounds, P]``, ``w_neg [rounds, M]``.
+
+    The weights are counts and the comparisons 0, 0.5 or 1, so every partial sum is a multiple of 0.5 and
+    exact in float64: a matrix product gives the very numerator of the elementwise sum, much faster."""
+    return ((w_pos @ comparisons) * w_neg).sum(1) / (w_pos.sum(1) * w_neg.sum(1))
 
 
 def cluster_bootstrap_auc_difference(
