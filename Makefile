@@ -97,7 +97,7 @@ catsdogs-adaptive: install
 	$(UNCERTADV) claims
 
 bench: install
-	$(BIN)/python benchmarks/mc_speed.py
+	$(BIN)/python benchmarks/mc_speed.py --label after
 	$(BIN)/python benchmarks/multi_worker.py
 	$(BIN)/python benchmarks/latent_map_speed.py
 	$(BIN)/python benchmarks/attack_speed.py

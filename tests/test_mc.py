@@ -287,13 +287,46 @@ def test_heads_on_one_trunk_run_the_trunk_once_for_the_whole_ensemble():
     assert CountingTrunk.calls == 1
 
 
-def test_masks_drawn_once_per_call_give_the_bytes_of_masks_drawn_in_every_batch(tiny_cnn, images):
+def _dropout_zoo() -> keras.Model:
+    """Every kind of stochastic layer, a nested model, dropout on sampled and on unsampled tensors, and one
+    Dropout layer shared by tensors of different shapes."""
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((8, 8, 2))
+    flat = keras.layers.Flatten()(inputs)  # unsampled
+    shared = keras.layers.Dropout(0.3)
+    a = keras.layers.Dense(6, activation="relu")(shared(flat))  # fused: Dropout -> Dense on an unsampled input
+    b = shared(keras.layers.Dense(4, activation="relu")(flat))  # the same layer on another shape, multiplied out
+    spatial = keras.layers.SpatialDropout2D(0.2)(inputs)
+    c = shared(keras.layers.Dense(4)(keras.layers.Flatten()(keras.layers.Conv2D(3, 3)(spatial))))  # on samples
+    x = keras.layers.Concatenate()([a, b, c])
+    x = keras.layers.AlphaDropout(0.1)(keras.layers.GaussianDropout(0.2)(x))
+    x = keras.layers.Dropout(0.7)(x)  # above 0.5: multiplied out, not fused
+    inner_in = keras.Input((14,))
+    inner = keras.Model(inner_in, keras.layers.Dropout(0.5)(keras.layers.Dense(5)(inner_in)), name="inner")
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inner(x)))
+
+
+def test_masks_drawn_once_per_call_give_the_bytes_of_masks_drawn_in_every_batch(tiny_cnn, images, monkeypatch):
     """mc_predict draws the masks once (mask_state) and reuses them for every batch: the same values,
-    bit for bit, as drawing them inside each batch's graph (states=None), for a model and an ensemble."""
+    bit for bit, as drawing them inside each batch's graph (states=None), for the CNN, an ensemble and a
+    model with every kind of stochastic layer."""
+    prepared, given = [], []
+    compiled = mc._compiled_sampled
+
+    def spy(*args):  # counts the draws, and whether every batch's graph is given them
+        prepare, run_for = compiled(*args)
+        counted = lambda *a: prepared.append(1) or prepare(*a)  # noqa: E731
+        return counted, lambda st, dtype: given.append(st is not None) or run_for(st, dtype)
+
+    monkeypatch.setattr(mc, "_compiled_sampled", spy)
+    zoo = _dropout_zoo()
+    zoo_images = np.random.default_rng(1).random((40, 8, 8, 2), dtype=np.float32)
     ensemble = [tiny_cnn, build_cnn((12, 12, 1), 4, filters=(4, 8), dense_units=16)]
-    for models in ([tiny_cnn], ensemble):
-        hoisted = mc.mc_predict(models if len(models) > 1 else models[0], images, samples=7, seed=5, batch_size=9)
-        _, run = mc._compiled_sampled(models, 7, False)
-        seed = tf.constant(5, tf.int64)
-        drawn = np.concatenate([run(images[i : i + 9], seed, None).numpy() for i in range(0, len(images), 9)], axis=1)
+    for models, x in (([tiny_cnn], images), (ensemble, images), ([zoo], zoo_images)):
+        prepared.clear(), given.clear()
+        hoisted = mc.mc_predict(models if len(models) > 1 else models[0], x, samples=7, seed=5, batch_size=9)
+        assert prepared == [1] and given == [True]  # drawn once for the 5 batches, and used by them
+        _, run_for = compiled(models, 7, False)
+        run, seed = run_for(None, tf.float32), tf.constant(5, tf.int64)
+        drawn = np.concatenate([run(x[i : i + 9], seed).numpy() for i in range(0, len(x), 9)], axis=1)
         np.testing.assert_array_equal(hoisted, drawn)

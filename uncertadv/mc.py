@@ -279,7 +279,7 @@ class _SampledRun:
         self.key = key
         # The masks and the fused Dense's dropped rows, by name: given (``state``), or recorded as drawn, so
         # that a run over many batches draws them once (``mask_state``), not once per batch.
-        self.state, self.given = ({}, False) if state is None else (dict(state), True)
+        self.state = {} if state is None else dict(state)
         # Unsampled outputs by (layer, inputs), shared by the members of one ensemble call: heads
         # on one frozen trunk then run the trunk once, not once per member.
         self.memo = {} if memo is None else memo
@@ -305,6 +305,8 @@ class _SampledRun:
             if isinstance(op, keras.layers.Flatten):
                 return masked[0].flatten()
             if _fusable_dense(op, masked[0]):
+                if not masked[0].name:  # masks of a dynamic shape: not kept
+                    return self.mark(masked[0].dense(op))
                 name = f"dense/{masked[0].name}/{id(op)}"
                 if name not in self.state:
                     self.state[name] = masked[0].dropped(op.kernel)
@@ -347,16 +349,26 @@ class _SampledRun:
         index = self.layer_ids[id(layer)]
         key = tf.random.experimental.stateless_fold_in(self.key, index)
         bernoulli = isinstance(layer, keras.layers.Dropout) and float(layer.rate) <= 0.5
+        # A layer's masks are kept by its index and input shape (a shared layer may see several shapes), and
+        # only where that shape is static: with a dynamic one they are drawn in every call, as before.
+        static = all(isinstance(d, int) for d in feature_shape)
+        shape = "x".join(str(d) for d in feature_shape) if static else None
         if self.fuse and bernoulli and not self.is_sampled(x):
-            name = f"keep/{index}"
-            if name not in self.state:
-                self.state[name] = _keep_mask(layer, key, self.samples, feature_shape)
-            return _Masked(x, self.state[name], float(layer.rate), name)
-        name = f"noise/{index}"
-        if name not in self.state:
+            name = f"keep/{index}/{shape}"
+            keep = self.state.get(name) if static else None
+            if keep is None:
+                keep = _keep_mask(layer, key, self.samples, feature_shape)
+                if static:
+                    self.state[name] = keep
+            return _Masked(x, keep, float(layer.rate), name if static else "")
+        name = f"noise/{index}/{shape}"
+        noise = self.state.get(name) if static else None
+        if noise is None:
             mult, add = _affine_noise(layer, key, self.samples, feature_shape, x.dtype)
-            self.state[name] = (mult,) if add is None else (mult, add)
-        mult, add = (*self.state[name], None)[:2]
+            noise = (mult,) if add is None else (mult, add)
+            if static:
+                self.state[name] = noise
+        mult, add = (*noise, None)[:2]
         # Unsampled x: [1, N, ...] broadcasts against the [T, 1, ...] noise.
         xs = _split(x, self.samples) if self.is_sampled(x) else x[None]
         out = xs * mult if add is None else xs * mult + add
@@ -395,7 +407,9 @@ def sample_probs(
     fuse: use the Dropout->Dense shortcut (same values up to rounding; off for tests).
     memo: shared by the members of one ensemble call, so that a layer they share (a frozen
         trunk) runs once on the same input.
-    state: ``mask_state(model, key)``'s masks, used instead of drawing them (the same values)."""
+    state: ``mask_state(model, key)``'s masks, used instead of drawing them (the same values). It holds
+        the fused Dense's dropped kernel rows too: the weights must not change after ``mask_state``,
+        and no gradient reaches the kernel through them (gradients in x are exact)."""
     return _sampled_run(model, x, samples, key, from_logits, fuse, memo, state)[0]
 
 
@@ -413,14 +427,15 @@ def _static_input(model: keras.Model) -> bool:
     return all(d is not None for d in model.inputs[0].shape[1:])
 
 
-def mask_state(model: keras.Model, *, samples: int, key, memo: dict | None = None, empty=None) -> dict:
+def mask_state(model: keras.Model, *, samples: int, key, memo: dict | None = None, row=None) -> dict:
     """The T networks' masks for ``key`` (and the fused Dense's dropped rows), drawn by running the
-    model on an empty batch: ``sample_probs(..., state=)`` then reuses them for every batch. Needs an
-    input with static feature dims (``_static_input``). ``memo`` as in sample_probs, with ``empty``
-    (``[0, ...]``) the one batch that the members sharing it run on."""
-    if empty is None:
-        empty = tf.zeros([0, *model.inputs[0].shape[1:]], model.inputs[0].dtype)
-    return _sampled_run(model, empty, samples, key, memo=memo)[1]
+    model on one row of zeros (the masks do not depend on the inputs): ``sample_probs(..., state=)``
+    then reuses them for every batch. Needs an input with static feature dims (``_static_input``).
+    ``memo`` as in sample_probs, with ``row`` (``[1, ...]``, the batches' dtype; float32 zeros by
+    default) the one row that the members sharing it run on."""
+    if row is None:
+        row = tf.zeros([1, *model.inputs[0].shape[1:]], tf.float32)
+    return _sampled_run(model, row, samples, key, memo=memo)[1]
 
 
 def _key(seed, member: int = 0):
@@ -494,31 +509,52 @@ def _compiled(model: keras.Model, from_logits: bool) -> Callable:
     return cache[(None, from_logits)]
 
 
+def _state_spec(states: list[dict]) -> list[dict]:
+    """TensorSpecs of ``mask_state``s: the dropped widths W (dim 1 of a ``dense/`` entry) vary with the
+    seed, every other dim is fixed."""
+
+    def spec(name, value):
+        shape = [None if name.startswith("dense/") and i == 1 else d for i, d in enumerate(value.shape)]
+        return tf.TensorSpec(shape, value.dtype)
+
+    return [{name: tf.nest.map_structure(lambda v, n=name: spec(n, v), entry) for name, entry in st.items()}
+            for st in states]  # fmt: skip
+
+
 def _compiled_sampled(models: list, samples: int, from_logits: bool) -> tuple[Callable, Callable]:
-    """``(prepare, run)`` for K members: ``prepare(seed)`` draws each member's masks (``mask_state``) once;
-    ``run(x, seed, states) -> [K*T, N, C]`` reuses them for every batch (``states=None`` draws them in the
-    call, for inputs whose feature dims are not static). Layers the members share (one frozen trunk under
-    K heads) run once per input."""
+    """``(prepare, run_for)`` for K members: ``prepare(seed, row)`` draws each member's masks (``mask_state``,
+    on ``row [1, ...]``) once; ``run_for(states, dtype)`` is the tf.function ``(x, seed[, states]) ->
+    [K*T, N, C]`` that reuses them for every batch (``states=None`` draws them in the call, for inputs whose
+    feature dims are not static). Layers the members share (one frozen trunk under K heads) run once per input."""
     cache = _COMPILED.setdefault(models[0], {})
     key = ("sampled", tuple(id(m) for m in models), samples, from_logits)
     # ids can be reused once a member is freed: a hit counts only if it holds these very models
     if key not in cache or any(ref() is not m for ref, m in zip(cache[key][0], models)):
         refs = [weakref.ref(m) for m in models]
 
-        @tf.function(input_signature=[tf.TensorSpec([], tf.int64)])
-        def prepare(seed):
-            memo, first = {}, refs[0]().inputs[0]
-            empty = tf.zeros([0, *first.shape[1:]], first.dtype)
-            return [mask_state(r(), samples=samples, key=_key(seed, k), memo=memo, empty=empty)
+        @tf.function
+        def prepare(seed, row):
+            memo = {}
+            return [mask_state(r(), samples=samples, key=_key(seed, k), memo=memo, row=row)
                     for k, r in enumerate(refs)]  # fmt: skip
 
-        # retracing relaxes only what varies between calls: the batch size and the dropped widths
-        @tf.function(reduce_retracing=True)
-        def run(x, seed, states):
-            return _ensemble_probs([r() for r in refs], x, samples=samples, seed=seed, from_logits=from_logits,
-                                   states=states)  # fmt: skip
+        runs = {}
 
-        cache[key] = (refs, prepare, run)
+        def run_for(states: list | None, dtype) -> Callable:
+            names = None if states is None else tuple(tuple(sorted(st)) for st in states)
+            if (names, dtype) not in runs:
+                x_spec = tf.TensorSpec([None, *refs[0]().inputs[0].shape[1:]], dtype)
+                signature = [x_spec, tf.TensorSpec([], tf.int64)] + ([] if states is None else [_state_spec(states)])
+
+                @tf.function(input_signature=signature)
+                def run(x, seed, *given):
+                    return _ensemble_probs([r() for r in refs], x, samples=samples, seed=seed,
+                                           from_logits=from_logits, states=given[0] if given else None)  # fmt: skip
+
+                runs[(names, dtype)] = run
+            return runs[(names, dtype)]
+
+        cache[key] = (refs, prepare, run_for)
     return cache[key][1:]
 
 
@@ -575,13 +611,17 @@ def mc_predict(
     if batch_size is None:
         batch_size = max(1, _ROWS_PER_CALL // samples)
     strategy = distribute.current(strategy)
-    prepare, fn = _compiled_sampled(models, samples, from_logits)
+    prepare, run_for = _compiled_sampled(models, samples, from_logits)
     seed = tf.constant(seed, tf.int64)
     # The masks are drawn once for all batches (the same values as drawing them in each call)
-    states = prepare(seed) if all(_static_input(m) for m in models) else None
+    states = None
+    if len(x) and all(_static_input(m) for m in models):
+        states = prepare(seed, tf.zeros([1, *x.shape[1:]], x.dtype))
+    fn = run_for(states, tf.as_dtype(x.dtype))
+    extra = (seed,) if states is None else (seed, states)
     if strategy is not None:
-        return _run_chunks(lambda xb: _replicated(strategy, fn, xb, seed, states), x, batch_size, desc)
-    return _run_chunks(lambda xb: fn(xb, seed, states), x, batch_size, desc)
+        return _run_chunks(lambda xb: _replicated(strategy, fn, xb, *extra), x, batch_size, desc)
+    return _run_chunks(lambda xb: fn(xb, *extra), x, batch_size, desc)
 
 
 def _replicated(strategy: tf.distribute.Strategy, fn: Callable, xb: np.ndarray, *extra) -> tf.Tensor:
@@ -603,7 +643,9 @@ def _distributed(strategy: tf.distribute.Strategy, fn: Callable) -> Callable:
     key = (id(strategy), id(fn))
     if key not in _DISTRIBUTED or _DISTRIBUTED[key][0] is not strategy or _DISTRIBUTED[key][1] is not fn:
         body = fn.python_function
-        _DISTRIBUTED[key] = (strategy, fn, tf.function(lambda values, *k: strategy.run(body, args=(values, *k))))
+        # retracing relaxes what varies between calls: the batch size, and the dropped widths of each seed
+        run = tf.function(lambda values, *k: strategy.run(body, args=(values, *k)), reduce_retracing=True)
+        _DISTRIBUTED[key] = (strategy, fn, run)
     return _DISTRIBUTED[key][2]
 
 
