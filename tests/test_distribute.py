@@ -30,12 +30,13 @@ strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 COMBINATIONS = [(m, p) for m in ("mim", "pgd") for p in ("mc", "ensemble")]
 """
 
-# Each worker: one thread, and a collective timeout, so that a dead peer fails the run instead of hanging it.
+# Each worker: one thread, and a collective timeout, so that a dead peer fails the run instead of hanging it
+# (the test also kills both processes at its end).
 MULTI_WORKER = """
 import tensorflow as tf
 tf.config.threading.set_intra_op_parallelism_threads(1)
 tf.config.threading.set_inter_op_parallelism_threads(1)
-options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=120)
+options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=300)
 strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
 # each method and each predictor once (all four pairs run on logical devices, which share this code path)
 COMBINATIONS = [("mim", "mc"), ("pgd", "ensemble")]
@@ -86,29 +87,57 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-def test_two_worker_processes_give_the_single_device_results():
+# Then, on the two workers: only the chief writes, every worker reads its file after the write's barrier, and
+# workers whose inputs differ are refused (each gathers rows split from its own inputs).
+WRITES = """
+import json, os
+from pathlib import Path
+from uncertadv import artifacts, distribute
+index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+shared = Path(os.environ["SHARED_FOLDER"])
+with distribute.active(strategy):
+    artifacts.write_json(shared / "out.json", {"writer": index})
+    assert artifacts.read_json(shared / "out.json") == {"writer": 0}
+    try:
+        ua.mc_predict(models[0], x * 0.5 + 0.1 * index, samples=2, seed=0)
+    except ValueError as err:
+        assert "different inputs" in str(err), err
+    else:
+        raise AssertionError("workers with different inputs were not refused")
+print("the chief wrote")
+"""
+
+
+def test_two_worker_processes_give_the_single_device_results(tmp_path):
     """Every worker gets the whole result (strategy.gather), equal to its own single-process run."""
     cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
-    workers = []
+    workers, logs = [], []
     for index in range(2):
-        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        workers.append(subprocess.Popen([sys.executable, "-c", MULTI_WORKER + CHECKS], env=env, text=True,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE))  # fmt: skip
+        task = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        env = {**os.environ, "TF_CONFIG": task, "SHARED_FOLDER": str(tmp_path)}
+        logs.append((open(tmp_path / f"out{index}", "w+"), open(tmp_path / f"err{index}", "w+")))
+        # output to files, not pipes: a worker blocked on a full pipe would stall the other at a collective
+        workers.append(subprocess.Popen([sys.executable, "-c", MULTI_WORKER + CHECKS + WRITES], env=env, text=True,
+                                        stdout=logs[-1][0], stderr=logs[-1][1]))  # fmt: skip
     try:
-        outputs = [worker.communicate(timeout=600) for worker in workers]
+        for worker in workers:
+            worker.wait(timeout=600)
     finally:
         for worker in workers:  # a worker left waiting on a dead peer must not outlive the test
             worker.kill()
-    for worker, (out, err) in zip(workers, outputs):
-        assert worker.returncode == 0, err[-3000:]
-        assert "equal on 2 replicas" in out
+    for worker, (out, err) in zip(workers, logs):
+        out.seek(0), err.seek(0)
+        text, errors = out.read(), err.read()
+        out.close(), err.close()
+        assert worker.returncode == 0, errors[-3000:]
+        assert "equal on 2 replicas" in text and "the chief wrote" in text
 
 
 class _FakeStrategy:
     """Stands in for a worker's strategy: counts the barriers (run + reduce) it is asked for."""
 
-    def __init__(self, chief: bool):
-        self.uncertadv_chief, self.barriers = chief, 0
+    def __init__(self):
+        self.barriers = 0
 
     def run(self, fn):
         return fn()
@@ -122,8 +151,8 @@ def test_only_the_chief_writes_and_every_worker_waits_for_the_file(tmp_path):
     from uncertadv import artifacts, distribute
 
     for chief in (True, False):
-        strategy, path = _FakeStrategy(chief), tmp_path / f"chief-{chief}" / "out.json"
-        with distribute.active(strategy):
+        strategy, path = _FakeStrategy(), tmp_path / f"chief-{chief}" / "out.json"
+        with distribute.active(strategy, chief=chief):
             artifacts.write_json(path, {"a": 1})
         assert path.is_file() == chief and path.parent.is_dir() == chief
         assert strategy.barriers == 1
@@ -166,3 +195,20 @@ def test_the_chief_is_the_chief_task_else_worker_0():
     with_chief = {**workers, "chief": ["c:3"]}
     assert not distribute.is_chief({"cluster": with_chief, "task": {"type": "worker", "index": 0}})
     assert distribute.is_chief({"cluster": with_chief, "task": {"type": "chief", "index": 0}})
+
+
+def test_what_runs_on_one_worker_is_refused_with_distribute(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from uncertadv import distribute
+    from uncertadv.cli import app
+    from uncertadv.experiments.layout import Layout, ensure_classifiers
+
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}}')
+    for command, message in ((["report", "--adaptive"], "run on one worker"),
+                             (["attack", "--method", "pgd-adaptive", "--eps", "5"], "runs on one worker")):  # fmt: skip
+        result = CliRunner().invoke(app, [*command, "--results", str(tmp_path), "--distribute", "multi-worker"])
+        assert result.exit_code == 2 and message in result.output, result.output
+    with distribute.active(_FakeStrategy(), chief=True), pytest.raises(ValueError, match="train it on one worker"):
+        ensure_classifiers(Layout.of("mnist", tmp_path), ("mc",))
+    assert not any(tmp_path.iterdir())

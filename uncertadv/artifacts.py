@@ -37,7 +37,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
             yield Path(tmp)
         finally:
             Path(tmp).unlink(missing_ok=True)
-        distribute.barrier()
+        distribute.barrier(path.name)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
@@ -51,7 +51,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    distribute.barrier()  # on several workers: none reads the file before it is in place
+    distribute.barrier(path.name)  # on several workers: none reads the file before it is in place
 
 
 def write_text(path: Path | str, text: str) -> None:

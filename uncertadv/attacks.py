@@ -473,6 +473,8 @@ def attack(
         raise ValueError("the detector-aware methods run on one device; call them without a strategy")
     if not config.adaptive:  # the running command's workers (uncertadv.distribute), if any
         strategy = distribute.current(strategy)
+    if strategy is not None:
+        mc._check_workers(strategy, chosen, x, y)
     target, run = _step(chosen, config, from_logits, targeted, strategy)
     target.calls.assign(0)
     if config.detector_seed is not None:

@@ -4,12 +4,15 @@ Every worker runs the same command on the same inputs. What is split is each bat
 MC scoring calls (``mc_predict``, ``deterministic_predict``, ``Detector.score``) and the gradient
 attacks (fgm, bim, mim, pgd) hand each replica its share, and every worker gathers the whole result.
 What is not split: the T networks are the same on every worker (their masks depend on the seed
-only), and everything else (training, the detector-aware attacks, bootstraps) runs whole on each.
+only), and the bootstraps run whole on each. Training, the detector-aware attacks and the ablation
+are refused on several workers: each worker would make its own.
 
 Only the chief writes. The workers share the results folder (one host, or a shared file system):
 a non-chief's ``artifacts.atomic_path`` writes to a private temporary file that it discards, and
 every worker waits at a barrier after each write, so that all see the chief's file before any reads
-it. The reuse rules then decide alike on every worker, and their collectives stay in step.
+it. The reuse rules then decide alike on every worker, and their collectives stay in step. Two
+checks refuse what would otherwise go silently wrong: a barrier compares the file each worker has
+reached, and a split call compares a checksum of each worker's inputs and weights (``check_same``).
 """
 
 from __future__ import annotations
@@ -20,10 +23,9 @@ import os
 from collections.abc import Iterator
 
 TF_CONFIG = "TF_CONFIG"
-# A dead peer fails a collective after this long instead of hanging the others for ever.
-COLLECTIVE_TIMEOUT_SECONDS = 600
 
 _ACTIVE = None  # the strategy of the running command, if it runs on several workers
+_CHIEF = True  # whether this process is that command's chief (the one that writes)
 
 
 def cluster_spec(text: str | None) -> dict:
@@ -56,26 +58,28 @@ def is_chief(config: dict) -> bool:
 
 
 def multi_worker():
-    """A ``MultiWorkerMirroredStrategy`` from ``TF_CONFIG``, with a collective timeout. Call it before
-    TensorFlow runs any op in the process (TensorFlow's rule for this strategy)."""
-    config = cluster_spec(os.environ.get(TF_CONFIG))
+    """A ``MultiWorkerMirroredStrategy`` from ``TF_CONFIG``. Call it before TensorFlow runs any op in the
+    process (TensorFlow's rule for this strategy). A dead worker is found by the strategy's own health
+    check, which fails the others' collectives (no collective timeout here: TensorFlow keeps a thread per
+    pending collective for as long as the timeout, and a long stage run whole on each worker could exceed it)."""
+    cluster_spec(os.environ.get(TF_CONFIG))
     import tensorflow as tf
 
-    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=COLLECTIVE_TIMEOUT_SECONDS)
-    strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
-    strategy.uncertadv_chief = is_chief(config)
-    return strategy
+    return tf.distribute.MultiWorkerMirroredStrategy()
 
 
 @contextlib.contextmanager
-def active(strategy) -> Iterator[None]:
-    """Run the block on ``strategy``'s workers: ``current()`` returns it, and only its chief writes."""
-    global _ACTIVE
-    previous, _ACTIVE = _ACTIVE, strategy
+def active(strategy, chief: bool | None = None) -> Iterator[None]:
+    """Run the block on ``strategy``'s workers: ``current()`` returns it, and only the chief writes
+    (``chief``: this process is the chief; by default, as ``TF_CONFIG`` says)."""
+    global _ACTIVE, _CHIEF
+    if chief is None:
+        chief = is_chief(cluster_spec(os.environ.get(TF_CONFIG)))
+    previous, (_ACTIVE, _CHIEF) = (_ACTIVE, _CHIEF), (strategy, chief)
     try:
         yield
     finally:
-        _ACTIVE = previous
+        _ACTIVE, _CHIEF = previous
 
 
 def worker_name() -> str:
@@ -92,13 +96,47 @@ def current(strategy=None):
 
 def writes() -> bool:
     """Whether this process writes files: True unless it is a non-chief worker of the running command."""
-    return _ACTIVE is None or getattr(_ACTIVE, "uncertadv_chief", True)
+    return _ACTIVE is None or _CHIEF
 
 
-def barrier() -> None:
-    """Wait until every worker of the running command gets here (a no-op on one worker)."""
-    if _ACTIVE is None:
-        return
+def check_same(strategy, what: str, value: int) -> None:
+    """Refuse, in one line on every worker, a ``value`` (e.g. a checksum of the inputs) that differs between
+    the workers of a multi-worker ``strategy``: each worker splits and gathers rows of its own inputs, so
+    workers that disagree would give rows of different inputs, silently. A no-op on one process."""
     import tensorflow as tf
 
-    _ACTIVE.reduce(tf.distribute.ReduceOp.SUM, _ACTIVE.run(lambda: tf.ones([])), axis=None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    local = tf.constant([value], tf.int64)
+    every = strategy.gather(strategy.run(lambda: tf.identity(local)), axis=0).numpy()  # each replica's value
+    if len(set(every.tolist())) > 1:
+        raise ValueError(f"the workers have different {what}; every worker must run the same command on the "
+                         "same files (a shared results folder) and the same models")  # fmt: skip
+
+
+def checksum(*arrays) -> int:
+    """crc32 of the arrays' bytes, for ``check_same``."""
+    import zlib
+
+    import numpy as np
+
+    total = 0
+    for a in arrays:
+        total = zlib.crc32(np.ascontiguousarray(a).tobytes(), total)
+    return total
+
+
+def barrier(tag: str = "") -> None:
+    """Wait until every worker of the running command gets here (a no-op on one worker). ``tag`` (e.g. the
+    file just written) must be the same on all: workers that reach different barriers are refused, not
+    paired with each other's."""
+    if _ACTIVE is None:
+        return
+    import zlib
+
+    import tensorflow as tf
+
+    if isinstance(_ACTIVE, tf.distribute.MultiWorkerMirroredStrategy):
+        check_same(_ACTIVE, f"next steps (one is at {tag!r})", zlib.crc32(tag.encode()))
+    else:
+        _ACTIVE.reduce(tf.distribute.ReduceOp.SUM, _ACTIVE.run(lambda: tf.ones([])), axis=None)

@@ -620,8 +620,15 @@ def mc_predict(
     fn = run_for(states, tf.as_dtype(x.dtype))
     extra = (seed,) if states is None else (seed, states)
     if strategy is not None:
+        _check_workers(strategy, models, x)
         return _run_chunks(lambda xb: _replicated(strategy, fn, xb, *extra), x, batch_size, desc)
     return _run_chunks(lambda xb: fn(xb, *extra), x, batch_size, desc)
+
+
+def _check_workers(strategy: tf.distribute.Strategy, models: list, *arrays) -> None:
+    """Refuse workers whose inputs or weights differ (each splits and gathers rows of its own)."""
+    weights = [v.numpy() for m in models for v in m.weights]
+    distribute.check_same(strategy, "inputs or model weights", distribute.checksum(*arrays, *weights))
 
 
 def _replicated(strategy: tf.distribute.Strategy, fn: Callable, xb: np.ndarray, *extra) -> tf.Tensor:
@@ -663,6 +670,8 @@ def deterministic_predict(
     ``pixel_max`` as in mc_predict."""
     models, x = _prepare(models, x, from_logits, pixel_max)
     strategy = distribute.current(strategy)
+    if strategy is not None:
+        _check_workers(strategy, models, x)
     out = []
     for m in models:
         fn = _compiled(m, from_logits)

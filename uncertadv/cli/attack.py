@@ -138,6 +138,9 @@ def attack(
         )
     if method.value in DETECTOR_AWARE and predictor is PredictorName.deterministic:
         raise ValueError(f"{method.value} needs sampled networks: use --predictor mc or ensemble")
+    if distribute is not None and method.value in DETECTOR_AWARE:
+        raise ValueError(f"--distribute splits the gradient attacks (fgm, bim, mim, pgd); {method.value} runs on one "
+                         "worker")  # fmt: skip
     quiet_tensorflow()
     distributed(ctx, distribute)
     from uncertadv import data as datasets

@@ -169,6 +169,9 @@ def report(
     With --adaptive, instead: the adaptive suite against upper and two-sided detectors at 5% FPR, PGD
     and the per-image worst case of a detector-aware attacker (RESULTS/adaptive.{csv,md,json}; on MNIST
     also the holes on the VAE's latent grid, RESULTS/hole_grid.csv)."""
+    if distribute is not None and (adaptive or ablation or variant):
+        raise ValueError("--distribute splits Table 1's scoring and gradient attacks; --adaptive, --ablation and "
+                         "--variant run on one worker")  # fmt: skip
     quiet_tensorflow()
     distributed(ctx, distribute)
     from uncertadv import artifacts

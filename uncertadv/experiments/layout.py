@@ -138,6 +138,14 @@ def set_name(method: str, eps: float, predictor: str, config=None, n: int | None
     return f"{method}_eps{eps:g}_{predictor}" + config_suffix(config, n)
 
 
+def _train_here(what: str) -> None:
+    """Refuse to train on several workers: training is not split, so each would train its own model."""
+    from uncertadv import distribute
+
+    if distribute.current() is not None:
+        raise ValueError(f"{what} is missing: train it on one worker first (training is not split across workers)")
+
+
 def ensure_classifiers(layout: Layout, predictors: tuple[str, ...]) -> tuple[dict[str, tuple[list, list[Path]]], dict]:
     """``({predictor: (models, model files)}, data options)`` for the paper's recipe.
 
@@ -150,12 +158,14 @@ def ensure_classifiers(layout: Layout, predictors: tuple[str, ...]) -> tuple[dic
     from uncertadv.experiments import training
 
     if not layout.cnn.is_file():
+        _train_here(str(layout.cnn))
         config = training.CNNConfig(**_recorded(layout.cnn.with_suffix(".json"), training.CNNConfig))
         print(f"training the CNN ({layout.cnn})", flush=True)
         training.make_cnn(layout.cnn, config)
     out = {p: ([io.load_model(layout.cnn)], [layout.cnn]) for p in predictors if p != "ensemble"}
     if "ensemble" in predictors:
         if not _complete(layout.ensemble):
+            _train_here(str(layout.ensemble))
             recorded = _recorded(layout.ensemble, training.CNNConfig)
             members = artifacts.read_json(layout.ensemble)["config"]["members"] if recorded else 5
             print(f"training the missing members of a {members}-member ensemble ({layout.ensemble})", flush=True)
@@ -169,6 +179,7 @@ def ensure_vae(layout: Layout) -> Path:
     if not (layout.vae.is_file() and all(f.is_file() for f in io.vae_paths(layout.vae))):
         from uncertadv.experiments import training
 
+        _train_here(str(layout.vae))
         print(f"training the VAE ({layout.vae})", flush=True)
         training.make_vae(layout.vae, training.VAEConfig(**_recorded(layout.vae, training.VAEConfig)))
     return layout.vae
@@ -191,6 +202,7 @@ def _catsdogs(layout: Layout, predictors: tuple[str, ...]):
     from uncertadv.experiments.catsdogs import training as catsdogs_training
 
     if not _complete(layout.catsdogs):
+        _train_here(str(layout.catsdogs))
         config = catsdogs_training.CatsDogsConfig(**_recorded(layout.catsdogs, catsdogs_training.CatsDogsConfig))
         print(f"training the cats-vs-dogs models ({layout.catsdogs}): {config.title}", flush=True)
         catsdogs_training.make(layout.catsdogs, config)

@@ -56,6 +56,23 @@ def benchmarks_markdown(root: Path) -> str:
     return "\n".join(parts)
 
 
+def demo_time(root: Path) -> str:
+    """The README's line on how long ``make demo`` takes, from the latest run of benchmarks/demo_time.py."""
+    path = root / "benchmarks" / "demo_time.json"
+    if not path.is_file():
+        return "`make demo`'s time is not measured yet (`python benchmarks/demo_time.py`).\n"
+    record = artifacts.read_json(path)
+    runs = record["runs"]
+    run = runs["after"] if "after" in runs else runs["before"]
+    cache = "warm" if run["pip_cache_warm"] else "cold"
+    return (
+        f"`make demo` took {run['demo_seconds'] / 60:.0f} minutes on a fresh clone on 2 cores "
+        f"({record['versions']['cpu']}; commit {run['commit']}), and its install {run['install_seconds'] / 60:.0f} "
+        f"more with pip's cache {cache}. Each step's time is in `results/benchmarks.md` "
+        "(`python benchmarks/demo_time.py`).\n"
+    )
+
+
 def claims_block(root: Path, setting: str) -> str:
     """A README's table of each claim's verdict in one setting, from claims.csv (numbers in CLAIMS.md)."""
     from uncertadv.experiments.claims import ledger, registry
@@ -91,6 +108,8 @@ def _readme(root: Path, path: Path) -> str:
             from uncertadv.experiments.claims import headline, ledger
 
             return m.group(1) + headline.findings(ledger.read_rows(root / "claims.csv")) + m.group(5)
+        if m["kind"] == "demo-time":  # make demo's measured time, from benchmarks/demo_time.json
+            return m.group(1) + demo_time(root) + m.group(5)
         if m["kind"] != "claims":
             raise ValueError(f"{path}: unknown generated block {m['kind']!r}")
         return m.group(1) + claims_block(root, m["arg"]) + m.group(5)
