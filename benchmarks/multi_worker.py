@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -52,16 +51,6 @@ print(json.dumps({"seconds": statistics.median(times), "shape": list(out.shape)}
 """
 
 
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def _start(env: dict) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", WORKER], env={**os.environ, **env}, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
@@ -86,21 +75,14 @@ def main() -> None:
     args = parser.parse_args()
     from _record import provenance, write_section
 
+    from uncertadv import distribute
+
     common = {"BENCH_T": str(args.samples), "BENCH_N": str(args.n), "BENCH_CALLS": str(args.calls)}
     single, pair = [], []
     for r in range(args.rounds):
         single.append(_result(_start({**common, "BENCH_THREADS": "2"}))["seconds"])
-        cluster = {"worker": [f"localhost:{p}" for p in _free_ports(2)]}
-        workers = [
-            _start(
-                {
-                    **common,
-                    "BENCH_THREADS": "1",
-                    "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
-                }
-            )  # fmt: skip
-            for i in range(2)
-        ]
+        configs = distribute.local_tf_configs(2)
+        workers = [_start({**common, "BENCH_THREADS": "1", "TF_CONFIG": config}) for config in configs]
         results = [_result(w) for w in workers]
         assert all(res["shape"] == [args.samples, args.n, 10] for res in results)  # every worker has every row
         pair.append(max(res["seconds"] for res in results))  # the call ends when the slower worker has its rows

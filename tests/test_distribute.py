@@ -14,9 +14,7 @@ by more than 2 eps, and fewer than 1e-3 of the pixels at all. The first bound ho
 that keeps to its ball (a check that the split run does too); the share of pixels moved is the check
 that catches a split bug."""
 
-import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -77,16 +75,6 @@ def test_two_logical_cpu_devices_give_the_single_device_results():
     assert "equal on 2 replicas" in run.stdout
 
 
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 # Then, on the two workers: only the chief writes, every worker reads its file after the write's barrier, and
 # workers whose inputs differ are refused (each gathers rows split from its own inputs).
 WRITES = """
@@ -110,11 +98,11 @@ print("the chief wrote")
 
 def test_two_worker_processes_give_the_single_device_results(tmp_path):
     """Every worker gets the whole result (strategy.gather), equal to its own single-process run."""
-    cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
+    from uncertadv import distribute
+
     workers, logs = [], []
-    for index in range(2):
-        task = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        env = {**os.environ, "TF_CONFIG": task, "SHARED_FOLDER": str(tmp_path)}
+    for index, tf_config in enumerate(distribute.local_tf_configs(2)):
+        env = {**os.environ, "TF_CONFIG": tf_config, "SHARED_FOLDER": str(tmp_path)}
         logs.append((open(tmp_path / f"out{index}", "w+"), open(tmp_path / f"err{index}", "w+")))
         # output to files, not pipes: a worker blocked on a full pipe would stall the other at a collective
         workers.append(subprocess.Popen([sys.executable, "-c", MULTI_WORKER + CHECKS + WRITES], env=env, text=True,

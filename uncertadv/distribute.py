@@ -49,6 +49,20 @@ def cluster_spec(text: str | None) -> dict:
     return config
 
 
+def local_tf_configs(workers: int) -> list[str]:
+    """One ``TF_CONFIG`` per worker of a cluster on this machine's free localhost ports, to try
+    ``--distribute multi-worker`` on one host (the tests and benchmarks/multi_worker.py do)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(workers)]
+    for s in sockets:  # all bound at once, so that no two get the same port
+        s.bind(("localhost", 0))
+    cluster = {"worker": [f"localhost:{s.getsockname()[1]}" for s in sockets]}
+    for s in sockets:
+        s.close()
+    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(workers)]
+
+
 def is_chief(config: dict) -> bool:
     """The chief writes: the task of type ``chief``, else worker 0 of a cluster without one."""
     task = config["task"]
